@@ -1,0 +1,57 @@
+"""Runs every code example in the docs and in the package's docstrings as a test (Sybil)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sybil import Sybil
+from sybil.parsers import myst, rest
+
+_VARIABLE_PREFIXES = ("MLBOOT_", "AZURE_", "AZUREML_", "MSI_", "IDENTITY_")
+
+
+@pytest.fixture(autouse=True)
+def _private_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test sees the developer's Azure settings or writes to their home folder."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(_VARIABLE_PREFIXES):
+                patch.delenv(name)
+        patch.setenv("HOME", str(home))
+        patch.setenv("AZURE_CONFIG_DIR", str(home / ".azure"))
+        yield
+
+
+@pytest.fixture
+def in_tmp_folder(tmp_path: Path) -> Iterator[Path]:
+    """Doc examples run inside an empty temporary folder, so they may write files freely."""
+    previous = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(previous)
+
+
+_markdown = Sybil(
+    parsers=[
+        myst.PythonCodeBlockParser(),
+        myst.DocTestDirectiveParser(),
+        myst.SkipParser(),
+    ],
+    patterns=["*.md"],
+    path="docs",
+    fixtures=["in_tmp_folder"],
+    excludes=["_build/*"],
+)
+_docstrings = Sybil(
+    parsers=[rest.DocTestParser(), rest.SkipParser()],
+    patterns=["*.py"],
+    path="src/mlboot",
+)
+
+pytest_collect_file = (_markdown + _docstrings).pytest()

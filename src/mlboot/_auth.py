@@ -1,0 +1,206 @@
+"""Authentication choices, and the default chain that never waits for a login nobody can give."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeAlias
+
+import attrs
+
+from mlboot.exceptions import AuthenticationError, ConfigError
+
+__all__ = [
+    "AuthMethod",
+    "AzureCliAuth",
+    "Credential",
+    "InteractiveAuth",
+    "ManagedIdentityAuth",
+    "Secret",
+    "ServicePrincipalAuth",
+    "resolve_default_auth",
+]
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A string that never shows itself in ``repr``, ``str``, logs or messages.
+
+    Call :meth:`reveal` at the single place the real value is needed.
+    """
+
+    _value: str = attrs.field(alias="value")
+
+    def reveal(self) -> str:
+        """The secret value itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+def _to_secret(value: str | Secret) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+@attrs.frozen
+class AzureCliAuth:
+    """The credentials of ``az login`` (needs the ``azure-cli`` package importable)."""
+
+
+@attrs.frozen
+class InteractiveAuth:
+    """A browser or device-code login; only chosen by default where a person can answer."""
+
+    tenant_id: str | None = None
+
+
+@attrs.frozen
+class ManagedIdentityAuth:
+    """The managed identity of the Azure machine this runs on.
+
+    ``client_id`` selects a user-assigned identity.
+    """
+
+    client_id: str | None = None
+
+
+# Environment variable names, as the Azure SDKs and azureml-core read them.
+_SP_VARIABLES = (
+    ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"),
+    (
+        "AZUREML_SERVICE_PRINCIPAL_TENANT_ID",
+        "AZUREML_SERVICE_PRINCIPAL_ID",
+        "AZUREML_SERVICE_PRINCIPAL_PASSWORD",
+    ),
+)
+_MSI_ENDPOINT_VARIABLES = ("MSI_ENDPOINT", "IDENTITY_ENDPOINT")
+
+
+@attrs.frozen
+class ServicePrincipalAuth:
+    """A service principal (an app registration) and its client secret.
+
+    The secret is held as a :class:`Secret`: it never appears in ``repr`` or messages.
+    """
+
+    tenant_id: str
+    client_id: str
+    client_secret: Secret = attrs.field(converter=_to_secret, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServicePrincipalAuth:
+        """Read ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and ``AZURE_CLIENT_SECRET``.
+
+        The ``AZUREML_SERVICE_PRINCIPAL_TENANT_ID`` / ``_ID`` / ``_PASSWORD`` names that
+        azureml-core reads are accepted too.  Raises :class:`~mlboot.exceptions.ConfigError`
+        naming the variables that are missing.
+        """
+        found = _service_principal_from_env(os.environ if environ is None else environ)
+        if found is None:
+            names = ", ".join(_SP_VARIABLES[0])
+            raise ConfigError(
+                f"no service principal in the environment: {names} are not set. "
+                "Set all three (or the AZUREML_SERVICE_PRINCIPAL_* equivalents)."
+            )
+        return found
+
+
+def _service_principal_from_env(environ: Mapping[str, str]) -> ServicePrincipalAuth | None:
+    for names in _SP_VARIABLES:
+        values = [environ.get(name, "") for name in names]
+        if all(values):
+            return ServicePrincipalAuth(values[0], values[1], values[2])
+        if any(values):
+            missing = [n for n, v in zip(names, values, strict=True) if not v]
+            raise ConfigError(
+                f"a service principal is only partly configured in the environment: "
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. "
+                f"Set all of {', '.join(names)}, or unset them to use another login method."
+            )
+    return None
+
+
+AuthMethod: TypeAlias = AzureCliAuth | InteractiveAuth | ManagedIdentityAuth | ServicePrincipalAuth
+"""mlboot's own typed authentication choices."""
+
+Credential: TypeAlias = AuthMethod | object
+"""An :data:`AuthMethod`, or any azureml-core authentication object (passed through unchanged)."""
+
+
+def _azure_cli_usable(environ: Mapping[str, str]) -> bool:
+    """The CLI path works only with azure-cli importable and a profile left by ``az login``."""
+    if importlib.util.find_spec("azure") is None:
+        return False
+    try:
+        has_cli = importlib.util.find_spec("azure.cli.core") is not None
+    except ModuleNotFoundError:
+        has_cli = False
+    if not has_cli:
+        return False
+    config_dir = Path(environ.get("AZURE_CONFIG_DIR") or Path.home() / ".azure")
+    return (config_dir / "azureProfile.json").is_file()
+
+
+def person_can_answer(environ: Mapping[str, str]) -> bool:
+    if environ.get("CI"):
+        return False
+    stdin = sys.stdin
+    return stdin is not None and stdin.isatty()
+
+
+@attrs.frozen
+class _Probes:
+    """What the default chain looks at; replaced in tests."""
+
+    cli_usable: Callable[[Mapping[str, str]], bool] = _azure_cli_usable
+    person_can_answer: Callable[[Mapping[str, str]], bool] = person_can_answer
+
+
+def resolve_default_auth(
+    environ: Mapping[str, str] | None = None,
+    *,
+    tenant_id: str | None = None,
+    probes: _Probes | None = None,
+) -> tuple[AuthMethod, tuple[str, ...]]:
+    """Choose the credential ``auth=None`` stands for, and say what was considered.
+
+    Order: a service principal from the environment; the managed identity where its endpoint
+    exists; the Azure CLI where it is installed and logged in; an interactive login only where a
+    person can answer (a TTY and no ``CI`` variable).  Otherwise an
+    :class:`~mlboot.exceptions.AuthenticationError` that lists every method tried.
+    """
+    env = os.environ if environ is None else environ
+    probe = probes or _Probes()
+    tried: list[str] = []
+
+    principal = _service_principal_from_env(env)
+    if principal is not None:
+        return principal, (*tried, "service principal from the environment")
+    tried.append("service principal from the environment (AZURE_CLIENT_ID etc. not set)")
+
+    if any(env.get(name) for name in _MSI_ENDPOINT_VARIABLES):
+        client_id = env.get("DEFAULT_IDENTITY_CLIENT_ID") or None
+        return ManagedIdentityAuth(client_id), (*tried, "managed identity")
+    tried.append("managed identity (no MSI_ENDPOINT or IDENTITY_ENDPOINT)")
+
+    if probe.cli_usable(env):
+        return AzureCliAuth(), (*tried, "Azure CLI")
+    tried.append("Azure CLI (azure-cli not importable, or no 'az login' profile)")
+
+    if probe.person_can_answer(env):
+        return InteractiveAuth(tenant_id), (*tried, "interactive login")
+    tried.append("interactive login (no terminal, or CI is set: nobody could answer a prompt)")
+
+    listing = "; ".join(tried)
+    raise AuthenticationError(
+        f"no usable Azure credentials. Tried, in order: {listing}. Fix: run 'az login', set "
+        "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal, or "
+        "pass auth= explicitly.",
+        tried=tried,
+    )

@@ -1,0 +1,38 @@
+"""The seam under mlboot, for writing or wrapping a backend.
+
+:class:`Backend` is the :class:`typing.Protocol` every backend satisfies; the records are what
+crosses it.  Most users never need this module: :mod:`mlboot.testing` has a ready-made fake.
+"""
+
+from __future__ import annotations
+
+from mlboot._auth import Credential
+from mlboot._backend import (
+    Backend,
+    ComputeInfo,
+    ComputeSpec,
+    Metrics,
+    MetricValue,
+    RunDetails,
+    RunRequest,
+    ServiceErrorDetail,
+    WorkspaceInfo,
+    WorkspaceRef,
+)
+from mlboot._clock import Clock, SystemClock
+
+__all__ = [
+    "Backend",
+    "Clock",
+    "ComputeInfo",
+    "ComputeSpec",
+    "Credential",
+    "MetricValue",
+    "Metrics",
+    "RunDetails",
+    "RunRequest",
+    "ServiceErrorDetail",
+    "SystemClock",
+    "WorkspaceInfo",
+    "WorkspaceRef",
+]

@@ -1,0 +1,535 @@
+"""Test against mlboot without Azure: :class:`FakeBackend` and :class:`FakeClock`.
+
+``FakeBackend`` is an in-memory, stateful stand-in for Azure ML.  It records every call, can be
+programmed with outcomes (a missing workspace, slow or failing provisioning, run status
+sequences, logs, metrics and output files) and faults, and never sleeps for real: waits are
+measured on its :class:`FakeClock`, which moves forward when mlboot "sleeps".
+
+>>> import mlboot
+>>> from mlboot.testing import FakeBackend
+>>> fake = FakeBackend()
+>>> fake.fail("get_compute", "transient", times=1)
+>>> [call.operation for call in fake.calls]
+[]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
+
+import attrs
+
+from mlboot._backend import (
+    ComputeInfo,
+    ComputeSpec,
+    Metrics,
+    MetricValue,
+    RunDetails,
+    RunRequest,
+    ServiceErrorDetail,
+    WorkspaceInfo,
+    WorkspaceRef,
+)
+from mlboot.exceptions import (
+    AuthenticationError,
+    ConflictError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceError,
+    ThrottledError,
+    WorkspaceNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from mlboot._auth import Credential
+
+__all__ = ["Call", "FakeBackend", "FakeClock", "FaultKind"]
+
+FaultKind: TypeAlias = Literal[
+    "transient", "throttled", "network", "server", "not_found", "auth", "permission"
+]
+"""Named faults :meth:`FakeBackend.fail` knows how to raise."""
+
+OPERATIONS = frozenset(
+    {
+        "get_workspace",
+        "azureml_workspace",
+        "get_compute",
+        "create_compute",
+        "get_compute_provisioning",
+        "update_compute_scale",
+        "azureml_compute",
+        "submit_run",
+        "get_run_status",
+        "get_run_details",
+        "get_run_logs",
+        "get_run_metrics",
+        "download_run_outputs",
+        "cancel_run",
+        "azureml_run",
+    }
+)
+
+
+class FakeClock:
+    """A clock that only moves when told to, or when someone sleeps on it.
+
+    ``sleeps`` records every requested sleep, so tests can check back-off and polling.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += max(0.0, seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward without recording a sleep."""
+        with self._lock:
+            self._now += seconds
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self._now!r})"
+
+
+@attrs.frozen
+class Call:
+    """One call a :class:`FakeBackend` received: the operation's name and its arguments."""
+
+    operation: str
+    arguments: Mapping[str, object] = attrs.field(eq=True, hash=False)
+
+
+@attrs.define
+class _Fault:
+    error: BaseException
+    remaining: int
+
+
+@attrs.define
+class _Provisioning:
+    seconds: float
+    outcome: str
+    errors: tuple[ServiceErrorDetail, ...]
+
+
+@attrs.define
+class _Compute:
+    info: ComputeInfo
+    ready_at: float | None = None
+    final_state: str = "Succeeded"
+    final_errors: tuple[ServiceErrorDetail, ...] = ()
+
+
+@attrs.define
+class _RunProgram:
+    statuses: tuple[str, ...]
+    logs: str
+    metrics: Mapping[str, Sequence[MetricValue]]
+    outputs: Mapping[str, bytes]
+    error: str | None
+
+
+@attrs.define
+class _Run:
+    details: RunDetails
+    program: _RunProgram
+    position: int = 0
+    request: RunRequest | None = None
+
+
+def _fault(kind: FaultKind, operation: str) -> BaseException:
+    what = f"fake fault injected into {operation}"
+    faults: dict[str, BaseException] = {
+        "transient": ServiceError(f"{what}: HTTP 503", status=503, transient=True),
+        "server": ServiceError(f"{what}: HTTP 500", status=500, transient=True),
+        "throttled": ThrottledError(f"{what}: HTTP 429", retry_after=1.0),
+        "network": NetworkError(f"{what}: connection reset"),
+        "not_found": NotFoundError(f"{what}: not found"),
+        "auth": AuthenticationError(f"{what}: HTTP 401, the token was rejected"),
+        "permission": PermissionDeniedError(f"{what}: HTTP 403, not allowed"),
+    }
+    return faults[kind]
+
+
+_DEFAULT_STATUSES = ("Queued", "Running", "Finalizing", "Completed")
+
+
+class FakeBackend:
+    """An in-memory Azure ML for tests: stateful, recorded, programmable, never sleeping.
+
+    A plain ``FakeBackend()`` answers for any workspace it is asked about, so
+    ``workspace_from_config(path, backend=FakeBackend())`` works with any valid config.
+    """
+
+    def __init__(self, *, clock: FakeClock | None = None, location: str = "westeurope") -> None:
+        self._clock = clock if clock is not None else FakeClock()
+        self.location = location
+        self.calls: list[Call] = []
+        self._lock = threading.RLock()
+        self._missing_workspaces: set[str] = set()
+        self._faults: dict[str, list[_Fault]] = {}
+        self._hooks: dict[str, list[Callable[[Call], None]]] = {}
+        self._computes: dict[tuple[WorkspaceRef, str], _Compute] = {}
+        self._provisioning: dict[str, _Provisioning] = {}
+        self._run_programs: list[_RunProgram] = []
+        self._runs: dict[str, _Run] = {}
+        self._run_counter = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"FakeBackend(calls={len(self.calls)}, computes={len(self._computes)}, "
+            f"runs={len(self._runs)})"
+        )
+
+    @property
+    def clock(self) -> FakeClock:
+        """The fake clock every wait against this backend is measured on."""
+        return self._clock
+
+    # -- programming -------------------------------------------------------------------------
+
+    def mark_workspace_missing(self, name: str) -> None:
+        """Make lookups of the workspace called ``name`` raise ``WorkspaceNotFoundError``."""
+        self._missing_workspaces.add(name)
+
+    def fail(self, operation: str, error: FaultKind | BaseException, *, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``operation`` raise ``error`` before doing anything.
+
+        ``error`` is a :data:`FaultKind` name or any exception instance.
+        """
+        if operation not in OPERATIONS:
+            raise ValueError(
+                f"unknown operation {operation!r}; known: {', '.join(sorted(OPERATIONS))}"
+            )
+        if times < 1:
+            raise ValueError(f"times={times!r} must be at least 1")
+        exc = _fault(error, operation) if isinstance(error, str) else error
+        self._faults.setdefault(operation, []).append(_Fault(exc, times))
+
+    def before(self, operation: str, hook: Callable[[Call], None]) -> None:
+        """Run ``hook`` at the start of every call of ``operation`` (e.g. to simulate a race)."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        self._hooks.setdefault(operation, []).append(hook)
+
+    def add_compute(
+        self,
+        name: str,
+        *,
+        workspace: WorkspaceRef | None = None,
+        kind: str = "AmlCompute",
+        vm_size: str | None = "STANDARD_DS3_V2",
+        vm_priority: str | None = "Dedicated",
+        min_nodes: int | None = 0,
+        max_nodes: int | None = 4,
+        idle_seconds_before_scaledown: int | None = 1800,
+        provisioning_state: str = "Succeeded",
+        provisioning_errors: Sequence[tuple[str, str]] = (),
+    ) -> ComputeInfo:
+        """Put an existing compute target in place (in every workspace unless one is named)."""
+        info = ComputeInfo(
+            name=name,
+            kind=kind,
+            provisioning_state=provisioning_state,
+            vm_size=vm_size,
+            vm_priority=vm_priority,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+            provisioning_errors=tuple(ServiceErrorDetail(c, m) for c, m in provisioning_errors),
+        )
+        with self._lock:
+            self._computes[(workspace or _ANY_WORKSPACE, name)] = _Compute(info)
+        return info
+
+    def program_provisioning(
+        self,
+        name: str,
+        *,
+        seconds: float = 0.0,
+        outcome: Literal["Succeeded", "Failed", "Canceled"] = "Succeeded",
+        errors: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Say how creating the cluster ``name`` goes: how long (fake seconds) and how it ends."""
+        self._provisioning[name] = _Provisioning(
+            seconds, outcome, tuple(ServiceErrorDetail(c, m) for c, m in errors)
+        )
+
+    def program_run(
+        self,
+        *,
+        statuses: Sequence[str] = _DEFAULT_STATUSES,
+        logs: str = "",
+        metrics: Mapping[str, Sequence[MetricValue]] | None = None,
+        outputs: Mapping[str, bytes] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Program the next submitted run: each status poll moves one step along ``statuses``.
+
+        The last status repeats.  ``outputs`` maps paths below ``outputs/`` to their bytes.
+        """
+        if not statuses:
+            raise ValueError("statuses must name at least one status")
+        self._run_programs.append(
+            _RunProgram(tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error)
+        )
+
+    def add_run(
+        self,
+        run_id: str,
+        *,
+        experiment: str = "experiment",
+        statuses: Sequence[str] = ("Running", "Completed"),
+        logs: str = "",
+        metrics: Mapping[str, Sequence[MetricValue]] | None = None,
+        outputs: Mapping[str, bytes] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Put a run in place that was submitted elsewhere (to test reattaching)."""
+        program = _RunProgram(
+            tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error
+        )
+        with self._lock:
+            self._runs[run_id] = _Run(
+                self._details(run_id, experiment, program.statuses[0], program), program
+            )
+
+    # -- inspection ----------------------------------------------------------------------------
+
+    def calls_to(self, operation: str) -> list[Call]:
+        """The recorded calls of one operation, in order."""
+        return [call for call in self.calls if call.operation == operation]
+
+    @property
+    def submitted(self) -> list[RunRequest]:
+        """Every run request received, in order."""
+        return [run.request for run in self._runs.values() if run.request is not None]
+
+    # -- the Backend protocol ----------------------------------------------------------------
+
+    def _enter(self, operation: str, **arguments: object) -> None:
+        call = Call(operation, arguments)
+        with self._lock:
+            self.calls.append(call)
+        for hook in self._hooks.get(operation, ()):
+            hook(call)
+        with self._lock:
+            pending = self._faults.get(operation, [])
+            if pending:
+                fault = pending[0]
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    pending.pop(0)
+                raise fault.error
+
+    def get_workspace(
+        self,
+        ref: WorkspaceRef,
+        *,
+        credential: Credential | None,
+        cloud: str,
+        tenant_id: str | None,
+    ) -> WorkspaceInfo:
+        self._enter(
+            "get_workspace", ref=ref, credential=credential, cloud=cloud, tenant_id=tenant_id
+        )
+        if ref.name in self._missing_workspaces:
+            raise WorkspaceNotFoundError(
+                f"{ref} was not found. Fix: check the names in config.json, and that your "
+                "login can see that subscription."
+            )
+        return WorkspaceInfo(ref=ref, location=self.location)
+
+    def azureml_workspace(self, ref: WorkspaceRef) -> object:
+        self._enter("azureml_workspace", ref=ref)
+        raise NotImplementedError("FakeBackend has no azureml-core objects to hand out")
+
+    def _find_compute(self, ref: WorkspaceRef, name: str) -> _Compute | None:
+        return self._computes.get((ref, name)) or self._computes.get((_ANY_WORKSPACE, name))
+
+    def get_compute(self, ref: WorkspaceRef, name: str) -> ComputeInfo | None:
+        self._enter("get_compute", ref=ref, name=name)
+        with self._lock:
+            found = self._find_compute(ref, name)
+            return None if found is None else self._refreshed(found)
+
+    def create_compute(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
+        self._enter("create_compute", ref=ref, name=name, spec=spec)
+        with self._lock:
+            if self._find_compute(ref, name) is not None:
+                raise ConflictError(f"compute target {name!r} already exists in {ref} (HTTP 409)")
+            program = self._provisioning.get(name, _Provisioning(0.0, "Succeeded", ()))
+            info = ComputeInfo(
+                name=name,
+                kind="AmlCompute",
+                provisioning_state="Creating",
+                vm_size=spec.vm_size.upper(),
+                vm_priority="LowPriority" if spec.vm_priority == "lowpriority" else "Dedicated",
+                min_nodes=spec.min_nodes,
+                max_nodes=spec.max_nodes,
+                idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
+            )
+            self._computes[(ref, name)] = _Compute(
+                info,
+                ready_at=self._clock.monotonic() + program.seconds,
+                final_state=program.outcome,
+                final_errors=program.errors,
+            )
+            return info
+
+    def _refreshed(self, compute: _Compute) -> ComputeInfo:
+        if compute.ready_at is not None and self._clock.monotonic() >= compute.ready_at:
+            compute.info = attrs.evolve(
+                compute.info,
+                provisioning_state=compute.final_state,
+                provisioning_errors=compute.final_errors,
+            )
+            compute.ready_at = None
+        return compute.info
+
+    def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
+        self._enter("get_compute_provisioning", ref=ref, name=name)
+        with self._lock:
+            found = self._find_compute(ref, name)
+            if found is None:
+                raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
+            return self._refreshed(found)
+
+    def update_compute_scale(
+        self,
+        ref: WorkspaceRef,
+        name: str,
+        *,
+        min_nodes: int,
+        max_nodes: int,
+        idle_seconds_before_scaledown: int,
+    ) -> ComputeInfo:
+        self._enter(
+            "update_compute_scale",
+            ref=ref,
+            name=name,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+        )
+        with self._lock:
+            found = self._find_compute(ref, name)
+            if found is None:
+                raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
+            found.info = attrs.evolve(
+                found.info,
+                min_nodes=min_nodes,
+                max_nodes=max_nodes,
+                idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+            )
+            return found.info
+
+    def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
+        self._enter("azureml_compute", ref=ref, name=name)
+        raise NotImplementedError("FakeBackend has no azureml-core objects to hand out")
+
+    def _details(
+        self, run_id: str, experiment: str, status: str, program: _RunProgram
+    ) -> RunDetails:
+        return RunDetails(
+            run_id=run_id,
+            experiment=experiment,
+            status=status,
+            portal_url=f"https://ml.azure.com/runs/{run_id}?fake=1",
+            error=program.error if status == "Failed" else None,
+        )
+
+    def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
+        self._enter("submit_run", ref=ref, request=request)
+        with self._lock:
+            program = (
+                self._run_programs.pop(0)
+                if self._run_programs
+                else _RunProgram(_DEFAULT_STATUSES, "", {}, {}, None)
+            )
+            self._run_counter += 1
+            run_id = (
+                f"{request.experiment}_{1_700_000_000 + self._run_counter}_{self._run_counter:08x}"
+            )
+            details = self._details(run_id, request.experiment, "NotStarted", program)
+            self._runs[run_id] = _Run(details, program, position=-1, request=request)
+            return details
+
+    def _run(self, ref: WorkspaceRef, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} was not found in {ref}")
+        return run
+
+    def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
+        self._enter("get_run_status", ref=ref, run_id=run_id)
+        with self._lock:
+            run = self._run(ref, run_id)
+            run.position = min(run.position + 1, len(run.program.statuses) - 1)
+            status = run.program.statuses[run.position]
+            run.details = self._details(run_id, run.details.experiment, status, run.program)
+            return status
+
+    def get_run_details(self, ref: WorkspaceRef, run_id: str) -> RunDetails:
+        self._enter("get_run_details", ref=ref, run_id=run_id)
+        with self._lock:
+            return self._run(ref, run_id).details
+
+    def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
+        self._enter("get_run_logs", ref=ref, run_id=run_id)
+        with self._lock:
+            return self._run(ref, run_id).program.logs
+
+    def get_run_metrics(self, ref: WorkspaceRef, run_id: str) -> Metrics:
+        self._enter("get_run_metrics", ref=ref, run_id=run_id)
+        with self._lock:
+            return {
+                name: list(values)
+                for name, values in self._run(ref, run_id).program.metrics.items()
+            }
+
+    def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
+        self._enter("download_run_outputs", ref=ref, run_id=run_id, destination=destination)
+        with self._lock:
+            outputs = dict(self._run(ref, run_id).program.outputs)
+        written: list[Path] = []
+        for relative, content in sorted(outputs.items()):
+            target = destination / "outputs" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            written.append(target)
+        return written
+
+    def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
+        self._enter("cancel_run", ref=ref, run_id=run_id)
+        with self._lock:
+            run = self._run(ref, run_id)
+            if run.details.status in {"Completed", "Failed", "Canceled"}:
+                return
+            run.program = attrs.evolve(
+                run.program,
+                statuses=(*run.program.statuses[: run.position + 1], "CancelRequested", "Canceled"),
+            )
+            run.details = self._details(
+                run_id, run.details.experiment, "CancelRequested", run.program
+            )
+
+    def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
+        self._enter("azureml_run", ref=ref, run_id=run_id)
+        raise NotImplementedError("FakeBackend has no azureml-core objects to hand out")
+
+
+_ANY_WORKSPACE = WorkspaceRef("*", "*", "*")

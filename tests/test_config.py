@@ -1,0 +1,168 @@
+"""Config discovery and parsing: where the file is found, what is accepted, what is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlboot._config import ENV_VARIABLES, find_config_file, load_config
+from mlboot.exceptions import ConfigError, ConfigNotFoundError
+
+SUB = "11111111-2222-3333-4444-555555555555"
+GOOD = {"subscription_id": SUB, "resource_group": "rg-ml", "workspace_name": "ws-main"}
+
+
+def write(path: Path, data: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data, encoding="utf-8")
+    return path
+
+
+def test_a_file_path_is_used_as_is(tmp_path: Path) -> None:
+    file = write(tmp_path / "elsewhere" / "my-ws.json", GOOD)
+    assert find_config_file(file) == file
+
+
+def test_dot_azureml_in_a_parent_wins_over_plain_config_json_here(tmp_path: Path) -> None:
+    winner = write(tmp_path / ".azureml" / "config.json", GOOD)
+    write(tmp_path / "a" / "b" / "config.json", GOOD)
+    assert find_config_file(tmp_path / "a" / "b") == winner
+
+
+def test_config_json_beats_project_json_in_the_same_folder(tmp_path: Path) -> None:
+    write(tmp_path / "project.json", GOOD)
+    winner = write(tmp_path / "config.json", GOOD)
+    assert find_config_file(tmp_path) == winner
+
+
+def test_search_walks_up_from_a_folder_that_does_not_exist(tmp_path: Path) -> None:
+    winner = write(tmp_path / "config.json", GOOD)
+    assert find_config_file(tmp_path / "not" / "there") == winner
+
+
+def test_not_found_lists_every_place_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = tmp_path / "deep"
+    start.mkdir()
+    with pytest.raises(ConfigNotFoundError) as info:
+        find_config_file(start)
+    error = info.value
+    assert isinstance(error, FileNotFoundError)
+    assert str(start / ".azureml" / "config.json") in error.searched
+    assert str(tmp_path / "project.json") in error.searched
+    assert error.searched[0] == str(start / ".azureml" / "config.json")
+    assert all(place in str(error) for place in error.searched[:3])
+    assert ENV_VARIABLES["subscription_id"] in str(error)
+
+
+def test_keys_are_read_and_defaults_applied(config_file: Path) -> None:
+    config = load_config(config_file, environ={})
+    assert (config.subscription_id, config.resource_group, config.workspace_name) == (
+        "00000000-0000-0000-0000-000000000000",
+        "rg",
+        "ws-test",
+    )
+    assert config.cloud == "AzureCloud"
+    assert config.tenant_id is None
+    assert config.source == config_file
+
+
+def test_scope_arm_id_is_understood(tmp_path: Path) -> None:
+    scope = (
+        f"/subscriptions/{SUB}/resourceGroups/rg-x"
+        "/providers/Microsoft.MachineLearningServices/workspaces/ws-x"
+    )
+    config = load_config(write(tmp_path / "config.json", {"Scope": scope}), environ={})
+    assert (config.subscription_id, config.resource_group, config.workspace_name) == (
+        SUB,
+        "rg-x",
+        "ws-x",
+    )
+
+
+def test_malformed_json_names_file_line_and_column(tmp_path: Path) -> None:
+    file = write(tmp_path / "config.json", '{\n  "subscription_id": "x",\n  oops\n}')
+    with pytest.raises(ConfigError) as info:
+        load_config(file, environ={})
+    message = str(info.value)
+    assert str(file) in message
+    assert "line 3, column 3" in message
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"subscription_id": "not-a-guid"}, "subscription_id"),
+        ({"resource_group": "ends-with-dot."}, "resource_group"),
+        ({"workspace_name": "a"}, "workspace_name"),
+        ({"workspace_name": "bad name"}, "workspace_name"),
+        ({"tenant_id": "tenant"}, "tenant_id"),
+        ({"cloud": "Mars"}, "cloud"),
+        ({"mlboot_backend": "v3"}, "backend"),
+        ({"workspace_name": 42}, "workspace_name"),
+    ],
+)
+def test_malformed_values_are_named(tmp_path: Path, change: dict[str, object], field: str) -> None:
+    file = write(tmp_path / "config.json", {**GOOD, **change})
+    with pytest.raises(ConfigError) as info:
+        load_config(file, environ={})
+    assert field in str(info.value)
+    assert "Fix" in str(info.value)
+
+
+def test_missing_keys_are_all_named_with_their_variables(tmp_path: Path) -> None:
+    file = write(tmp_path / "config.json", {"subscription_id": SUB})
+    with pytest.raises(ConfigError) as info:
+        load_config(file, environ={})
+    message = str(info.value)
+    assert "resource_group, workspace_name are missing" in message
+    assert "MLBOOT_RESOURCE_GROUP" in message
+
+
+def test_json_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="JSON list, not an object"):
+        load_config(write(tmp_path / "config.json", "[1, 2]"), environ={})
+
+
+def test_environment_overrides_each_key(config_file: Path) -> None:
+    config = load_config(
+        config_file,
+        environ={"MLBOOT_WORKSPACE_NAME": "other-ws", "MLBOOT_CLOUD": "AzureChinaCloud"},
+    )
+    assert config.workspace_name == "other-ws"
+    assert config.cloud == "AzureChinaCloud"
+    assert config.resource_group == "rg"
+
+
+def test_environment_alone_needs_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    environ = {
+        "MLBOOT_SUBSCRIPTION_ID": SUB,
+        "MLBOOT_RESOURCE_GROUP": "rg",
+        "MLBOOT_WORKSPACE_NAME": "ws-env",
+    }
+    config = load_config(environ=environ)
+    assert config.source is None
+    assert config.workspace_name == "ws-env"
+
+
+def test_invalid_environment_value_names_the_variable(config_file: Path) -> None:
+    with pytest.raises(ConfigError, match="MLBOOT_SUBSCRIPTION_ID"):
+        load_config(config_file, environ={"MLBOOT_SUBSCRIPTION_ID": "nope"})
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    file = tmp_path / "config.json"
+    file.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    assert load_config(file, environ={}).workspace_name == "ws-main"
+
+
+def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    file = tmp_path / "config.json"
+    file.write_bytes(b'{"workspace_name": "\xff"}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(file, environ={})

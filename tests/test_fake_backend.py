@@ -1,0 +1,179 @@
+"""The public fake has tests of its own: state, recording, programming, faults, time."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mlboot.backend import ComputeSpec, RunRequest, WorkspaceRef
+from mlboot.exceptions import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceError,
+    ThrottledError,
+)
+from mlboot.testing import FakeBackend, FakeClock
+
+REF = WorkspaceRef("00000000-0000-0000-0000-000000000000", "rg", "ws")
+SPEC = ComputeSpec("STANDARD_D2_V2", "lowpriority", 0, 2, 600)
+
+
+def request(tmp_path: Path) -> RunRequest:
+    return RunRequest(experiment="exp", source_directory=tmp_path, script="train.py", compute="cpu")
+
+
+def test_fake_clock_moves_only_when_slept_on_or_advanced() -> None:
+    clock = FakeClock(10.0)
+    assert clock.monotonic() == 10.0
+    clock.sleep(2.5)
+    clock.advance(1.0)
+    clock.sleep(-1)
+    assert clock.monotonic() == 13.5
+    assert clock.sleeps == [2.5, -1]
+
+
+def test_every_call_is_recorded_with_its_arguments() -> None:
+    fake = FakeBackend()
+    assert fake.get_compute(REF, "cpu") is None
+    (call,) = fake.calls
+    assert call.operation == "get_compute"
+    assert call.arguments == {"ref": REF, "name": "cpu"}
+    assert fake.calls_to("get_compute") == [call]
+
+
+def test_created_compute_exists_and_provisions_on_the_fake_clock() -> None:
+    fake = FakeBackend()
+    fake.program_provisioning("cpu", seconds=30)
+    created = fake.create_compute(REF, "cpu", SPEC)
+    assert created.provisioning_state == "Creating"
+    assert created.vm_priority == "LowPriority"
+    assert fake.get_compute_provisioning(REF, "cpu").provisioning_state == "Creating"
+    fake.clock.advance(30)
+    assert fake.get_compute_provisioning(REF, "cpu").provisioning_state == "Succeeded"
+    found = fake.get_compute(REF, "cpu")
+    assert found is not None
+    assert found.max_nodes == 2
+
+
+def test_provisioning_can_fail_with_service_errors() -> None:
+    fake = FakeBackend()
+    fake.program_provisioning("cpu", outcome="Failed", errors=[("QuotaExceeded", "no cores")])
+    fake.create_compute(REF, "cpu", SPEC)
+    info = fake.get_compute_provisioning(REF, "cpu")
+    assert info.provisioning_state == "Failed"
+    assert info.provisioning_errors[0].code == "QuotaExceeded"
+
+
+def test_creating_an_existing_compute_conflicts() -> None:
+    fake = FakeBackend()
+    fake.add_compute("cpu")
+    with pytest.raises(ConflictError):
+        fake.create_compute(REF, "cpu", SPEC)
+
+
+def test_scale_update_changes_the_stored_cluster() -> None:
+    fake = FakeBackend()
+    fake.add_compute("cpu", max_nodes=1)
+    fake.update_compute_scale(
+        REF, "cpu", min_nodes=1, max_nodes=8, idle_seconds_before_scaledown=60
+    )
+    found = fake.get_compute(REF, "cpu")
+    assert found is not None
+    assert (found.min_nodes, found.max_nodes, found.idle_seconds_before_scaledown) == (1, 8, 60)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("transient", ServiceError),
+        ("throttled", ThrottledError),
+        ("not_found", NotFoundError),
+        ("auth", AuthenticationError),
+        ("permission", PermissionDeniedError),
+    ],
+)
+def test_faults_fire_the_requested_number_of_times(kind: str, error: type[Exception]) -> None:
+    fake = FakeBackend()
+    fake.fail("get_compute", kind, times=2)  # type: ignore[arg-type]
+    for _ in range(2):
+        with pytest.raises(error):
+            fake.get_compute(REF, "cpu")
+    assert fake.get_compute(REF, "cpu") is None
+    assert len(fake.calls_to("get_compute")) == 3
+
+
+def test_unknown_operations_and_counts_are_refused() -> None:
+    fake = FakeBackend()
+    with pytest.raises(ValueError, match="unknown operation"):
+        fake.fail("get_computer", "transient")
+    with pytest.raises(ValueError, match="at least 1"):
+        fake.fail("get_compute", "transient", times=0)
+
+
+def test_before_hooks_run_ahead_of_the_operation() -> None:
+    fake = FakeBackend()
+    fake.before("create_compute", lambda _call: fake.add_compute("cpu"))
+    with pytest.raises(ConflictError):
+        fake.create_compute(REF, "cpu", SPEC)
+
+
+def test_runs_follow_their_programmed_statuses(tmp_path: Path) -> None:
+    fake = FakeBackend()
+    fake.program_run(statuses=["Running", "Failed"], logs="boom\n", error="exit code 1")
+    details = fake.submit_run(REF, request(tmp_path))
+    assert details.status == "NotStarted"
+    assert fake.get_run_status(REF, details.run_id) == "Running"
+    assert fake.get_run_status(REF, details.run_id) == "Failed"
+    assert fake.get_run_status(REF, details.run_id) == "Failed"
+    assert fake.get_run_details(REF, details.run_id).error == "exit code 1"
+    assert fake.get_run_logs(REF, details.run_id) == "boom\n"
+    assert fake.submitted == [request(tmp_path)]
+
+
+def test_run_metrics_and_outputs(tmp_path: Path) -> None:
+    fake = FakeBackend()
+    fake.add_run("r1", metrics={"loss": [0.5, 0.25]}, outputs={"model/w.bin": b"\x00\x01"})
+    assert fake.get_run_metrics(REF, "r1") == {"loss": [0.5, 0.25]}
+    paths = fake.download_run_outputs(REF, "r1", tmp_path)
+    assert paths == [tmp_path / "outputs" / "model" / "w.bin"]
+    assert paths[0].read_bytes() == b"\x00\x01"
+
+
+def test_cancel_moves_through_cancel_requested(tmp_path: Path) -> None:
+    fake = FakeBackend()
+    fake.program_run(statuses=["Running"])
+    run_id = fake.submit_run(REF, request(tmp_path)).run_id
+    assert fake.get_run_status(REF, run_id) == "Running"
+    fake.cancel_run(REF, run_id)
+    assert fake.get_run_status(REF, run_id) == "CancelRequested"
+    assert fake.get_run_status(REF, run_id) == "Canceled"
+
+
+def test_unknown_runs_are_not_found() -> None:
+    with pytest.raises(NotFoundError, match="nope"):
+        FakeBackend().get_run_status(REF, "nope")
+
+
+def test_concurrent_creates_make_exactly_one_cluster() -> None:
+    fake = FakeBackend()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def create() -> None:
+        barrier.wait(timeout=10)
+        try:
+            fake.create_compute(REF, "cpu", SPEC)
+            outcomes.append("created")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(outcomes) == ["conflict"] * 7 + ["created"]
