@@ -26,9 +26,10 @@ def _private_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
-@pytest.fixture
-def in_tmp_folder(tmp_path: Path) -> Iterator[Path]:
-    """Doc examples run inside an empty temporary folder, so they may write files freely."""
+@pytest.fixture(scope="module")
+def in_tmp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each document's examples run, in order, inside one empty temporary folder of their own."""
+    tmp_path = tmp_path_factory.mktemp("doc")
     previous = Path.cwd()
     os.chdir(tmp_path)
     try:

@@ -18,17 +18,41 @@ from mlboot._auth import (
     ServicePrincipalAuth,
 )
 from mlboot._backend import Backend
+from mlboot._compute import ComputeTarget, get_or_create_compute_target
+from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
+from mlboot._environment import Environment
+from mlboot._local import LocalBackend
+from mlboot._run import Run, RunStatus, get_run
+from mlboot._script_api import log_metric, log_metrics, output_dir
+from mlboot._snapshot import SnapshotPlan, plan_snapshot
+from mlboot._submit import submit_script
 from mlboot._workspace import Workspace, workspace_from_config
 
 __all__ = [
     "AzureCliAuth",
     "Backend",
+    "ComputeTarget",
+    "Distribution",
+    "Environment",
     "InteractiveAuth",
+    "LocalBackend",
     "ManagedIdentityAuth",
+    "MpiDistribution",
+    "PyTorchDistribution",
+    "Run",
+    "RunStatus",
     "Secret",
     "ServicePrincipalAuth",
+    "SnapshotPlan",
     "Workspace",
     "exceptions",
+    "get_or_create_compute_target",
+    "get_run",
+    "log_metric",
+    "log_metrics",
+    "output_dir",
+    "plan_snapshot",
+    "submit_script",
     "workspace_from_config",
 ]
 

@@ -9,9 +9,13 @@ records, and SDK exceptions into :mod:`mlboot.exceptions` at one boundary
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import socket
 import threading
+import urllib.parse
+import warnings
 from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -31,6 +35,7 @@ from mlboot._backend import (
     Metrics,
     RunDetails,
     RunRequest,
+    ServiceErrorDetail,
     WorkspaceInfo,
     WorkspaceRef,
 )
@@ -50,6 +55,8 @@ from mlboot.exceptions import (
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
+    from mlboot._distribution import Distribution
+    from mlboot._environment import Environment
 
 __all__ = ["AzureMLBackend", "sdk_authentication", "translate_sdk_error"]
 
@@ -240,6 +247,8 @@ class AzureMLBackend:
         self._clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
         self._workspaces: dict[WorkspaceRef, Any] = {}
+        # SDK runs by workspace and id: submitted here, or looked up once with Run.get.
+        self._runs: dict[tuple[WorkspaceRef, str], Any] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLBackend(workspaces={len(self._workspaces)})"
@@ -272,6 +281,7 @@ class AzureMLBackend:
         from azureml.core import Workspace  # noqa: PLC0415  (the SDK loads only on use)
 
         doing = f"looking up {ref}"
+        _check_reachable(_arm_endpoint(auth), doing)
         try:
             workspace = Workspace(
                 ref.subscription_id, ref.resource_group, ref.name, auth=auth, _cloud=cloud
@@ -290,7 +300,7 @@ class AzureMLBackend:
         # Workspace(...) swallows connection errors and would fail ~11 s later on first use.
         autorest = getattr(workspace, "_workspace_autorest_object", None)
         if autorest is None:
-            endpoint = _arm_endpoint(auth)
+            endpoint = _arm_endpoint(auth) or "the Azure Resource Manager endpoint"
             raise NetworkError(
                 f"could not reach Azure Resource Manager ({endpoint}) while {doing}. Fix: check "
                 "the network connection, proxy settings and the cloud name in the config."
@@ -305,13 +315,42 @@ class AzureMLBackend:
     # -- compute ---------------------------------------------------------------------------------
 
     def get_compute(self, ref: WorkspaceRef, name: str) -> ComputeInfo | None:
-        raise NotImplementedError
+        # ComputeTarget(workspace, name) raises one class for a 404 and a 401/403/5xx alike, and
+        # returns None for a computeType it does not know; its _get answers None only on a 404.
+        from azureml.core.compute import ComputeTarget  # noqa: PLC0415  (the SDK loads only on use)
+
+        workspace = self._sdk_workspace(ref)
+        with _translated(f"looking up compute target {name!r} in {ref}"):
+            payload = ComputeTarget._get(workspace, name)  # noqa: SLF001  (see above)
+            return None if payload is None else _compute_info(workspace, payload)
 
     def create_compute(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
-        raise NotImplementedError
+        from azureml.core.compute import ComputeTarget  # noqa: PLC0415
+
+        workspace = self._sdk_workspace(ref)
+        doing = f"creating compute target {name!r} in {ref}"
+        try:
+            configuration = _compute_provisioning_configuration(spec)
+            # Starts the creation and returns; the waiting is mlboot's (never wait_for_completion).
+            created = ComputeTarget.create(workspace, name, configuration)
+            return _compute_info_from_sdk(created)
+        except MlbootError:
+            raise
+        except Exception as exc:
+            error = translate_sdk_error(exc, doing)
+            if not isinstance(error, ConflictError) and _compute_says_exists(exc):
+                error = ConflictError(f"compute target {name!r} already exists in {ref}: {error}")
+            raise error from exc
 
     def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
-        raise NotImplementedError
+        from azureml.core.compute import ComputeTarget  # noqa: PLC0415
+
+        workspace = self._sdk_workspace(ref)
+        with _translated(f"reading the provisioning state of compute target {name!r} in {ref}"):
+            payload = ComputeTarget._get(workspace, name)  # noqa: SLF001  (404 -> None, see get_compute)
+            if payload is None:
+                raise NotFoundError(f"compute target {name!r} no longer exists in {ref}")
+            return _compute_info(workspace, payload)
 
     def update_compute_scale(
         self,
@@ -322,39 +361,501 @@ class AzureMLBackend:
         max_nodes: int,
         idle_seconds_before_scaledown: int,
     ) -> ComputeInfo:
-        raise NotImplementedError
+        from azureml.core.compute import AmlCompute, ComputeTarget  # noqa: PLC0415
+
+        workspace = self._sdk_workspace(ref)
+        with _translated(f"updating the scale settings of compute target {name!r} in {ref}"):
+            payload = ComputeTarget._get(workspace, name)  # noqa: SLF001  (404 -> None, see get_compute)
+            if payload is None:
+                raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
+            cluster = AmlCompute.deserialize(workspace, payload)
+            cluster.update(
+                min_nodes=min_nodes,
+                max_nodes=max_nodes,
+                idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+            )
+            cluster.refresh_state()
+            return _compute_info_from_sdk(cluster)
 
     def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
-        raise NotImplementedError
+        from azureml.core.compute import AmlCompute, ComputeTarget  # noqa: PLC0415
+
+        workspace = self._sdk_workspace(ref)
+        with _translated(f"looking up compute target {name!r} in {ref}"):
+            payload = ComputeTarget._get(workspace, name)  # noqa: SLF001  (404 -> None, see get_compute)
+            if payload is None:
+                raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
+            if _compute_kind(payload) == AmlCompute._compute_type:  # noqa: SLF001  (no public name)
+                return AmlCompute.deserialize(workspace, payload)
+            # Other kinds: let the SDK pick its class (one more GET; this is an escape hatch).
+            found = ComputeTarget(workspace, name)
+        if found is None:
+            raise ServiceError(
+                f"azureml-core has no class for compute target {name!r} in {ref} "
+                f"(computeType {_compute_kind(payload)!r})"
+            )
+        return found
 
     # -- runs ------------------------------------------------------------------------------------
 
+    def _sdk_run(self, ref: WorkspaceRef, run_id: str) -> Any:
+        """The SDK run for an id: the one submitted here, else looked up once and kept."""
+        with self._lock:
+            found = self._runs.get((ref, run_id))
+        if found is not None:
+            return found
+        from azureml.core import Run  # noqa: PLC0415  (the SDK loads only on use)
+
+        workspace = self._sdk_workspace(ref)
+        with _translated(f"looking up run {run_id!r} in {ref}"):
+            run = Run.get(workspace, run_id)
+        with self._lock:
+            return self._runs.setdefault((ref, run_id), run)
+
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        raise NotImplementedError
+        from azureml.core import Experiment  # noqa: PLC0415  (the SDK loads only on use)
+
+        workspace = self._sdk_workspace(ref)
+        doing = (
+            f"submitting {request.script!r} as a run of experiment {request.experiment!r} "
+            f"on {request.compute!r} in {ref}"
+        )
+        with _translated(doing):
+            config = _run_script_run_config(request, workspace)
+            experiment = Experiment(workspace, request.experiment)
+            # Returns once the service accepted the run; the waiting is mlboot's (never
+            # wait_for_completion).  Tags are set by a second request right after.
+            with _run_quiet_sdk():
+                run = experiment.submit(config, tags=dict(request.tags) or None)
+            details = _run_details(run, None)
+        with self._lock:
+            self._runs[(ref, details.run_id)] = run
+        return details
 
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
-        raise NotImplementedError
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"reading the status of run {run_id!r} in {ref}"):
+            return str(run.get_status())
 
     def get_run_details(self, ref: WorkspaceRef, run_id: str) -> RunDetails:
-        raise NotImplementedError
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"reading the details of run {run_id!r} in {ref}"):
+            return _run_details(run, run.get_details())
 
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
-        raise NotImplementedError
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"reading the log of run {run_id!r} in {ref}"):
+            log_files = run.get_details().get("logFiles") or {}
+            name = _run_primary_log(list(log_files))
+            return "" if name is None else _run_download_text(log_files[name])
 
     def get_run_metrics(self, ref: WorkspaceRef, run_id: str) -> Metrics:
-        raise NotImplementedError
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"reading the metrics of run {run_id!r} in {ref}"):
+            return _run_metrics(run.get_metrics())
 
     def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
-        raise NotImplementedError
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"downloading the outputs of run {run_id!r} in {ref}"):
+            names = [name for name in run.get_file_names() if name.startswith("outputs/")]
+            targets = [_run_output_target(destination, name) for name in names]
+            if names:
+                # Writes each artifact to output_directory/<artifact path>, as listed above.
+                run.download_files(prefix="outputs", output_directory=str(destination))
+        return [target for target in targets if target.is_file()]
 
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
-        raise NotImplementedError
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"canceling run {run_id!r} in {ref}"):
+            run.cancel()
 
     def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
-        raise NotImplementedError
+        return self._sdk_run(ref, run_id)
+
+
+# -- runs: helpers ---------------------------------------------------------------------------------
+
+# ScriptRun._output_logs_pattern in azureml/core/script_run.py: the logs its own wait streams.
+_RUN_LOG_PATTERN = re.compile(
+    r"(user_logs/std_log[\D]*[0]*(?:_ps)?\.txt)|(azureml-logs/[\d]{2}.+\.txt)"
+)
+_RUN_PRIMARY_RANKS = ("rank_0", "worker_0")
+_RUN_PYTHON_DEFAULT_MESSAGE = "No Python version provided"
+
+
+class _RunDropPythonDefaultWarning(logging.Filter):
+    """Drops azureml-core's 'defaulting to 3.x' warning: mlboot sets the version right after."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _RUN_PYTHON_DEFAULT_MESSAGE not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _run_quiet_sdk() -> Iterator[None]:
+    """Silence two SDK messages that do not apply to what mlboot builds.
+
+    azureml-core's vendored ruamel.yaml raises ``PendingDeprecationWarning`` from its own
+    ``round_trip_load`` every time an environment is built (an error under ``-W error``), and
+    ``from_conda_specification`` warns that it pins a Python version mlboot then replaces.
+    """
+    sdk_logger = logging.getLogger("azureml.core.environment")
+    quiet = _RunDropPythonDefaultWarning()
+    sdk_logger.addFilter(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"\s*round_trip_load", category=PendingDeprecationWarning
+            )
+            yield
+    finally:
+        sdk_logger.removeFilter(quiet)
+
+
+def _run_parse_yaml(text: str) -> object:
+    """Parse YAML with the reader azureml-core reads conda files with; ``ValueError`` if bad.
+
+    azureml-core vendors ruamel.yaml (``azureml._vendor.ruamel.yaml``) rather than depending on
+    a YAML package, and loads conda files in its round-trip mode: so does this, which keeps
+    mlboot free of a YAML dependency and reads a file exactly as the SDK will.  Importing it
+    does not import the rest of the SDK.
+    """
+    from azureml._vendor.ruamel.yaml import YAML  # noqa: PLC0415  (the SDK loads only on use)
+    from azureml._vendor.ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
+    try:
+        return YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
+
+
+def _run_script_run_config(request: RunRequest, workspace: Any = None) -> Any:
+    """The ``ScriptRunConfig`` for a request; remote only for a registered environment.
+
+    ``workspace`` is needed only to look a registered environment up.
+    """
+    from azureml.core import ScriptRunConfig  # noqa: PLC0415  (the SDK loads only on use)
+
+    with _run_quiet_sdk():
+        environment = (
+            None
+            if request.environment is None
+            else _run_sdk_environment(request.environment, workspace)
+        )
+        duration: dict[str, int] = {}
+        if request.max_run_duration_seconds is not None:
+            duration["max_run_duration_seconds"] = request.max_run_duration_seconds
+        config = ScriptRunConfig(
+            source_directory=str(request.source_directory),
+            script=request.script,
+            arguments=list(request.arguments),
+            compute_target=request.compute,
+            environment=environment,
+            distributed_job_config=_run_distributed_config(
+                request.distribution, request.node_count
+            ),
+            **duration,
+        )
+    # ScriptRunConfig has no node_count: it copies the distributed config's, else keeps 1.
+    config.run_config.node_count = request.node_count
+    if request.environment is not None and request.environment.variables:
+        # The run configuration's variables; Environment.environment_variables is deprecated.
+        config.run_config.environment_variables = dict(request.environment.variables)
+    return config
+
+
+def _run_distributed_config(distribution: Distribution | None, node_count: int) -> Any:
+    from azureml.core.runconfig import (  # noqa: PLC0415  (the SDK loads only on use)
+        MpiConfiguration,
+        PyTorchConfiguration,
+    )
+
+    from mlboot._distribution import MpiDistribution, PyTorchDistribution  # noqa: PLC0415
+
+    if distribution is None:
+        return None
+    if isinstance(distribution, PyTorchDistribution):
+        # PyTorchConfiguration counts processes in total, not per node.
+        return PyTorchConfiguration(
+            communication_backend=distribution.communication_backend.capitalize(),
+            process_count=distribution.process_count(node_count),
+            node_count=node_count,
+        )
+    if isinstance(distribution, MpiDistribution):
+        return MpiConfiguration(
+            process_count_per_node=distribution.process_count_per_node, node_count=node_count
+        )
+    raise InvalidInputError(
+        "distribution",
+        distribution,
+        "it must be an mlboot.PyTorchDistribution or an mlboot.MpiDistribution",
+        "pass one of those",
+    )
+
+
+def _run_sdk_environment(environment: Environment, workspace: Any) -> Any:
+    """The SDK ``Environment`` for mlboot's, its Python version always set explicitly."""
+    from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415  (loads on use)
+
+    if environment.kind == "registered":
+        if workspace is None:
+            raise ValueError("looking up a registered environment needs the SDK workspace")
+        which = f"version {environment.version}" if environment.version else "the latest version"
+        with _translated(f"looking up environment {environment.name!r} ({which})"):
+            return SdkEnvironment.get(workspace, environment.name, version=environment.version)
+    conda = (
+        None if environment.conda_specification is None else str(environment.conda_specification)
+    )
+    pip = None if environment.pip_requirements is None else str(environment.pip_requirements)
+    if environment.docker_image is not None:
+        built = SdkEnvironment.from_docker_image(
+            environment.name,
+            environment.docker_image,
+            conda_specification=conda,
+            pip_requirements=pip,
+        )
+    elif conda is not None:
+        built = SdkEnvironment.from_conda_specification(environment.name, conda)
+    elif pip is not None:
+        built = SdkEnvironment.from_pip_requirements(environment.name, pip)
+    else:
+        raise ValueError(f"environment {environment.name!r} names neither a file nor an image")
+    if environment.python_version is not None:
+        # Replaces the SDK's silent pin (python=3.8.13 for pip files, 3.10.18 for conda files).
+        built.python.conda_dependencies.set_python_version(environment.python_version)
+    return built
+
+
+def _run_details(run: Any, details: dict[str, Any] | None) -> RunDetails:
+    """Describe an SDK run; ``details`` is ``run.get_details()`` (``None``: the cached status)."""
+    status = details.get("status") if details is not None else run.status
+    return RunDetails(
+        run_id=str(run.id),
+        experiment=str(run.experiment.name),
+        status=str(status or "NotStarted"),
+        portal_url=_run_portal_url(run),
+        error=None if details is None else _run_error_message(details.get("error")),
+        start_time=None if details is None else _run_optional_str(details.get("startTimeUtc")),
+        end_time=None if details is None else _run_optional_str(details.get("endTimeUtc")),
+    )
+
+
+def _run_optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _run_portal_url(run: Any) -> str | None:
+    try:
+        return str(run.get_portal_url())
+    except Exception:  # noqa: BLE001  (a missing link must not fail a status read)
+        return None
+
+
+def _run_error_message(raw: Any) -> str | None:
+    """The service's error for a failed run, from ``get_details()['error']``.
+
+    The shape is ``{"error": {"code", "message", "details": [...]}, ...}``; the message is
+    prefixed with its code and followed by the details' messages.
+    """
+    if not raw:
+        return None
+    error = raw.get("error", raw) if isinstance(raw, dict) else None
+    if not isinstance(error, dict):
+        return str(raw)
+    parts: list[str] = []
+    message = str(error.get("message") or "").strip()
+    code = str(error.get("code") or "").strip()
+    if message:
+        parts.append(f"{code}: {message}" if code else message)
+    parts.extend(
+        str(detail["message"]).strip()
+        for detail in error.get("details") or ()
+        if isinstance(detail, dict) and detail.get("message")
+    )
+    return "; ".join(parts) or (code or None)
+
+
+def _run_primary_log(names: list[str]) -> str | None:
+    """The log file that holds the script's output, as azureml-core's own wait picks it.
+
+    The common runtime's ``user_logs/std_log.txt`` (rank 0 of a distributed run) when there is
+    one; else, among ``azureml-logs/NN_*.txt``, the highest ``NN`` (``70_driver_log``), rank 0.
+    """
+    logs = sorted(name for name in names if _RUN_LOG_PATTERN.match(name))
+    if not logs:
+        return None
+    user_logs = [name for name in logs if name.startswith("user_logs/")]
+    if user_logs:
+        return user_logs[0]
+    newest = logs[-1].split("/", 1)[1][:2]
+    candidates = [name for name in logs if name.split("/", 1)[1].startswith(newest)]
+    for name in candidates:
+        if any(rank in name for rank in _RUN_PRIMARY_RANKS):
+            return name
+    return candidates[0]
+
+
+def _run_download_text(url: str) -> str:
+    from azureml._file_utils import download_file_stream  # noqa: PLC0415  (loads on use)
+    from azureml._restclient.utils import create_session_with_retry  # noqa: PLC0415
+
+    return str(download_file_stream(url, session=create_session_with_retry()))
+
+
+def _run_metrics(raw: Any) -> dict[str, list[float | int | str]]:
+    """``get_metrics()`` as name to list of values.
+
+    A metric logged once comes back as a bare value, several times as a list, a table or rows
+    as a dict of columns: each column becomes ``"<metric>/<column>"``.
+    """
+    metrics: dict[str, list[float | int | str]] = {}
+    for name, value in (raw or {}).items():
+        if isinstance(value, dict):
+            for column, cells in value.items():
+                metrics[f"{name}/{column}"] = _run_metric_values(cells)
+        else:
+            metrics[str(name)] = _run_metric_values(value)
+    return metrics
+
+
+def _run_metric_values(value: Any) -> list[float | int | str]:
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, int | float | str) else str(item) for item in items]
+
+
+def _run_output_target(destination: Path, name: str) -> Path:
+    target = destination / name
+    if not target.resolve().is_relative_to(destination.resolve()) or ".." in name.split("/"):
+        raise ServiceError(
+            f"the run has an output file named {name!r}, which would be written outside "
+            f"{destination}; nothing was downloaded. Fix: download it yourself with "
+            "run.to_azureml().download_file(...)."
+        )
+    return target
+
+
+def _compute_kind(payload: Any) -> str:
+    properties = payload.get("properties") if isinstance(payload, dict) else None
+    kind = properties.get("computeType") if isinstance(properties, dict) else None
+    return str(kind) if kind else "Unknown"
+
+
+def _compute_info(workspace: Any, payload: Any) -> ComputeInfo:
+    """Describe a compute target from the service's JSON, reading a cluster off a real SDK object.
+
+    Kinds other than a cluster keep only their name, computeType and provisioning state: mlboot
+    only needs to say what they are.
+    """
+    from azureml.core.compute import AmlCompute  # noqa: PLC0415  (the SDK loads only on use)
+
+    kind = _compute_kind(payload)
+    if kind == AmlCompute._compute_type:  # noqa: SLF001  (no public name for it)
+        return _compute_info_from_sdk(AmlCompute.deserialize(workspace, payload))
+    properties = payload.get("properties") or {}
+    return ComputeInfo(
+        name=str(payload.get("name") or ""),
+        kind=kind,
+        provisioning_state=str(properties.get("provisioningState") or "Unknown"),
+        provisioning_errors=_compute_errors(properties.get("provisioningErrors")),
+    )
+
+
+def _compute_info_from_sdk(cluster: Any) -> ComputeInfo:
+    """Read an ``AmlCompute``'s attributes into a :class:`ComputeInfo`.
+
+    The errors are the provisioning errors and then the cluster's resize errors
+    (``status.errors``), where a quota shortfall shows once the cluster itself exists.
+    """
+    scale = cluster.scale_settings
+    status = cluster.status
+    return ComputeInfo(
+        name=str(cluster.name),
+        kind=str(cluster.type),
+        provisioning_state=str(cluster.provisioning_state or "Unknown"),
+        vm_size=cluster.vm_size or None,
+        vm_priority=cluster.vm_priority or None,
+        min_nodes=_compute_int(scale.minimum_node_count) if scale else None,
+        max_nodes=_compute_int(scale.maximum_node_count) if scale else None,
+        idle_seconds_before_scaledown=(
+            _compute_int(scale.idle_seconds_before_scaledown) if scale else None
+        ),
+        provisioning_errors=_compute_errors(cluster.provisioning_errors)
+        + _compute_errors(status.errors if status else None),
+    )
+
+
+def _compute_int(value: Any) -> int | None:
+    # An empty duration ('') reads back as '' from azureml-core, not as a number of seconds.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _compute_errors(raw: Any) -> tuple[ServiceErrorDetail, ...]:
+    """The service's errors (ARM error responses, ``{"error": {"code", "message", "details"}}``)."""
+    if not raw:
+        return ()
+    found: list[ServiceErrorDetail] = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        error = item.get("error", item) if isinstance(item, dict) else None
+        if not isinstance(error, dict):
+            found.append(ServiceErrorDetail("Unknown", str(item)))
+            continue
+        found.append(_compute_error_detail(error))
+        found.extend(
+            _compute_error_detail(detail)
+            for detail in error.get("details") or ()
+            if isinstance(detail, dict)
+        )
+    return tuple(found)
+
+
+def _compute_error_detail(error: dict[str, Any]) -> ServiceErrorDetail:
+    return ServiceErrorDetail(str(error.get("code") or "Unknown"), str(error.get("message") or ""))
+
+
+def _compute_provisioning_configuration(spec: ComputeSpec) -> Any:
+    from azureml.core.compute import AmlCompute  # noqa: PLC0415  (the SDK loads only on use)
+
+    return AmlCompute.provisioning_configuration(
+        vm_size=spec.vm_size,
+        vm_priority=spec.vm_priority,
+        min_nodes=spec.min_nodes,
+        max_nodes=spec.max_nodes,
+        idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
+    )
+
+
+def _compute_says_exists(exc: BaseException) -> bool:
+    # The resource provider answers a taken name with 409 or with a 400 whose body says so.
+    text = str(exc).lower()
+    return "already exist" in text or "alreadyexists" in text
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+_CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+def _check_reachable(endpoint: str, doing: str) -> None:
+    """Fail at once when the ARM endpoint refuses connections.
+
+    ``Workspace(...)`` retries a refused connection for ~11 s, then swallows the error and fails
+    another ~11 s later on first use.  One TCP connect tells the same story in milliseconds.
+    Behind a proxy the endpoint is not reached directly, so nothing is checked there.
+    """
+    parts = urllib.parse.urlsplit(endpoint)
+    if not parts.hostname or any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT_SECONDS):
+            pass
+    except OSError as exc:
+        raise NetworkError(
+            f"could not reach Azure Resource Manager at {endpoint} while {doing}: "
+            f"{exc.strerror or exc}. Fix: check the network connection, proxy settings "
+            "(HTTPS_PROXY) and the cloud name in the config."
+        ) from exc
 
 
 def _arm_endpoint(auth: Any) -> str:
     with contextlib.suppress(Exception):
         return str(auth._cloud_type.endpoints.resource_manager)  # noqa: SLF001  (no public accessor)
-    return "the Azure Resource Manager endpoint"
+    return ""

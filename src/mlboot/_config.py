@@ -31,7 +31,7 @@ ENV_VARIABLES: Mapping[str, str] = {
 """Config key to the environment variable that supplies or overrides it."""
 
 CLOUDS = ("AzureCloud", "AzureChinaCloud", "AzureUSGovernment")
-BACKENDS = ("azureml",)
+BACKENDS = ("azureml", "local")
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # Azure resource group names: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'.
@@ -239,7 +239,12 @@ def load_config(
     if path is not None or not env_complete:
         source = find_config_file(path)
         values = _values_from_file(source)
+    from_file_backend = values.get("backend")
     values.update(from_env)
+    if from_file_backend is not None:
+        # The backend is the one exception to "the environment overrides the file": a project
+        # whose config.json says mlboot_backend stays on it, and MLBOOT_BACKEND only fills in.
+        values["backend"] = from_file_backend
     where = f"workspace config file {str(source)!r}" if source else "workspace configuration"
     if from_env:
         where += f" (with {', '.join(ENV_VARIABLES[k] for k in from_env)} from the environment)"

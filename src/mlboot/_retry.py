@@ -65,7 +65,7 @@ def call_with_retries(
     while True:
         try:
             return operation()
-        except ServiceError as exc:
+        except ServiceError as exc:  # noqa: PERF203  (retrying is this loop's whole purpose)
             retry += 1
             if not exc.transient or retry >= policy.attempts:
                 raise
@@ -73,6 +73,11 @@ def call_with_retries(
             if clock.monotonic() - started + delay > policy.max_total_seconds:
                 raise
             logger.warning(
-                "%s failed (%s); retry %d of %d in %.1f s", what, exc, retry, policy.attempts - 1, delay
+                "%s failed (%s); retry %d of %d in %.1f s",
+                what,
+                exc,
+                retry,
+                policy.attempts - 1,
+                delay,
             )
             clock.sleep(delay)

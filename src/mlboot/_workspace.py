@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from mlboot._backend import Backend, WorkspaceRef
-from mlboot._config import load_config
+from mlboot._config import WorkspaceConfig, load_config
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
@@ -57,6 +57,15 @@ def _default_backend() -> Backend:
     return AzureMLBackend()
 
 
+def _configured_backend(config: WorkspaceConfig) -> Backend:
+    """The backend the configuration names: ``mlboot_backend`` in the file, else MLBOOT_BACKEND."""
+    if config.backend == "local":
+        from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
+
+        return LocalBackend(default_root(config.source))
+    return _default_backend()
+
+
 def workspace_from_config(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -74,7 +83,10 @@ def workspace_from_config(
     ``None``: a service principal from the environment, then a managed identity, then the Azure
     CLI, then an interactive login only where a person can answer.
 
-    ``backend`` replaces the azureml-core backend, e.g. with :class:`mlboot.testing.FakeBackend`.
+    ``backend`` replaces the azureml-core backend, e.g. with :class:`mlboot.testing.FakeBackend`
+    or :class:`mlboot.LocalBackend`.  Without it, the config file's ``mlboot_backend`` key, else
+    the ``MLBOOT_BACKEND`` variable, may choose ``"local"``: a :class:`~mlboot.LocalBackend`
+    whose folder is ``.mlboot/`` beside the config file (see :doc:`/howto/local`).
 
     Raises :class:`~mlboot.exceptions.ConfigNotFoundError` or
     :class:`~mlboot.exceptions.ConfigError` before anything remote, then
@@ -84,7 +96,7 @@ def workspace_from_config(
     :class:`~mlboot.exceptions.ServiceError` at once.
     """
     config = load_config(path)
-    chosen = backend if backend is not None else _default_backend()
+    chosen = backend if backend is not None else _configured_backend(config)
     ref = WorkspaceRef(config.subscription_id, config.resource_group, config.workspace_name)
     info = chosen.get_workspace(
         ref, credential=auth, cloud=config.cloud, tenant_id=config.tenant_id

@@ -1,0 +1,675 @@
+"""The ``mlboot`` command: the same workflow from a shell, for people and for tools.
+
+Run it as ``mlboot`` or ``python -m mlboot``.  Every command takes ``--config PATH`` (the
+workspace config file or a folder to search from), ``--local`` (use the local backend),
+``--json`` (one JSON object on stdout, for tools) and ``-v``/``--verbose``.  Errors are one line
+on stderr, never a traceback; with ``--json`` an ``{"error": ...}`` object also goes to stdout.
+The exit code says what happened: see :class:`ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import enum
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+
+from mlboot.exceptions import (
+    AuthenticationError,
+    ComputeMismatchError,
+    ConfigError,
+    ConfigNotFoundError,
+    InvalidInputError,
+    MlbootError,
+    NotFoundError,
+    PermissionDeniedError,
+    RunFailedError,
+    SnapshotTooLargeError,
+    WaitTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from mlboot._compute import ComputeTarget
+    from mlboot._environment import Environment
+    from mlboot._run import Run, RunStatus
+    from mlboot._workspace import Workspace
+
+__all__ = ["ExitCode", "main"]
+
+logger = logging.getLogger("mlboot")
+
+
+class ExitCode(enum.IntEnum):
+    """What the ``mlboot`` command's exit status means."""
+
+    OK = 0
+    """Done: the run completed, the compute target is ready, the request was made."""
+    RUN_FAILED = 1
+    """The run ended ``Failed``."""
+    BAD_INPUT = 2
+    """Bad usage, argument, configuration or snapshot, or a compute target that differs."""
+    AUTHENTICATION = 3
+    """No usable credentials, or not allowed (HTTP 401 or 403)."""
+    NOT_FOUND = 4
+    """The workspace, run or compute target does not exist."""
+    ERROR = 5
+    """Any other error: the service, the network, provisioning, or a bug in mlboot."""
+    RUN_CANCELED = 6
+    """The run ended ``Canceled``."""
+    TIMEOUT = 124
+    """A wait ran out of time (as with ``timeout(1)``); the run or cluster was left alone."""
+    INTERRUPTED = 130
+    """Interrupted with Ctrl-C; a run being waited for goes on."""
+
+
+_EXIT_CODES_HELP = """\
+exit codes:
+  0    success (for a wait: the run completed)
+  1    the run ended Failed
+  2    bad usage, argument, configuration or snapshot; compute target differs
+  3    authentication or permission error
+  4    workspace, run or compute target not found
+  5    other error (service, network, provisioning)
+  6    the run ended Canceled
+  124  a wait timed out (the run or cluster was left alone)
+  130  interrupted (Ctrl-C); the run goes on
+"""
+
+
+class _UsageError(Exception):
+    """A command line argparse refused; shown as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # The same options are accepted before and after the command; below the top level they
+    # default to "not given" so they never overwrite what was given above.
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="the workspace config file, or a folder to search from (default: here, as "
+        "Workspace.from_config searches)",
+        **({"default": None} if top else default),
+    )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="use the local backend (runs on this machine, in .mlboot/ beside the config "
+        "file); the config's mlboot_backend key or MLBOOT_BACKEND=local does the same",
+        **default,
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout, for tools", **default
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show progress details, and the full text of errors",
+        **default,
+    )
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="mlboot",
+        description="Submit training scripts to Azure ML (or to this machine), get or create "
+        "compute clusters, and follow runs.",
+        epilog=_EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mlboot {_version()}")
+    _add_common(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        group: argparse._SubParsersAction[_Parser],
+        name: str,
+        summary: str,
+        handler: Callable[[argparse.Namespace], int] | None,
+        description: str = "",
+    ) -> _Parser:
+        sub = group.add_parser(
+            name,
+            help=summary,
+            description=description or summary,
+            epilog=_EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _add_common(sub, top=False)
+        if handler is not None:
+            sub.set_defaults(handler=handler)
+        return sub
+
+    submit = command(
+        commands,
+        "submit",
+        "submit a script as an experiment run",
+        _submit,
+        "Submit SCRIPT as a run of an experiment on a compute target. The script's own "
+        "arguments follow it, or come after '--' when they start with '-': "
+        "mlboot submit train.py --compute cpu --experiment demo -- --epochs 3",
+    )
+    submit.add_argument("script", metavar="SCRIPT", help="the script, inside --source-dir")
+    submit.add_argument(
+        "arguments", metavar="ARGS", nargs="*", help="arguments for the script (see above)"
+    )
+    submit.add_argument("--compute", required=True, metavar="NAME", help="the compute target")
+    submit.add_argument("--experiment", required=True, metavar="NAME", help="the experiment")
+    submit.add_argument(
+        "--source-dir",
+        default=".",
+        metavar="DIR",
+        help="the folder uploaded as the run's snapshot (default: here)",
+    )
+    submit.add_argument(
+        "--env",
+        metavar="FILE",
+        help="a pip requirements file, or a conda environment file (.yml, .yaml)",
+    )
+    submit.add_argument(
+        "--wait", action="store_true", help="wait for the run to end, streaming its log"
+    )
+    submit.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="with --wait: stop waiting after S seconds (exit code 124; the run goes on)",
+    )
+
+    compute = command(commands, "compute", "compute targets", None)
+    compute_commands = compute.add_subparsers(dest="compute_command", metavar="ACTION")
+    compute_commands.required = True
+    ensure = command(
+        compute_commands,
+        "ensure",
+        "get or create a compute cluster with these settings",
+        _compute_ensure,
+        "Get the compute cluster NAME, or create it; an existing cluster with other settings "
+        "is an error (exit code 2) unless --on-mismatch says otherwise.",
+    )
+    ensure.add_argument("name", metavar="NAME", help="the cluster's name")
+    ensure.add_argument("--vm-size", required=True, metavar="SIZE", help="e.g. Standard_DS3_v2")
+    ensure.add_argument("--max-nodes", required=True, type=int, metavar="N")
+    ensure.add_argument("--min-nodes", type=int, default=0, metavar="N", help="default: 0")
+    ensure.add_argument(
+        "--priority",
+        default="dedicated",
+        choices=("dedicated", "lowpriority"),
+        help="default: dedicated",
+    )
+    ensure.add_argument(
+        "--idle-seconds",
+        type=int,
+        default=1800,
+        metavar="S",
+        help="idle time before a node is released (default: 1800)",
+    )
+    ensure.add_argument(
+        "--on-mismatch",
+        default="error",
+        choices=("error", "warn", "update"),
+        help="when the existing cluster differs: fail (default), use it anyway, or update "
+        "its scale settings",
+    )
+    ensure.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="how long to wait for provisioning (default: 1800)",
+    )
+    ensure.add_argument(
+        "--no-wait", action="store_true", help="return without waiting for provisioning"
+    )
+
+    runs = command(commands, "runs", "runs submitted earlier", None)
+    run_commands = runs.add_subparsers(dest="runs_command", metavar="ACTION")
+    run_commands.required = True
+    show = command(run_commands, "show", "a run's status, error and metrics", _runs_show)
+    show.add_argument("run_id", metavar="RUN_ID")
+    wait = command(
+        run_commands,
+        "wait",
+        "wait for a run to end, streaming its log; the exit code is the outcome",
+        _runs_wait,
+    )
+    wait.add_argument("run_id", metavar="RUN_ID")
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="stop waiting after S seconds (exit code 124; the run goes on)",
+    )
+    logs = command(run_commands, "logs", "a run's log so far (stdout and stderr)", _runs_logs)
+    logs.add_argument("run_id", metavar="RUN_ID")
+    cancel = command(run_commands, "cancel", "cancel a run", _runs_cancel)
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    download = command(run_commands, "download", "download a run's outputs/ folder", _runs_download)
+    download.add_argument("run_id", metavar="RUN_ID")
+    download.add_argument(
+        "destination",
+        metavar="DEST",
+        nargs="?",
+        default=".",
+        help="files land in DEST/outputs/ (default: here)",
+    )
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("mlboot")
+    except PackageNotFoundError:  # pragma: no cover  (run from a source tree)
+        return "unknown"
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _workspace(options: argparse.Namespace) -> Workspace:
+    from mlboot._config import load_config  # noqa: PLC0415  (the CLI imports what it uses)
+    from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
+    from mlboot._workspace import workspace_from_config  # noqa: PLC0415
+
+    if options.local:
+        config = load_config(options.config)
+        backend = LocalBackend(default_root(config.source))
+        return workspace_from_config(options.config, backend=backend)
+    return workspace_from_config(options.config)
+
+
+def _environment(path: str) -> Environment:
+    from mlboot._environment import Environment  # noqa: PLC0415
+
+    if Path(path).suffix.lower() in {".yml", ".yaml"}:
+        return Environment.from_conda_specification(path)
+    return Environment.from_pip_requirements(path)
+
+
+def _submit(options: argparse.Namespace) -> int:
+    from mlboot._submit import submit_script  # noqa: PLC0415
+
+    if options.timeout is not None and not options.wait:
+        raise _UsageError("mlboot submit: --timeout needs --wait (see 'mlboot submit --help')")
+    workspace = _workspace(options)
+    environment = _environment(options.env) if options.env else None
+    run = submit_script(
+        workspace,
+        options.script,
+        compute=options.compute,
+        experiment=options.experiment,
+        source_directory=options.source_dir,
+        arguments=[*options.arguments, *options.after_double_dash],
+        environment=environment,
+    )
+    if not options.wait:
+        record = _run_record(run)
+        _emit(
+            options,
+            record,
+            [
+                f"Submitted run {run.id} (experiment {run.experiment}): {record['status']}",
+                f"Follow it with: mlboot runs wait {run.id}",
+            ],
+        )
+        return ExitCode.OK
+    return _wait_and_report(options, run)
+
+
+def _compute_ensure(options: argparse.Namespace) -> int:
+    from mlboot._compute import get_or_create_compute_target  # noqa: PLC0415
+
+    workspace = _workspace(options)
+    target = get_or_create_compute_target(
+        workspace,
+        options.name,
+        vm_size=options.vm_size,
+        max_nodes=options.max_nodes,
+        min_nodes=options.min_nodes,
+        vm_priority=options.priority,
+        idle_seconds_before_scaledown=options.idle_seconds,
+        on_mismatch=options.on_mismatch,
+        wait=not options.no_wait,
+        timeout=options.timeout,
+    )
+    _emit(options, _compute_record(target), [_compute_line(target)])
+    return ExitCode.OK
+
+
+def _runs_show(options: argparse.Namespace) -> int:
+    run = _get_run(options)
+    record = _run_record(run, details=True, metrics=True)
+    _emit(options, record, _run_lines(record))
+    return ExitCode.OK
+
+
+def _runs_wait(options: argparse.Namespace) -> int:
+    return _wait_and_report(options, _get_run(options))
+
+
+def _runs_logs(options: argparse.Namespace) -> int:
+    run = _get_run(options)
+    text = run.logs()
+    if options.json:
+        _print_json({"run_id": run.id, "logs": text})
+    else:
+        sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+    return ExitCode.OK
+
+
+def _runs_cancel(options: argparse.Namespace) -> int:
+    run = _get_run(options)
+    run.cancel()
+    status = run.status()
+    _emit(
+        options,
+        {"run_id": run.id, "status": str(status)},
+        [f"Asked to cancel run {run.id}; it is {status} now."],
+    )
+    return ExitCode.OK
+
+
+def _runs_download(options: argparse.Namespace) -> int:
+    run = _get_run(options)
+    paths = run.download_outputs(options.destination)
+    _emit(
+        options,
+        {"run_id": run.id, "files": [str(p) for p in paths]},
+        [str(p) for p in paths] or [f"Run {run.id} has no files in outputs/."],
+    )
+    return ExitCode.OK
+
+
+def _get_run(options: argparse.Namespace) -> Run:
+    from mlboot._run import get_run  # noqa: PLC0415
+
+    return get_run(_workspace(options), options.run_id)
+
+
+def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
+    # A local run's status is a file read: poll it often.  Azure ML is asked every 2 s at first.
+    from mlboot._local import LocalBackend  # noqa: PLC0415
+
+    local = isinstance(run.workspace.backend, LocalBackend)
+    try:
+        status = run.wait(
+            timeout=getattr(options, "timeout", None),
+            show_output=not options.json,
+            poll_interval=0.2 if local else 2.0,
+        )
+    except RunFailedError:
+        record = _run_record(run, details=True, metrics=True)
+        if options.json:
+            _print_json(record)
+        else:
+            _print_lines(_run_lines(record))
+        raise
+    except KeyboardInterrupt:
+        _say_error(
+            f"stopped waiting; run {run.id} goes on (follow it with: mlboot runs wait {run.id})"
+        )
+        return ExitCode.INTERRUPTED
+    record = _run_record(run, details=True, metrics=True)
+    _emit(options, record, _run_lines(record))
+    return _status_code(status)
+
+
+def _status_code(status: RunStatus) -> int:
+    if status.is_successful:
+        return ExitCode.OK
+    if str(status) == "Canceled":
+        return ExitCode.RUN_CANCELED
+    return ExitCode.RUN_FAILED  # pragma: no cover  (wait returns only on a terminal status)
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+
+def _run_record(run: Run, *, details: bool = False, metrics: bool = False) -> dict[str, Any]:
+    backend, ref = run.workspace.backend, run.workspace.ref
+    record: dict[str, Any] = {
+        "run_id": run.id,
+        "experiment": run.experiment,
+        "portal_url": run.portal_url,
+    }
+    if details:
+        found = backend.get_run_details(ref, run.id)
+        record.update(
+            status=found.status,
+            error=found.error,
+            start_time=found.start_time,
+            end_time=found.end_time,
+        )
+    else:
+        record["status"] = str(run.status())
+    if run.portal_url and run.portal_url.startswith("file://"):
+        # A local run's folder: its outputs are already on this machine.
+        record["outputs"] = str(Path(run.portal_url.removeprefix("file://")) / "outputs")
+    if metrics:
+        record["metrics"] = {name: list(values) for name, values in run.metrics().items()}
+    return record
+
+
+def _run_lines(record: Mapping[str, Any]) -> list[str]:
+    rows = [
+        ("run", record["run_id"]),
+        ("experiment", record["experiment"]),
+        ("status", record.get("status")),
+        ("error", record.get("error")),
+        ("started", record.get("start_time")),
+        ("ended", record.get("end_time")),
+        ("portal", record.get("portal_url")),
+        ("outputs", record.get("outputs")),
+    ]
+    lines = [f"{key:<11}{value}" for key, value in rows if value]
+    for name, values in (record.get("metrics") or {}).items():
+        shown = values[-1] if len(values) == 1 else f"{values[-1]} (last of {len(values)})"
+        lines.append(f"{'metric':<11}{name} = {shown}")
+    return lines
+
+
+def _compute_record(target: ComputeTarget) -> dict[str, Any]:
+    return {
+        "name": target.name,
+        "kind": target.kind,
+        "vm_size": target.vm_size,
+        "vm_priority": target.vm_priority,
+        "min_nodes": target.min_nodes,
+        "max_nodes": target.max_nodes,
+        "idle_seconds_before_scaledown": target.idle_seconds_before_scaledown,
+        "provisioning_state": target.provisioning_state,
+    }
+
+
+def _compute_line(target: ComputeTarget) -> str:
+    return (
+        f"Compute target {target.name}: {target.vm_size}, {target.vm_priority}, "
+        f"{target.min_nodes} to {target.max_nodes} nodes, "
+        f"{target.idle_seconds_before_scaledown} s idle before scale-down, "
+        f"{target.provisioning_state}"
+    )
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=True) + "\n")
+    sys.stdout.flush()
+
+
+def _print_lines(lines: Sequence[str]) -> None:
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _emit(options: argparse.Namespace, record: object, lines: Sequence[str]) -> None:
+    if options.json:
+        _print_json(record)
+    else:
+        _print_lines(lines)
+
+
+def _say_error(message: str, details: Sequence[str] = ()) -> None:
+    sys.stderr.write(f"mlboot: error: {message}\n")
+    for line in details:
+        sys.stderr.write(f"  {line}\n")
+    sys.stderr.flush()
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (RunFailedError, ExitCode.RUN_FAILED),
+    (WaitTimeoutError, ExitCode.TIMEOUT),
+    (AuthenticationError, ExitCode.AUTHENTICATION),
+    (PermissionDeniedError, ExitCode.AUTHENTICATION),
+    (InvalidInputError, ExitCode.BAD_INPUT),
+    (ConfigError, ExitCode.BAD_INPUT),
+    (SnapshotTooLargeError, ExitCode.BAD_INPUT),
+    (ComputeMismatchError, ExitCode.BAD_INPUT),
+    (NotFoundError, ExitCode.NOT_FOUND),
+)
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code the ``mlboot`` command uses for ``error``."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return ExitCode.ERROR
+
+
+def _summary(error: BaseException) -> tuple[str, list[str]]:
+    """One line for ``error``, and the rest of its text."""
+    if isinstance(error, ConfigNotFoundError):
+        start = Path(error.searched[0]).parent.parent if error.searched else Path.cwd()
+        line = (
+            f"no workspace config file found (searched {len(error.searched)} places from "
+            f"{start}). Fix: pass --config PATH, or put config.json here or in .azureml/"
+        )
+        return line, [f"searched {place}" for place in error.searched]
+    text = str(error).strip() or type(error).__name__
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return lines[0], lines[1:]
+
+
+def _report(error: BaseException, options: argparse.Namespace) -> int:
+    verbose = bool(options.verbose)
+    code = exit_code_for(error)
+    if isinstance(error, MlbootError):
+        line, rest = _summary(error)
+    else:
+        line, rest = (
+            f"internal error (a bug in mlboot, please report it): {type(error).__name__}: {error}",
+            traceback.format_exc().splitlines(),
+        )
+    if rest and not verbose:
+        line += " (more with --verbose)"
+    _say_error(line, rest if verbose else ())
+    if options.json:
+        payload: dict[str, Any] = {
+            "type": type(error).__name__,
+            "message": str(error) if isinstance(error, MlbootError) else line,
+            "exit_code": int(code),
+        }
+        if isinstance(error, RunFailedError):
+            payload.update(run_id=error.run_id, log_tail=list(error.log_tail))
+        _print_json({"error": payload})
+    return int(code)
+
+
+@contextlib.contextmanager
+def _logging_to(stream: TextIO, level: int) -> Iterator[None]:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Formatter())
+    previous = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"mlboot: {record.levelname.lower()}: {message}"
+        return f"mlboot: {message}"
+
+
+def _split_double_dash(arguments: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in arguments:
+        at = arguments.index("--")
+        return arguments[:at], arguments[at + 1 :]
+    return arguments, []
+
+
+def _parse(own: list[str], after_double_dash: list[str]) -> argparse.Namespace:
+    try:
+        options = _build_parser().parse_args(own)
+    except _UsageError as error:
+        if "unrecognized arguments" in str(error) and "submit" in own:
+            raise _UsageError(f"{error}; the script's own options go after '--'") from None
+        raise
+    for name in ("local", "json", "verbose"):
+        setattr(options, name, bool(getattr(options, name, False)))
+    options.after_double_dash = after_double_dash
+    if after_double_dash and options.command != "submit":
+        raise _UsageError(
+            f"mlboot {options.command}: '--' and what follows are only for 'mlboot submit'"
+        )
+    return options
+
+
+def _run(options: argparse.Namespace) -> int:
+    try:
+        return int(options.handler(options))
+    except _UsageError as error:
+        _say_error(str(error))
+        return ExitCode.BAD_INPUT
+    except KeyboardInterrupt:
+        _say_error("interrupted")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): nothing left to say.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    except Exception as error:  # noqa: BLE001  (one line, never a traceback)
+        return _report(error, options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mlboot`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    own, after_double_dash = _split_double_dash(list(sys.argv[1:] if argv is None else argv))
+    try:
+        options = _parse(own, after_double_dash)
+    except _UsageError as error:
+        _say_error(str(error))
+        return ExitCode.BAD_INPUT
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else ExitCode.OK
+    level = logging.DEBUG if options.verbose else logging.INFO
+    if options.json and not options.verbose:
+        level = logging.WARNING
+    with _logging_to(sys.stderr, level):
+        return _run(options)

@@ -1,0 +1,538 @@
+"""Get or create an Azure ML compute cluster: :func:`get_or_create_compute_target`.
+
+Every decision lives here, above the :class:`~mlboot.backend.Backend` seam: validation, the one
+lookup, comparing an existing cluster with the request, creating, racing other creators, and
+waiting on the backend's clock.  The backend only moves requests and answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sys
+import threading
+from typing import Literal, TypeAlias
+
+import attrs
+
+from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
+from mlboot._retry import call_with_retries
+from mlboot._workspace import Workspace
+from mlboot.exceptions import (
+    ComputeKindError,
+    ComputeMismatchError,
+    ComputeProvisioningError,
+    ConflictError,
+    InvalidInputError,
+    ServiceError,
+    WaitTimeoutError,
+)
+
+__all__ = ["ComputeTarget", "MismatchPolicy", "get_or_create_compute_target"]
+
+logger = logging.getLogger("mlboot")
+
+MismatchPolicy: TypeAlias = Literal["error", "warn", "update"]
+"""What to do when an existing cluster differs from the request."""
+
+CLUSTER_KIND = "AmlCompute"
+"""The service's compute type of a training cluster."""
+
+_PRIORITIES = ("dedicated", "lowpriority")
+_POLICIES: tuple[MismatchPolicy, ...] = ("error", "warn", "update")
+_SCALE_FIELDS = frozenset({"min_nodes", "max_nodes", "idle_seconds_before_scaledown"})
+
+# Azure VM size names are "Standard_" and then the size, its parts joined by "_"
+# ("Standard_NC24ads_A100_v4"); constrained-vCPU sizes put a "-" inside a part
+# ("Standard_DS13-4_v2").  "Basic_" sizes exist but clusters do not offer them.  Only the shape is
+# checked: which sizes a region offers is the service's answer to give.
+_VM_SIZE = re.compile(r"Standard_[A-Z0-9]+(?:[-_][A-Z0-9]+)*", re.IGNORECASE | re.ASCII)
+_VM_SIZE_RULE = (
+    "it must be an Azure VM size name: 'Standard_' followed by letters and digits, in parts "
+    "joined by '_' or '-' (e.g. 'Standard_DS3_v2', 'Standard_NC24ads_A100_v4')"
+)
+
+# The service's rule for a NEW compute name (Azure ML docs, "Create compute clusters", advanced
+# settings): 3 to 24 characters, letters, digits and '-', starting with a letter, and a '-' must be
+# followed by at least one letter later in the name.  azureml-core itself only refuses the reserved
+# names below.  Applied only before creating, so that an existing cluster stays reachable by the
+# name it already has.
+_CLUSTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{2,23}", re.ASCII)
+_CLUSTER_NAME_RULE = (
+    "a new compute cluster's name must be 3 to 24 characters of letters, digits and '-', start "
+    "with a letter, and have a letter somewhere after its last '-'"
+)
+_RESERVED_NAMES = frozenset({"amlcompute", "local", "containerinstance"})
+
+_SUCCEEDED = "Succeeded"
+_FAILED_STATES = frozenset({"Failed", "Canceled"})
+_TERMINAL_STATES = _FAILED_STATES | {_SUCCEEDED}
+_POLL_SECONDS = 10.0
+"""How often a wait reads the provisioning state (the SDK's own wait polls every 5 s)."""
+_HEARTBEAT_SECONDS = 30.0
+"""A wait reports at least this often, even when nothing changed."""
+
+_creation_locks: dict[tuple[WorkspaceRef, str], threading.Lock] = {}
+_creation_locks_guard = threading.Lock()
+
+
+@attrs.frozen
+class ComputeTarget:
+    """An Azure ML compute cluster, as :func:`get_or_create_compute_target` left it.
+
+    Pass it wherever mlboot expects a compute (submitting a run reads its ``name``).  The values
+    are the service's: ``vm_size`` is spelled as the service reports it (often upper case) and
+    ``vm_priority`` is ``"dedicated"`` or ``"lowpriority"``.  ``provisioning_state`` is the state
+    when the call returned (``"Succeeded"`` after a successful wait).
+
+    Equality and ``repr`` leave the workspace out.  Reach the underlying
+    ``azureml.core.compute.AmlCompute`` with :meth:`to_azureml`.
+    """
+
+    name: str
+    vm_size: str
+    vm_priority: str
+    min_nodes: int
+    max_nodes: int
+    idle_seconds_before_scaledown: int
+    provisioning_state: str
+    kind: str = CLUSTER_KIND
+    workspace: Workspace = attrs.field(kw_only=True, eq=False, repr=False)
+
+    def to_azureml(self) -> object:
+        """The ``azureml.core.compute.AmlCompute`` behind this value, read fresh from the service.
+
+        The escape hatch for features mlboot does not wrap (``list_nodes()``, ``delete()``...).
+        Typed ``object`` because azureml-core ships no type information; ``cast`` it, or use it
+        untyped.  A :class:`~mlboot.testing.FakeBackend` has none and raises
+        :class:`NotImplementedError`.
+        """
+        return self.workspace.backend.azureml_compute(self.workspace.ref, self.name)
+
+
+def get_or_create_compute_target(
+    workspace: Workspace,
+    name: str,
+    *,
+    vm_size: str,
+    max_nodes: int,
+    min_nodes: int = 0,
+    vm_priority: str = "dedicated",
+    idle_seconds_before_scaledown: int = 1800,
+    on_mismatch: MismatchPolicy = "error",
+    wait: bool = True,
+    timeout: float = 1800.0,
+    show_output: bool = False,
+) -> ComputeTarget:
+    """Return the compute cluster ``name`` with these settings, creating it if it does not exist.
+
+    Every argument is checked before anything remote happens
+    (:class:`~mlboot.exceptions.InvalidInputError`).  ``vm_priority`` is ``"dedicated"`` or
+    ``"lowpriority"`` in any case.  ``name`` is checked against the service's naming rules only
+    when a cluster is about to be created, so an existing cluster stays reachable by its name.
+
+    An existing cluster costs one lookup.  Its VM size and priority (compared case-insensitively),
+    node counts and idle time are compared with the request; when they differ, ``on_mismatch``
+    decides: ``"error"`` raises :class:`~mlboot.exceptions.ComputeMismatchError` listing every
+    difference, ``"warn"`` logs one warning and returns the cluster as it is, ``"update"`` changes
+    the scale settings in place (VM size and priority cannot change: that still raises).  A
+    compute of another kind under that name (a compute instance, an attached VM...) raises
+    :class:`~mlboot.exceptions.ComputeKindError`.
+
+    Only a lookup that says "not found" leads to a create; a failed lookup (authentication,
+    permission, throttling, server or network errors) raises at once, and nothing is created.
+    When someone else creates the cluster at the same moment, their cluster is compared like any
+    existing one; threads of one process asking for the same name create it once.
+
+    With ``wait=True`` the call returns once provisioning has succeeded, polling the state and
+    reporting progress on the ``mlboot`` logger at INFO (and on stdout with ``show_output=True``)
+    at least every 30 s.  ``timeout`` bounds the whole call, in seconds on the backend's clock.
+    The default, 30 minutes, is well above the few minutes a cluster usually takes and above the
+    25 minutes after which azureml-core's own ``AmlCompute.wait_for_completion`` gives up, yet
+    ends a stuck CI job long before its own limit.  On time-out
+    :class:`~mlboot.exceptions.WaitTimeoutError` says the state so far and the cluster is left
+    alone; call again to resume waiting.  A failed or canceled provisioning raises
+    :class:`~mlboot.exceptions.ComputeProvisioningError` with the service's error codes and
+    messages (a quota error, for instance).  With ``wait=False`` the call returns at once, in
+    whatever state the cluster is.
+    """
+    _check_call(workspace, name, on_mismatch=on_mismatch, timeout=timeout)
+    spec = _validated_spec(
+        vm_size=vm_size,
+        vm_priority=vm_priority,
+        min_nodes=min_nodes,
+        max_nodes=max_nodes,
+        idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+    )
+    progress = _Progress(show_output=show_output)
+    started = workspace.backend.clock.monotonic()
+    with _creation_lock(workspace.ref, name):
+        info = _find_or_create(workspace, name, spec, on_mismatch, progress)
+    if wait:
+        info = _wait_for_provisioning(
+            workspace, info, started=started, timeout=timeout, progress=progress
+        )
+    return _target(workspace, info)
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def _check_count(field: str, value: object, *, minimum: int, fix: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(field, value, "it must be an int", fix)
+    if value < minimum:
+        raise InvalidInputError(field, value, f"it must be at least {minimum}", fix)
+    return value
+
+
+def _validated_spec(
+    *,
+    vm_size: object,
+    vm_priority: object,
+    min_nodes: object,
+    max_nodes: object,
+    idle_seconds_before_scaledown: object,
+) -> ComputeSpec:
+    if not isinstance(vm_size, str) or not _VM_SIZE.fullmatch(vm_size):
+        raise InvalidInputError(
+            "vm_size",
+            vm_size,
+            _VM_SIZE_RULE,
+            "pass a size from 'az ml compute list-sizes' or the studio's compute page",
+        )
+    if not isinstance(vm_priority, str) or vm_priority.lower() not in _PRIORITIES:
+        raise InvalidInputError(
+            "vm_priority",
+            vm_priority,
+            "it must be 'dedicated' or 'lowpriority' (any case)",
+            "pass 'dedicated', or 'lowpriority' for cheaper nodes that may be preempted",
+        )
+    minimum = _check_count(
+        "min_nodes", min_nodes, minimum=0, fix="pass 0 to let the cluster scale down to no nodes"
+    )
+    maximum = _check_count(
+        "max_nodes", max_nodes, minimum=1, fix="pass the largest number of nodes a run may use"
+    )
+    if minimum > maximum:
+        raise InvalidInputError(
+            "min_nodes",
+            minimum,
+            f"it must not exceed max_nodes={maximum}",
+            "lower min_nodes or raise max_nodes",
+        )
+    idle = _check_count(
+        "idle_seconds_before_scaledown",
+        idle_seconds_before_scaledown,
+        minimum=0,
+        fix="pass the seconds an idle node is kept before it is released (default 1800)",
+    )
+    return ComputeSpec(
+        vm_size=vm_size,
+        vm_priority=vm_priority.lower(),
+        min_nodes=minimum,
+        max_nodes=maximum,
+        idle_seconds_before_scaledown=idle,
+    )
+
+
+def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout: object) -> None:
+    if not isinstance(workspace, Workspace):
+        raise InvalidInputError(
+            "workspace",
+            type(workspace).__name__,
+            "it must be an mlboot.Workspace",
+            "pass the value mlboot.workspace_from_config() returns",
+        )
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(
+            "name", name, "it must be a non-empty str", "pass the compute cluster's name"
+        )
+    if on_mismatch not in _POLICIES:
+        raise InvalidInputError(
+            "on_mismatch",
+            on_mismatch,
+            "it must be 'error', 'warn' or 'update'",
+            "pass one of those three",
+        )
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise InvalidInputError(
+            "timeout",
+            timeout,
+            "it must be a finite number of seconds greater than 0",
+            "pass how long to wait for provisioning, e.g. 1800.0; or wait=False not to wait",
+        )
+
+
+def _check_new_cluster_name(name: str) -> None:
+    fix = "pick another name, e.g. 'gpu-cluster' or 'cpu-d4'"
+    if name.lower() in _RESERVED_NAMES:
+        raise InvalidInputError(
+            "name",
+            name,
+            f"{', '.join(sorted(_RESERVED_NAMES))} are reserved by Azure ML",
+            fix,
+        )
+    after_last_hyphen = name.rpartition("-")[2]
+    if not _CLUSTER_NAME.fullmatch(name) or not any(c.isalpha() for c in after_last_hyphen):
+        raise InvalidInputError("name", name, _CLUSTER_NAME_RULE, fix)
+
+
+# -- get or create ---------------------------------------------------------------------------------
+
+
+def _creation_lock(ref: WorkspaceRef, name: str) -> threading.Lock:
+    # Compute names are case-insensitive in Azure Resource Manager; sharing a lock between two
+    # spellings only serialises them, which is harmless.
+    key = (ref, name.casefold())
+    with _creation_locks_guard:
+        return _creation_locks.setdefault(key, threading.Lock())
+
+
+def _find_or_create(
+    workspace: Workspace,
+    name: str,
+    spec: ComputeSpec,
+    on_mismatch: MismatchPolicy,
+    progress: _Progress,
+) -> ComputeInfo:
+    backend, ref = workspace.backend, workspace.ref
+    # Not retried here: the azureml-core backend already retries throttling, server and network
+    # failures of this GET itself, and mlboot must not multiply those retries.  The error raised
+    # is typed and marked transient; the call is safe to repeat.
+    found = backend.get_compute(ref, name)
+    if found is not None:
+        return _reconcile(workspace, found, spec, on_mismatch, progress)
+    _check_new_cluster_name(name)
+    progress.say(
+        "Creating compute target %r in %s: %s, %s, %d to %d nodes, %d s idle before scale-down",
+        name,
+        ref,
+        spec.vm_size,
+        spec.vm_priority,
+        spec.min_nodes,
+        spec.max_nodes,
+        spec.idle_seconds_before_scaledown,
+    )
+    try:
+        return backend.create_compute(ref, name, spec)
+    except ConflictError as conflict:
+        # Another process created it between our lookup and our create.
+        found = backend.get_compute(ref, name)
+        if found is None:
+            raise ConflictError(
+                f"the service refused to create compute target {name!r} in {ref} because the "
+                f"name is taken ({conflict}), but the workspace has no compute by that name. "
+                "Compute names must be unique within an Azure region. Fix: pick another name."
+            ) from conflict
+        progress.say("Compute target %r was just created by someone else; checking it", name)
+        return _reconcile(workspace, found, spec, on_mismatch, progress)
+
+
+def _reconcile(
+    workspace: Workspace,
+    found: ComputeInfo,
+    spec: ComputeSpec,
+    on_mismatch: MismatchPolicy,
+    progress: _Progress,
+) -> ComputeInfo:
+    where = f"compute target {found.name!r} in {workspace.ref}"
+    if found.kind != CLUSTER_KIND:
+        raise ComputeKindError(
+            f"{where} is a {found.kind}, not a compute cluster ({CLUSTER_KIND}). Fix: pick "
+            "another name for the cluster; this name is taken by that compute.",
+            {"kind": (CLUSTER_KIND, found.kind)},
+        )
+    if found.provisioning_state == "Deleting":
+        raise ComputeProvisioningError(
+            f"{where} is being deleted. Fix: wait until the deletion has finished and call "
+            "again to create it anew, or pick another name.",
+            [(e.code, e.message) for e in found.provisioning_errors],
+        )
+    differences = _differences(spec, _settings(found, where))
+    if not differences:
+        progress.say("Using existing %s (state %s)", where, found.provisioning_state)
+        return found
+    listing = "; ".join(
+        f"{field}: requested {requested!r}, actual {actual!r}"
+        for field, (requested, actual) in differences.items()
+    )
+    scale_only = differences.keys() <= _SCALE_FIELDS
+    if on_mismatch == "warn":
+        logger.warning(
+            "%s differs from the request (%s); using it as it is because on_mismatch='warn'",
+            where,
+            listing,
+        )
+        return found
+    if on_mismatch == "update" and scale_only:
+        progress.say("Updating the scale settings of %s (%s)", where, listing)
+        return workspace.backend.update_compute_scale(
+            workspace.ref,
+            found.name,
+            min_nodes=spec.min_nodes,
+            max_nodes=spec.max_nodes,
+            idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
+        )
+    if scale_only:
+        fix = (
+            "pass the actual values to use it as it is, pass on_mismatch='update' to change its "
+            "scale settings in place, or pick another name for a new cluster"
+        )
+    else:
+        fix = (
+            "the VM size and priority of a cluster cannot change in place: pass the actual "
+            "values to use it as it is, pick another name for a new cluster, or delete this one "
+            "first (Azure ML studio, Compute) to re-create it"
+        )
+    nothing_changed = " Nothing was changed." if on_mismatch == "update" else ""
+    raise ComputeMismatchError(
+        f"{where} exists with other settings: {listing}.{nothing_changed} Fix: {fix}.",
+        differences,
+    )
+
+
+def _settings(info: ComputeInfo, where: str) -> ComputeSpec:
+    """The settings an existing cluster has, in the same terms as a request."""
+    if (
+        info.vm_size is None
+        or info.vm_priority is None
+        or info.min_nodes is None
+        or info.max_nodes is None
+        or info.idle_seconds_before_scaledown is None
+    ):
+        raise ServiceError(
+            f"the service described {where} without all of its settings ({info!r}), so mlboot "
+            "cannot tell whether it is the cluster requested. Fix: look at it in Azure ML studio; "
+            "delete and re-create it if it is broken."
+        )
+    return ComputeSpec(
+        vm_size=info.vm_size,
+        vm_priority=info.vm_priority.lower(),
+        min_nodes=info.min_nodes,
+        max_nodes=info.max_nodes,
+        idle_seconds_before_scaledown=info.idle_seconds_before_scaledown,
+    )
+
+
+def _differences(spec: ComputeSpec, actual: ComputeSpec) -> dict[str, tuple[object, object]]:
+    differences: dict[str, tuple[object, object]] = {}
+    if spec.vm_size.lower() != actual.vm_size.lower():
+        differences["vm_size"] = (spec.vm_size, actual.vm_size)
+    if spec.vm_priority != actual.vm_priority:
+        differences["vm_priority"] = (spec.vm_priority, actual.vm_priority)
+    for field in ("min_nodes", "max_nodes", "idle_seconds_before_scaledown"):
+        requested, found = getattr(spec, field), getattr(actual, field)
+        if requested != found:
+            differences[field] = (requested, found)
+    return differences
+
+
+def _target(workspace: Workspace, info: ComputeInfo) -> ComputeTarget:
+    settings = _settings(info, f"compute target {info.name!r} in {workspace.ref}")
+    return ComputeTarget(
+        name=info.name,
+        vm_size=settings.vm_size,
+        vm_priority=settings.vm_priority,
+        min_nodes=settings.min_nodes,
+        max_nodes=settings.max_nodes,
+        idle_seconds_before_scaledown=settings.idle_seconds_before_scaledown,
+        provisioning_state=info.provisioning_state,
+        kind=info.kind,
+        workspace=workspace,
+    )
+
+
+# -- waiting ---------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Progress:
+    """Progress goes to the ``mlboot`` logger, and to stdout only when the caller asked."""
+
+    show_output: bool
+
+    def say(self, message: str, *args: object) -> None:
+        logger.info(message, *args)
+        if self.show_output:
+            sys.stdout.write(message % args + "\n")
+            sys.stdout.flush()
+
+
+def _wait_for_provisioning(
+    workspace: Workspace,
+    info: ComputeInfo,
+    *,
+    started: float,
+    timeout: float,
+    progress: _Progress,
+) -> ComputeInfo:
+    backend, ref, name = workspace.backend, workspace.ref, info.name
+    clock = backend.clock
+    where = f"compute target {name!r} in {ref}"
+    if info.provisioning_state not in _TERMINAL_STATES:
+        progress.say(
+            "Waiting for %s to finish provisioning (state %s, time-out %.0f s)",
+            where,
+            info.provisioning_state,
+            timeout,
+        )
+    last_said = clock.monotonic()
+    while info.provisioning_state not in _TERMINAL_STATES:
+        elapsed = clock.monotonic() - started
+        if elapsed >= timeout:
+            raise WaitTimeoutError(
+                f"{where} is still {info.provisioning_state!r} after {elapsed:.0f} s, the "
+                f"time-out ({timeout:.0f} s). It was left alone and goes on provisioning. Fix: "
+                "call again to resume waiting, with a longer timeout, or with wait=False not to "
+                "wait; Azure ML studio shows its progress."
+            )
+        clock.sleep(min(_POLL_SECONDS, timeout - elapsed))
+        previous = info.provisioning_state
+        info = call_with_retries(
+            lambda: backend.get_compute_provisioning(ref, name),
+            clock=clock,
+            what=f"reading the provisioning state of {where}",
+        )
+        now = clock.monotonic()
+        if info.provisioning_state != previous:
+            progress.say(
+                "%s: %s -> %s after %.0f s",
+                where,
+                previous,
+                info.provisioning_state,
+                now - started,
+            )
+            last_said = now
+        elif now - last_said >= _HEARTBEAT_SECONDS:
+            progress.say(
+                "%s is still %s after %.0f s (time-out in %.0f s)",
+                where,
+                info.provisioning_state,
+                now - started,
+                max(0.0, timeout - (now - started)),
+            )
+            last_said = now
+    errors = [(error.code, error.message) for error in info.provisioning_errors]
+    if info.provisioning_state in _FAILED_STATES:
+        reported = "; ".join(f"{code}: {message}" for code, message in errors) or "no details"
+        raise ComputeProvisioningError(
+            f"provisioning of {where} ended {info.provisioning_state}: {reported}. Fix: act on "
+            "the service's errors (a quota error needs a quota increase, or another vm_size, "
+            "region or fewer nodes), then delete the cluster (Azure ML studio, Compute) before "
+            "using this name again, or pick another name.",
+            errors,
+        )
+    if errors:
+        logger.warning(
+            "%s is ready but the service reports errors (nodes may fail to start): %s",
+            where,
+            "; ".join(f"{code}: {message}" for code, message in errors),
+        )
+    return info

@@ -1,0 +1,446 @@
+"""A submitted run: the :class:`Run` handle, :class:`RunStatus`, and :func:`get_run`.
+
+Waiting is mlboot's own, never azureml-core's ``wait_for_completion`` (which returns while the
+run is still ``Finalizing``, never times out, and prints whether asked or not): it polls the
+status on the backend's clock, with a pause that grows from ``poll_interval`` to a minute,
+retries a transient failure of one poll (bounded), returns only on a terminal status, and
+raises :class:`~mlboot.exceptions.RunFailedError` with the service's error and the end of the
+log for a failed run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import attrs
+
+from mlboot._backend import Metrics, RunDetails
+from mlboot._retry import call_with_retries
+from mlboot._workspace import Workspace
+from mlboot.exceptions import (
+    InvalidInputError,
+    NotFoundError,
+    RunFailedError,
+    ServiceError,
+    WaitTimeoutError,
+)
+
+__all__ = ["LOG_TAIL_LINES", "Run", "RunStatus", "get_run"]
+
+logger = logging.getLogger("mlboot")
+
+LOG_TAIL_LINES = 50
+"""How many of the last log lines a :class:`~mlboot.exceptions.RunFailedError` carries."""
+
+_MAX_POLL_SECONDS = 60.0
+_POLL_GROWTH = 1.5
+
+
+class RunStatus(str, enum.Enum):
+    """Every status azureml-core reports for a run, plus :attr:`UNKNOWN`.
+
+    A status string the service sends that mlboot does not know (a newer service) reads as
+    :attr:`UNKNOWN` (with a warning naming it) instead of failing: it counts as neither
+    terminal nor running, so :meth:`Run.wait` keeps polling through it.
+    """
+
+    NOT_STARTED = "NotStarted"
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    PROVISIONING = "Provisioning"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    UNAPPROVED = "Unapproved"
+    NOT_RESPONDING = "NotResponding"
+    PAUSING = "Pausing"
+    PAUSED = "Paused"
+    CANCEL_REQUESTED = "CancelRequested"
+    FINALIZING = "Finalizing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    UNKNOWN = "Unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def from_service(cls, text: str) -> RunStatus:
+        """The member for a status string from the service; :attr:`UNKNOWN` if there is none."""
+        for member in cls:
+            if member.value.lower() == text.lower():
+                return member
+        logger.warning(
+            "The service reported run status %r, which mlboot does not know; treating it as "
+            "not finished",
+            text,
+        )
+        return cls.UNKNOWN
+
+    @property
+    def is_terminal(self) -> bool:
+        """``True`` for Completed, Failed and Canceled: the run will not change again."""
+        return self in _TERMINAL
+
+    @property
+    def is_running(self) -> bool:
+        """``True`` before post-processing: from NotStarted to Running, Paused included."""
+        return self in _RUNNING
+
+    @property
+    def is_post_processing(self) -> bool:
+        """``True`` for Finalizing and CancelRequested: the end is near, but not here yet."""
+        return self in _POST_PROCESSING
+
+    @property
+    def is_successful(self) -> bool:
+        """``True`` for Completed only."""
+        return self is RunStatus.COMPLETED
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+_POST_PROCESSING = frozenset({RunStatus.CANCEL_REQUESTED, RunStatus.FINALIZING})
+_RUNNING = frozenset(
+    {
+        RunStatus.NOT_STARTED,
+        RunStatus.QUEUED,
+        RunStatus.PREPARING,
+        RunStatus.PROVISIONING,
+        RunStatus.STARTING,
+        RunStatus.RUNNING,
+        RunStatus.UNAPPROVED,
+        RunStatus.NOT_RESPONDING,
+        RunStatus.PAUSING,
+        RunStatus.PAUSED,
+    }
+)
+
+
+@attrs.frozen
+class Run:
+    """A run submitted to Azure ML: its id, its experiment, and what you can do with it.
+
+    Get one from :func:`mlboot.submit_script`, or reattach to an existing run with
+    :func:`mlboot.get_run`.  Equality and ``repr`` leave the workspace out.
+    """
+
+    id: str
+    experiment: str
+    portal_url: str | None = None
+    workspace: Workspace = attrs.field(kw_only=True, eq=False, repr=False)
+
+    def status(self) -> RunStatus:
+        """The run's status now (one request; a transient failure is retried, bounded)."""
+        backend, ref = self.workspace.backend, self.workspace.ref
+        text = call_with_retries(
+            lambda: backend.get_run_status(ref, self.id),
+            clock=backend.clock,
+            what=f"reading the status of run {self.id!r}",
+        )
+        return RunStatus.from_service(text)
+
+    def wait(
+        self,
+        *,
+        timeout: float | dt.timedelta | None = None,
+        show_output: bool = False,
+        poll_interval: float = 2.0,
+    ) -> RunStatus:
+        """Wait until the run has finished; return :attr:`RunStatus.COMPLETED` or ``CANCELED``.
+
+        Returns only on a terminal status, never while the run is ``Finalizing`` or
+        ``CancelRequested``.  A ``Failed`` run raises
+        :class:`~mlboot.exceptions.RunFailedError` with the run id, the portal URL, the
+        service's error and the last 50 lines of the log.  A canceled run is not an error:
+        check the returned status.
+
+        ``timeout`` (seconds, or a :class:`~datetime.timedelta`; ``None`` waits as long as it
+        takes) is measured on the backend's clock; when it runs out,
+        :class:`~mlboot.exceptions.WaitTimeoutError` is raised and the run is left running
+        (call :meth:`wait` again to keep waiting, :meth:`cancel` to stop it).  The first pause
+        between two polls is ``poll_interval`` seconds; each pause is half as long again as the
+        one before, up to 60 s (or ``poll_interval`` if that is longer).  A transient failure of
+        one poll is retried with back-off (a few times, within two minutes, so a wait may
+        overrun its time-out by that much); a lasting or a permanent one is raised.
+
+        With ``show_output=True`` the status changes and the run's log are printed on stdout as
+        they come, each piece of the log once.  Without it nothing is printed; status changes go
+        to the ``mlboot`` logger at INFO.
+        """
+        limit = _check_timeout(timeout)
+        first_pause = _check_poll_interval(poll_interval)
+        backend, ref = self.workspace.backend, self.workspace.ref
+        clock = backend.clock
+        stream = _LogStream(self) if show_output else None
+        started = clock.monotonic()
+        pause = first_pause
+        longest_pause = max(first_pause, _MAX_POLL_SECONDS)
+        previous: RunStatus | None = None
+        if stream is not None:
+            stream.say(f"Run {self.id} ({self.experiment}): {self.portal_url or 'no portal URL'}")
+        while True:
+            text = call_with_retries(
+                lambda: backend.get_run_status(ref, self.id),
+                clock=clock,
+                what=f"reading the status of run {self.id!r}",
+            )
+            status = RunStatus.from_service(text)
+            elapsed = clock.monotonic() - started
+            if status is not previous:
+                logger.info("Run %s is %s after %.0f s", self.id, status, elapsed)
+                if stream is not None:
+                    stream.say(f"Run {self.id}: {status} after {elapsed:.0f} s")
+                previous = status
+            if stream is not None:
+                stream.follow()
+            if status.is_terminal:
+                return self._finished(status, stream)
+            if limit is not None and elapsed >= limit:
+                raise WaitTimeoutError(
+                    f"run {self.id!r} (experiment {self.experiment!r}) is still {status} after "
+                    f"{elapsed:.0f} s, the time-out ({limit:g} s). It was left running. Fix: "
+                    "call run.wait() again to keep waiting, with a longer timeout, or "
+                    f"run.cancel() to stop it; follow it at {self.portal_url or 'Azure ML studio'}."
+                )
+            clock.sleep(pause if limit is None else min(pause, limit - elapsed))
+            pause = min(pause * _POLL_GROWTH, longest_pause)
+
+    def _finished(self, status: RunStatus, stream: _LogStream | None) -> RunStatus:
+        if status is RunStatus.FAILED:
+            raise self._failure()
+        if status is RunStatus.CANCELED:
+            logger.warning("Run %s was canceled", self.id)
+        if stream is not None:
+            stream.say(f"Run {self.id} ended {status}")
+        return status
+
+    def _failure(self) -> RunFailedError:
+        backend, ref = self.workspace.backend, self.workspace.ref
+        clock = backend.clock
+        error: str | None = None
+        portal_url = self.portal_url
+        try:
+            details = call_with_retries(
+                lambda: backend.get_run_details(ref, self.id),
+                clock=clock,
+                what=f"reading the error of run {self.id!r}",
+            )
+            error = details.error
+            portal_url = details.portal_url or portal_url
+        except ServiceError as exc:
+            logger.warning("Could not read the error of failed run %s: %s", self.id, exc)
+        tail: list[str] = []
+        try:
+            text = call_with_retries(
+                lambda: backend.get_run_logs(ref, self.id),
+                clock=clock,
+                what=f"reading the log of run {self.id!r}",
+            )
+            tail = text.splitlines()[-LOG_TAIL_LINES:]
+        except ServiceError as exc:
+            logger.warning("Could not read the log of failed run %s: %s", self.id, exc)
+        reason = error or "the service gave no error message"
+        message = [
+            f"run {self.id!r} (experiment {self.experiment!r}) failed: {reason}.",
+            f"Portal: {portal_url or 'unknown'}.",
+        ]
+        if tail:
+            message.append(f"Last {len(tail)} log lines:")
+            message.extend(f"  {line}" for line in tail)
+        else:
+            message.append("No log lines were available; see the run's outputs in the portal.")
+        return RunFailedError(
+            "\n".join(message),
+            run_id=self.id,
+            portal_url=portal_url,
+            error=error,
+            log_tail=tail,
+        )
+
+    def cancel(self) -> None:
+        """Ask Azure ML to cancel the run; it passes through ``CancelRequested`` to ``Canceled``.
+
+        Returns at once; :meth:`wait` then returns :attr:`RunStatus.CANCELED`.  Canceling a run
+        that has already finished changes nothing.
+        """
+        self.workspace.backend.cancel_run(self.workspace.ref, self.id)
+        logger.info("Asked to cancel run %s", self.id)
+
+    def metrics(self) -> Metrics:
+        """Every metric the run logged: name to the list of its values, in logging order.
+
+        A metric logged once is a list of one value.  A table or row metric becomes one entry
+        per column, named ``"<metric>/<column>"``.
+        """
+        return self.workspace.backend.get_run_metrics(self.workspace.ref, self.id)
+
+    def logs(self) -> str:
+        """The run's log so far: what the script wrote to stdout and stderr (``""`` if none)."""
+        return self.workspace.backend.get_run_logs(self.workspace.ref, self.id)
+
+    def download_outputs(self, destination: str | os.PathLike[str]) -> list[Path]:
+        """Download the files the run wrote to ``./outputs``; return their local paths.
+
+        They land under ``destination/outputs/``, keeping their folders; ``destination`` is
+        created if needed, and existing files of the same names are overwritten.
+        """
+        folder = _check_destination(destination)
+        folder.mkdir(parents=True, exist_ok=True)
+        return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
+
+    def to_azureml(self) -> object:
+        """The ``azureml.core.Run`` behind this handle, for features mlboot does not wrap.
+
+        Typed ``object`` because azureml-core ships no type information.  A
+        :class:`~mlboot.testing.FakeBackend` has none and raises :class:`NotImplementedError`.
+        """
+        return self.workspace.backend.azureml_run(self.workspace.ref, self.id)
+
+
+def get_run(workspace: Workspace, run_id: str) -> Run:
+    """Reattach to a run submitted earlier (by this process or any other), by its id.
+
+    The id is checked with the service once; an unknown id raises
+    :class:`~mlboot.exceptions.NotFoundError`.
+    """
+    _check_get_run(workspace, run_id)
+    try:
+        details = workspace.backend.get_run_details(workspace.ref, run_id)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"run {run_id!r} was not found in {workspace.ref}. Fix: check the id (Azure ML studio "
+            "shows it on the run's page) and that this is the workspace it was submitted to."
+        ) from exc
+    return run_from_details(workspace, details)
+
+
+def run_from_details(workspace: Workspace, details: RunDetails) -> Run:
+    """The handle for a run the backend described."""
+    return Run(
+        id=details.run_id,
+        experiment=details.experiment,
+        portal_url=details.portal_url,
+        workspace=workspace,
+    )
+
+
+def _check_get_run(workspace: object, run_id: object) -> None:
+    if not isinstance(workspace, Workspace):
+        raise InvalidInputError(
+            "workspace",
+            type(workspace).__name__,
+            "it must be an mlboot.Workspace",
+            "pass the value mlboot.workspace_from_config() returns",
+        )
+    if not isinstance(run_id, str) or not run_id or run_id != run_id.strip():
+        raise InvalidInputError(
+            "run_id",
+            run_id,
+            "it must be a non-empty str without surrounding spaces",
+            "pass the run's id, as Run.id or Azure ML studio shows it",
+        )
+
+
+def _check_destination(destination: object) -> Path:
+    try:
+        raw = os.fspath(destination)  # type: ignore[call-overload]  # checked at run time
+    except TypeError:
+        raw = None
+    if not isinstance(raw, str) or not raw:
+        raise InvalidInputError(
+            "destination",
+            destination,
+            "it must be a non-empty path (str or pathlib.Path)",
+            "pass the folder to download into",
+        )
+    folder = Path(raw)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(
+            "destination",
+            raw,
+            "it exists and is not a folder",
+            "pass a folder (it is created if it does not exist)",
+        )
+    return folder
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise InvalidInputError(
+            "timeout",
+            timeout,
+            "it must be a finite number of seconds (or a timedelta) greater than 0, or None",
+            "pass e.g. timeout=3600 for an hour, or None to wait as long as the run takes",
+        )
+    return float(seconds)
+
+
+def _check_poll_interval(poll_interval: object) -> float:
+    if (
+        isinstance(poll_interval, bool)
+        or not isinstance(poll_interval, int | float)
+        or not math.isfinite(poll_interval)
+        or poll_interval <= 0
+    ):
+        raise InvalidInputError(
+            "poll_interval",
+            poll_interval,
+            "it must be a finite number of seconds greater than 0",
+            "pass e.g. 2.0 (the default)",
+        )
+    return float(poll_interval)
+
+
+class _LogStream:
+    """Prints a run's log as it grows, each piece once (only when the caller asked)."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._printed = ""
+        self._mid_line = False
+
+    def say(self, line: str) -> None:
+        """Print one line of mlboot's own, never glued to a partial log line."""
+        self._write(("\n" if self._mid_line else "") + line + "\n")
+
+    def _write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self._mid_line = not text.endswith("\n")
+
+    def follow(self) -> None:
+        run = self._run
+        backend = run.workspace.backend
+        try:
+            text = call_with_retries(
+                lambda: backend.get_run_logs(run.workspace.ref, run.id),
+                clock=backend.clock,
+                what=f"reading the log of run {run.id!r}",
+            )
+        except ServiceError as exc:
+            # Streaming is a courtesy: a log that cannot be read now must not end the wait.
+            logger.warning("Could not read the log of run %s (will try again): %s", run.id, exc)
+            return
+        if text == self._printed:
+            return
+        if text.startswith(self._printed):
+            new = text[len(self._printed) :]
+        else:
+            # The service moved on to another log file (or rewrote this one): show it whole.
+            new = ("\n" if self._mid_line else "") + text
+        self._write(new)
+        self._printed = text

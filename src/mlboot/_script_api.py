@@ -1,0 +1,214 @@
+"""The in-script API: what a training script calls, wherever it runs.
+
+One training script works unchanged on Azure ML, under mlboot's local backend, and when started
+by hand with ``python train.py``:
+
+- on Azure ML (the variables ``AZUREML_RUN_ID`` and ``AZUREML_SERVICE_ENDPOINT`` that Azure ML
+  sets for every run are present) metrics go to ``azureml.core.Run.get_context()``; azureml-core
+  is imported then, and only then;
+- under the local backend (``MLBOOT_RUN_DIR`` is set, which the local backend does and Azure ML
+  never does) they are appended to the run's ``metrics.jsonl``;
+- anywhere else they are dropped, and one DEBUG message on the ``mlboot`` logger says so.
+
+The local backend is checked first: a local run also carries ``AZUREML_RUN_ID`` and friends, for
+scripts that read them, but never ``AZUREML_SERVICE_ENDPOINT``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+from mlboot._backend import MetricValue
+from mlboot.exceptions import InvalidInputError
+
+__all__ = [
+    "METRICS_FILE",
+    "RUN_DIR_VARIABLE",
+    "Destination",
+    "current_destination",
+    "log_metric",
+    "log_metrics",
+    "output_dir",
+    "read_metrics",
+]
+
+logger = logging.getLogger("mlboot")
+
+RUN_DIR_VARIABLE = "MLBOOT_RUN_DIR"
+"""Set by the local backend to the run's folder (absolute); its presence means "a local run"."""
+
+METRICS_FILE = "metrics.jsonl"
+"""The local run's metrics: one JSON object per line, in logging order."""
+
+OUTPUTS_FOLDER = "outputs"
+"""The folder, relative to the working directory, whose files a run keeps (as on Azure ML)."""
+
+_AZUREML_MARKERS = ("AZUREML_RUN_ID", "AZUREML_SERVICE_ENDPOINT")
+
+Destination: TypeAlias = Literal["azureml", "local", "none"]
+"""Where :func:`log_metric` sends metrics in this process."""
+
+_state_lock = threading.Lock()
+_azureml_run: object | None = None
+_said_dropped = False
+
+
+def current_destination() -> Destination:
+    """Where metrics logged in this process go: ``"azureml"``, ``"local"`` or ``"none"``."""
+    if os.environ.get(RUN_DIR_VARIABLE):
+        return "local"
+    if all(os.environ.get(name) for name in _AZUREML_MARKERS):
+        return "azureml"
+    return "none"
+
+
+def _checked_value(name: object, value: object) -> MetricValue:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(
+            "name", name, "a metric name must be a non-empty str", "pass a name such as 'loss'"
+        )
+    # numbers.Integral/Real also admit numpy and torch scalars (np.float32 is not a float).
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
+        raise InvalidInputError(
+            "value",
+            value,
+            f"metric {name!r} must be an int, a float or a str, not {type(value).__name__}",
+            "log a number (e.g. loss.item() for a tensor) or a str",
+        )
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
+
+
+def _checked_step(step: object) -> int | None:
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 0:
+        raise InvalidInputError(
+            "step", step, "it must be an int >= 0, or None", "pass the epoch or iteration number"
+        )
+    return int(step)
+
+
+def log_metric(name: str, value: float | str, step: int | None = None) -> None:
+    """Log one value of the metric ``name`` for the current run.
+
+    ``value`` is an int, a float (NaN and infinities included) or a str; numpy and torch
+    scalars are accepted as numbers.  ``step`` (an int >= 0) orders values on an axis, as in
+    ``azureml.core.Run.log``: Azure ML expects either every value of a metric to have a step or
+    none.  On Azure ML this calls ``Run.get_context().log(name, value, step=step)``; under the
+    local backend the value is appended to the run's ``metrics.jsonl``; elsewhere it is dropped
+    (see the module documentation).  A bad name, value or step raises
+    :class:`~mlboot.exceptions.InvalidInputError` in every one of those places, so mistakes show
+    up in the first local try.
+    """
+    checked = _checked_value(name, value)
+    checked_step = _checked_step(step)
+    destination = current_destination()
+    if destination == "local":
+        _append_local(Path(os.environ[RUN_DIR_VARIABLE]), name, checked, checked_step)
+    elif destination == "azureml":
+        run = _azureml_context()
+        if checked_step is None:
+            run.log(name, checked)  # type: ignore[attr-defined]  # azureml-core is untyped
+        else:
+            run.log(name, checked, step=checked_step)  # type: ignore[attr-defined]
+    else:
+        _say_dropped_once()
+
+
+def log_metrics(metrics: Mapping[str, float | str], step: int | None = None) -> None:
+    """Log several metrics at once, e.g. ``log_metrics({"loss": 0.1, "acc": 0.9}, step=3)``.
+
+    Every name and value is checked before any is logged.
+    """
+    if not isinstance(metrics, Mapping):
+        raise InvalidInputError(
+            "metrics",
+            metrics,
+            "it must be a mapping of metric names to values",
+            "pass a dict such as {'loss': 0.1}",
+        )
+    for name, value in metrics.items():
+        _checked_value(name, value)
+    for name, value in metrics.items():
+        log_metric(name, value, step)
+
+
+def output_dir() -> Path:
+    """The run's ``outputs`` folder, created if needed: files written there are kept.
+
+    On Azure ML and under the local backend it is ``./outputs`` in the run's working directory,
+    whose files are collected when the script ends; elsewhere it is ``./outputs`` too, so the
+    script behaves the same when started by hand.
+    """
+    folder = Path.cwd() / OUTPUTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _append_local(run_dir: Path, name: str, value: MetricValue, step: int | None) -> None:
+    import fcntl  # noqa: PLC0415  (POSIX only; the local backend runs only there)
+
+    record = {"name": name, "value": value, "step": step, "time": time.time()}
+    # json.dumps writes NaN/Infinity for non-finite floats, which json.loads reads back.
+    line = json.dumps(record, allow_nan=True) + "\n"
+    with (run_dir / METRICS_FILE).open("a", encoding="utf-8") as file:
+        # Processes of one run (data loader workers, ranks) may log at the same moment.
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        file.write(line)
+        file.flush()
+
+
+def read_metrics(run_dir: Path) -> dict[str, list[MetricValue]]:
+    """Every metric a local run logged, by name, in logging order (a torn last line is skipped)."""
+    path = run_dir / METRICS_FILE
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    metrics: dict[str, list[MetricValue]] = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        name, value = record.get("name"), record.get("value")
+        if isinstance(name, str) and isinstance(value, int | float | str):
+            metrics.setdefault(name, []).append(value)
+    return metrics
+
+
+def _azureml_context() -> object:
+    global _azureml_run  # noqa: PLW0603  (one run context per process, as azureml-core has)
+    with _state_lock:
+        if _azureml_run is None:
+            from azureml.core import Run  # noqa: PLC0415  (only ever imported on Azure ML)
+
+            _azureml_run = Run.get_context()
+        return _azureml_run
+
+
+def _say_dropped_once() -> None:
+    global _said_dropped  # noqa: PLW0603  (say it once per process, not once per metric)
+    with _state_lock:
+        if _said_dropped:
+            return
+        _said_dropped = True
+    logger.debug(
+        "mlboot.log_metric: this process is not an Azure ML run (no AZUREML_RUN_ID and "
+        "AZUREML_SERVICE_ENDPOINT) nor a local mlboot run (no %s); metrics are not recorded",
+        RUN_DIR_VARIABLE,
+    )

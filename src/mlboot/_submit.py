@@ -1,0 +1,402 @@
+"""Submit a training script as an experiment run: :func:`submit_script`.
+
+Every argument is checked before anything remote happens, the snapshot included
+(:func:`mlboot._snapshot.plan_snapshot`); only then does one request reach the backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Protocol, TypeAlias
+
+from mlboot._backend import RunRequest
+from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
+from mlboot._environment import Environment
+from mlboot._run import Run, run_from_details
+from mlboot._snapshot import plan_snapshot
+from mlboot._workspace import Workspace
+from mlboot.exceptions import InvalidInputError
+
+__all__ = [
+    "Argument",
+    "NamedCompute",
+    "check_experiment_name",
+    "stringify_arguments",
+    "submit_script",
+]
+
+logger = logging.getLogger("mlboot")
+
+# Stricter than azureml-core's ^[a-zA-Z0-9][\w\-]{0,254}$: \w there accepts any Unicode letter
+# and $ a trailing newline.  fullmatch plus ASCII classes rule both out.
+_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}", re.ASCII)
+_EXPERIMENT_RULE = (
+    "an experiment name must be 1 to 255 ASCII letters, digits, '_' or '-', starting with a "
+    "letter or digit"
+)
+
+Argument: TypeAlias = "str | int | float | os.PathLike[str]"
+"""One command-line argument for the script; it reaches the script as ``str(value)``."""
+
+
+class NamedCompute(Protocol):
+    """Anything with a compute target's ``name``, such as :class:`mlboot.ComputeTarget`."""
+
+    @property
+    def name(self) -> str: ...
+
+
+def submit_script(
+    workspace: Workspace,
+    script: str | os.PathLike[str],
+    *,
+    compute: NamedCompute | str,
+    experiment: str,
+    source_directory: str | os.PathLike[str] = ".",
+    arguments: Iterable[Argument] = (),
+    environment: Environment | None = None,
+    distribution: Distribution | None = None,
+    node_count: int = 1,
+    tags: Mapping[str, str] | None = None,
+    max_run_duration: float | dt.timedelta | None = None,
+) -> Run:
+    """Submit ``script`` to run on ``compute`` as a run of ``experiment``; return its handle.
+
+    ``script`` is a path relative to ``source_directory`` (as in azureml-core), or a path inside
+    it; the whole ``source_directory`` is uploaded as the run's snapshot.  ``compute`` is a
+    :class:`mlboot.ComputeTarget` or a compute target's name.  ``arguments`` are passed to the
+    script in order, each as ``str(value)``.  ``environment`` is an :class:`mlboot.Environment`;
+    without one, Azure ML runs the script in azureml-core's default environment (its
+    ``openmpi4.1.0-ubuntu22.04`` CPU image with Python 3.8 and ``azureml-defaults``).
+    ``distribution`` (:class:`mlboot.PyTorchDistribution` or :class:`mlboot.MpiDistribution`)
+    spreads the run over ``node_count`` nodes; ``node_count`` above 1 needs one.  ``tags`` are
+    set on the run.  ``max_run_duration`` (seconds, or a :class:`~datetime.timedelta`) makes
+    Azure ML cancel a run that takes longer; ``None`` keeps the service's limit of 30 days.
+
+    Raises :class:`~mlboot.exceptions.InvalidInputError` for a bad argument, and
+    :class:`~mlboot.exceptions.SnapshotTooLargeError` for a source folder over the snapshot
+    limits, before anything remote happens.  Returns once the service has accepted the run;
+    call :meth:`Run.wait` to wait for it.
+    """
+    _check_workspace(workspace)
+    experiment_name = check_experiment_name(experiment)
+    compute_name = _compute_name(compute, workspace)
+    argument_strings = stringify_arguments(arguments)
+    tag_map = _check_tags(tags)
+    nodes = _check_node_count(node_count)
+    _check_distribution(distribution, nodes)
+    _check_environment(environment)
+    duration = max_run_duration_seconds(max_run_duration)
+    root, script_path = _check_script(source_directory, script)
+    plan = plan_snapshot(root)
+    if script_path not in plan.files:
+        raise InvalidInputError(
+            "script",
+            script_path,
+            f"it is left out of the snapshot by {plan.ignore_path}, so the run could not find it",
+            f"change {plan.ignore_file} so that it no longer matches {script_path}",
+        )
+    request = RunRequest(
+        experiment=experiment_name,
+        source_directory=root,
+        script=script_path,
+        compute=compute_name,
+        arguments=argument_strings,
+        environment=environment,
+        distribution=distribution,
+        node_count=nodes,
+        tags=tag_map,
+        max_run_duration_seconds=duration,
+    )
+    if environment is None:
+        logger.info(
+            "No environment given: the run uses azureml-core's default environment (its "
+            "openmpi4.1.0-ubuntu22.04 CPU image, Python 3.8, azureml-defaults). Pass "
+            "environment=mlboot.Environment.from_pip_requirements(...) to choose your own."
+        )
+    backend = workspace.backend
+    details = backend.submit_run(workspace.ref, request)
+    run = run_from_details(workspace, details)
+    logger.info(
+        "Submitted %s (%d files, %d bytes) as run %s of experiment %r on %r: %s",
+        script_path,
+        len(plan.files),
+        plan.total_bytes,
+        run.id,
+        run.experiment,
+        compute_name,
+        run.portal_url or "no portal URL",
+    )
+    return run
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def check_experiment_name(name: object) -> str:
+    """Return ``name`` if it is a valid experiment name, else raise ``InvalidInputError``."""
+    if not isinstance(name, str) or not _EXPERIMENT_NAME.fullmatch(name):
+        raise InvalidInputError(
+            "experiment",
+            name,
+            _EXPERIMENT_RULE,
+            "pass a name such as 'train-resnet' or 'nightly_eval'",
+        )
+    return name
+
+
+def stringify_arguments(arguments: object) -> tuple[str, ...]:
+    """The script's arguments as the strings it will receive, in order.
+
+    ``str``, ``int``, ``float`` and path-like values are accepted.  ``bool`` is refused: the
+    script would receive ``"True"`` or ``"False"``, which ``argparse`` with ``type=bool``
+    reads as true either way, while a ``store_true`` flag takes no value at all.
+    """
+    if isinstance(arguments, str | bytes | Mapping) or not isinstance(arguments, Iterable):
+        raise InvalidInputError(
+            "arguments",
+            arguments,
+            "it must be a list or tuple of arguments, not a single value",
+            "pass e.g. ['--epochs', 10, '--lr', 0.001]",
+        )
+    strings: list[str] = []
+    for position, value in enumerate(arguments):
+        strings.append(_stringify_argument(position, value))
+    return tuple(strings)
+
+
+def _stringify_argument(position: int, value: object) -> str:
+    field = f"arguments[{position}]"
+    if isinstance(value, bool):
+        raise InvalidInputError(
+            field,
+            value,
+            "a bool would reach the script as the text 'True' or 'False', which argparse's "
+            "type=bool reads as true either way, and a store_true flag takes no value",
+            "pass the flag alone (e.g. '--fp16') when it is true and leave it out when it is "
+            "false, or pass the text the script expects (e.g. 'true')",
+        )
+    if isinstance(value, str):
+        text = str.__str__(value)
+    elif isinstance(value, int):
+        text = int.__repr__(value)
+    elif isinstance(value, float):
+        text = float.__repr__(value)
+    elif isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if not isinstance(path, str):
+            raise InvalidInputError(
+                field, value, "a path argument must be a str path", "pass str(path) or a Path"
+            )
+        text = path
+    else:
+        raise InvalidInputError(
+            field,
+            value,
+            "each argument must be a str, int, float or path",
+            f"convert it to text yourself, e.g. str(value), or use one of those types "
+            f"(got {type(value).__name__})",
+        )
+    if "\x00" in text:
+        raise InvalidInputError(
+            field, value, "a command-line argument cannot contain a NUL character", "remove it"
+        )
+    return text
+
+
+def _check_workspace(workspace: object) -> None:
+    if not isinstance(workspace, Workspace):
+        raise InvalidInputError(
+            "workspace",
+            type(workspace).__name__,
+            "it must be an mlboot.Workspace",
+            "pass the value mlboot.workspace_from_config() returns",
+        )
+
+
+def _compute_name(compute: object, workspace: Workspace) -> str:
+    name = compute if isinstance(compute, str) else getattr(compute, "name", None)
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise InvalidInputError(
+            "compute",
+            compute,
+            "it must be an mlboot.ComputeTarget or a compute target's name (a non-empty str "
+            "without surrounding spaces)",
+            "pass the value get_or_create_compute_target() returns, or the cluster's name",
+        )
+    owner = getattr(compute, "workspace", None)
+    if isinstance(owner, Workspace) and owner.ref != workspace.ref:
+        raise InvalidInputError(
+            "compute",
+            name,
+            f"it belongs to {owner.ref}, not to {workspace.ref} where the run is submitted",
+            "get the compute target from the same workspace you submit to",
+        )
+    return name
+
+
+def _check_tags(tags: object) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidInputError(
+            "tags", tags, "it must be a mapping of str to str", "pass e.g. {'team': 'vision'}"
+        )
+    checked: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(
+                "tags", key, "a tag's name must be a non-empty str", "pass e.g. {'team': 'vision'}"
+            )
+        if not isinstance(value, str):
+            raise InvalidInputError(
+                f"tags[{key!r}]",
+                value,
+                "a tag's value must be a str",
+                f"pass str(value), e.g. {{{key!r}: {str(value)!r}}}",
+            )
+        checked[key] = value
+    return checked
+
+
+def _check_node_count(node_count: object) -> int:
+    if isinstance(node_count, bool) or not isinstance(node_count, int):
+        raise InvalidInputError(
+            "node_count", node_count, "it must be an int (not a bool)", "pass e.g. node_count=2"
+        )
+    if node_count < 1:
+        raise InvalidInputError(
+            "node_count", node_count, "it must be at least 1", "pass e.g. node_count=1"
+        )
+    return node_count
+
+
+def _check_distribution(distribution: object, node_count: int) -> None:
+    if distribution is None:
+        if node_count > 1:
+            raise InvalidInputError(
+                "node_count",
+                node_count,
+                "a run on more than one node needs a distribution; without one every node "
+                "would run the script on its own, unaware of the others",
+                "pass distribution=mlboot.PyTorchDistribution(process_count_per_node=...) or "
+                "mlboot.MpiDistribution(...), or node_count=1",
+            )
+        return
+    if not isinstance(distribution, PyTorchDistribution | MpiDistribution):
+        raise InvalidInputError(
+            "distribution",
+            distribution,
+            "it must be an mlboot.PyTorchDistribution or an mlboot.MpiDistribution",
+            "pass e.g. mlboot.PyTorchDistribution(process_count_per_node=4)",
+        )
+
+
+def _check_environment(environment: object) -> None:
+    if environment is not None and not isinstance(environment, Environment):
+        raise InvalidInputError(
+            "environment",
+            environment,
+            "it must be an mlboot.Environment, or None for azureml-core's default environment",
+            "build one with mlboot.Environment.from_pip_requirements(...), "
+            "from_conda_specification(...), from_docker_image(...) or from_registered(...)",
+        )
+
+
+def max_run_duration_seconds(value: object) -> int | None:
+    """Whole seconds for ``max_run_duration``, rounded up (a limit is never cut short)."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise InvalidInputError(
+            "max_run_duration",
+            value,
+            "it must be a finite number of seconds (or a timedelta) greater than 0, or None",
+            "pass e.g. datetime.timedelta(hours=12) or 43200, or None for the service's 30 days",
+        )
+    return math.ceil(seconds)
+
+
+def _check_script(source_directory: object, script: object) -> tuple[Path, str]:
+    """The source folder (absolute, links kept) and the script's POSIX path inside it."""
+    root = _check_source_directory(source_directory)
+    try:
+        raw = os.fspath(script)  # type: ignore[call-overload]  # checked at run time
+    except TypeError:
+        raw = None
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInputError(
+            "script",
+            script,
+            "it must be a non-empty path (str or pathlib.Path)",
+            "pass the script's path relative to source_directory, e.g. 'train.py'",
+        )
+    # normpath folds '..' the way the path reads; the link check below catches the rest.
+    candidate = Path(os.path.normpath(root / raw))
+    try:
+        relative = candidate.relative_to(root)
+    except ValueError:
+        raise InvalidInputError(
+            "script",
+            raw,
+            f"it must be inside source_directory ({root})",
+            "pass a path relative to source_directory, or move the script into it (only "
+            "source_directory is uploaded)",
+        ) from None
+    real_root = root.resolve()
+    real_script = candidate.resolve()
+    if not real_script.is_relative_to(real_root):
+        raise InvalidInputError(
+            "script",
+            raw,
+            f"it is a symbolic link (or lies below one) that leads out of source_directory, to "
+            f"{real_script}",
+            "copy the script into source_directory instead of linking to it",
+        )
+    if not candidate.is_file():
+        what = "is not a file" if candidate.exists() else "does not exist"
+        raise InvalidInputError(
+            "script",
+            raw,
+            f"it {what} (looked for {candidate})",
+            "pass the script's path relative to source_directory, e.g. 'train.py' or "
+            "'src/train.py'",
+        )
+    return root, relative.as_posix()
+
+
+def _check_source_directory(source_directory: object) -> Path:
+    try:
+        raw = os.fspath(source_directory)  # type: ignore[call-overload]  # checked at run time
+    except TypeError:
+        raw = None
+    if not isinstance(raw, str) or not raw:
+        raise InvalidInputError(
+            "source_directory",
+            source_directory,
+            "it must be a non-empty path (str or pathlib.Path) to a folder",
+            "pass the folder that holds your training code, e.g. '.' or 'src'",
+        )
+    root = Path(os.path.abspath(raw))  # noqa: PTH100  (like azureml-core: links are kept)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise InvalidInputError(
+            "source_directory",
+            raw,
+            f"it {what} (looked for {root})",
+            f"pass the folder that holds your training code; relative paths start from "
+            f"{Path.cwd()}",
+        )
+    return root

@@ -1,0 +1,24 @@
+"""An Azure ML (SDK v1) service emulator for tests: see README.md."""
+
+from ._auth import EmulatorAuth, make_unsigned_jwt
+from ._emulator import Emulator
+from ._isolation import FAST_SDK_KNOBS, isolate_sdk, stop_sdk_daemons
+from ._payloads import quota_error
+from ._server import RecordedRequest
+from ._state import ComputeState, RunProgram, RunState, SnapshotState, WorkspaceState
+
+__all__ = [
+    "FAST_SDK_KNOBS",
+    "ComputeState",
+    "Emulator",
+    "EmulatorAuth",
+    "RecordedRequest",
+    "RunProgram",
+    "RunState",
+    "SnapshotState",
+    "WorkspaceState",
+    "isolate_sdk",
+    "make_unsigned_jwt",
+    "quota_error",
+    "stop_sdk_daemons",
+]

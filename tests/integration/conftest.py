@@ -1,0 +1,84 @@
+"""Fixtures that run the real azureml-core against the Azure ML emulator (tests/emulator)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azureml.core import Workspace
+
+_TESTS_DIR = Path(__file__).resolve().parents[1]
+if str(_TESTS_DIR) not in sys.path:
+    # tests/ is not a package: make tests/emulator importable as "emulator".
+    sys.path.insert(0, str(_TESTS_DIR))
+
+from emulator import Emulator, isolate_sdk, stop_sdk_daemons  # noqa: E402
+
+# Longest a single test may keep the emulator busy; after that it answers 410 to everything,
+# so any SDK wait still polling ends with an error instead of hanging the session.
+EMULATOR_TIME_LIMIT_SECONDS = 90.0
+
+
+@pytest.fixture
+def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """A started emulator with one workspace, and azureml-core pointed at it for this test.
+
+    ``HOME``/``AZURE_CONFIG_DIR`` are fresh temporary folders, the emulator's CA is trusted
+    through ``REQUESTS_CA_BUNDLE``, its blob host resolves to 127.0.0.1, and the SDK's wait knobs
+    are short (see ``emulator.isolate_sdk``). The server is stopped (and joined, with a time
+    limit) after the test; a bug inside an emulator handler fails the test.
+    """
+    emu = Emulator(tmp_path / "emulator", time_limit=EMULATOR_TIME_LIMIT_SECONDS)
+    emu.start()
+    try:
+        isolate_sdk(monkeypatch, emu, tmp_path / "home")
+        emu.add_workspace()
+        yield emu
+    finally:
+        # The SDK's re-arming timers (started e.g. by Run.cancel) must not outlive the test.
+        stop_sdk_daemons()
+        emu.stop()
+    assert not emu.handler_errors, "the emulator failed while answering:\n" + "\n".join(
+        emu.handler_errors
+    )
+    if not emu.unknown_requests_expected:
+        unknown = [f"{r.method} {r.host}{r.path}" for r in emu.unknown_requests]
+        assert not unknown, f"the SDK asked for routes the emulator does not know: {unknown}"
+
+
+@pytest.fixture
+def workspace(emulator: Emulator) -> Any:
+    """``azureml.core.Workspace`` for the emulator's default workspace (one ARM GET)."""
+    state = emulator.workspace
+    return Workspace.get(
+        state.name,
+        auth=emulator.auth,
+        subscription_id=state.subscription_id,
+        resource_group=state.resource_group,
+    )
+
+
+@pytest.fixture
+def source_dir(tmp_path: Path) -> Path:
+    """A small training project: a script, a package, data to leave out, and an .amlignore."""
+    root = tmp_path / "project"
+    (root / "pkg").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "train.py").write_text("import argparse\nprint('training')\n", encoding="utf-8")
+    (root / "pkg" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "pkg" / "model.py").write_text("WEIGHTS = [1, 2, 3]\n", encoding="utf-8")
+    (root / "data" / "big.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (root / ".amlignore").write_text("data/\n*.log\n", encoding="utf-8")
+    (root / "debug.log").write_text("local noise\n", encoding="utf-8")
+    return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything below tests/integration runs in the `integration` nox session."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)

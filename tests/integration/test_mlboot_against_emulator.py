@@ -1,0 +1,203 @@
+"""mlboot's public API -> the azureml-core adapter -> unmodified azureml-core -> HTTP -> emulator."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from emulator import Emulator, EmulatorAuth, quota_error
+
+import mlboot
+from mlboot.exceptions import (
+    AuthenticationError,
+    ComputeMismatchError,
+    ComputeProvisioningError,
+    NetworkError,
+    PermissionDeniedError,
+    ServiceError,
+    WorkspaceNotFoundError,
+)
+
+pytestmark = pytest.mark.sdk
+
+
+@pytest.fixture
+def config(emulator: Emulator, tmp_path: Path) -> Path:
+    state = emulator.workspace
+    path = tmp_path / "config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "subscription_id": state.subscription_id,
+                "resource_group": state.resource_group,
+                "workspace_name": state.name,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def workspace(emulator: Emulator, config: Path) -> mlboot.Workspace:
+    return mlboot.workspace_from_config(config, auth=emulator.auth)
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port bound but never listening: connections are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+# ---- workspace --------------------------------------------------------------------------------
+
+
+def test_workspace_found_with_one_arm_lookup(emulator: Emulator, config: Path) -> None:
+    workspace = mlboot.workspace_from_config(config, auth=emulator.auth)
+    assert workspace.name == emulator.workspace.name
+    assert workspace.location == "westeurope"
+    assert emulator.count("arm.workspace.get") == 1
+    assert type(workspace.to_azureml()).__name__ == "Workspace"
+
+
+def test_workspace_not_found_is_reported_at_once(emulator: Emulator, tmp_path: Path) -> None:
+    state = emulator.workspace
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "subscription_id": state.subscription_id,
+                "resource_group": state.resource_group,
+                "workspace_name": "no-such-ws",
+            }
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(WorkspaceNotFoundError, match="no-such-ws"):
+        mlboot.workspace_from_config(config, auth=emulator.auth)
+    assert emulator.count("arm.workspace.get") == 1
+
+
+def test_unreachable_workspace_fails_at_once_with_a_clear_error(
+    emulator: Emulator, config: Path, dead_port: int
+) -> None:
+    state = emulator.workspace
+    auth = EmulatorAuth(
+        resource_manager_url=f"https://127.0.0.1:{dead_port}/",
+        tenant_id=emulator.tenant_id,
+        object_id=emulator.object_id,
+        subscriptions={state.subscription_id: "Emulated subscription"},
+    )
+    started = time.monotonic()
+    with pytest.raises(NetworkError) as info:
+        mlboot.workspace_from_config(config, auth=auth)
+    elapsed = time.monotonic() - started
+    assert f"127.0.0.1:{dead_port}" in str(info.value)
+    assert elapsed < 2.0  # the SDK alone takes ~11 s to swallow it, and ~11 s more to raise it
+    assert emulator.requests == []
+
+
+def _raw_sdk_lookup_attempts(emulator: Emulator) -> int:
+    """How many requests the SDK alone sends for one failing workspace lookup."""
+    from azureml.core import Workspace  # noqa: PLC0415
+
+    state = emulator.workspace
+    emulator.clear_requests()
+    with pytest.raises(Exception):  # noqa: B017, PT011  (the SDK's own, untyped failure)
+        Workspace.get(
+            state.name,
+            auth=emulator.auth,
+            subscription_id=state.subscription_id,
+            resource_group=state.resource_group,
+        )
+    count = emulator.count("arm.workspace.get")
+    emulator.clear_requests()
+    return count
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (403, PermissionDeniedError), (500, ServiceError)],
+)
+def test_workspace_lookup_failures_are_typed_and_never_retried_on_top_of_the_sdk(
+    emulator: Emulator, config: Path, status: int, error: type[Exception]
+) -> None:
+    emulator.fail("arm.workspace.get", status, times=100)
+    baseline = _raw_sdk_lookup_attempts(emulator)
+    with pytest.raises(error):
+        mlboot.workspace_from_config(config, auth=emulator.auth)
+    assert emulator.count("arm.workspace.get") == baseline
+    # 4xx fail fast; 5xx get only the SDK's own bounded retries.
+    assert baseline == 1 if status < 500 else 2 <= baseline <= 5
+
+
+# ---- compute ----------------------------------------------------------------------------------
+
+
+def test_existing_matching_cluster_costs_exactly_one_compute_lookup(
+    emulator: Emulator, workspace: mlboot.Workspace
+) -> None:
+    emulator.add_compute("cpu-cluster", vm_size="STANDARD_DS3_V2", max_nodes=4)
+    emulator.clear_requests()
+    cluster = mlboot.get_or_create_compute_target(
+        workspace, "cpu-cluster", vm_size="Standard_DS3_v2", max_nodes=4
+    )
+    assert cluster.name == "cpu-cluster"
+    assert cluster.provisioning_state == "Succeeded"
+    assert emulator.count("compute.get") == 1
+    assert [r for r in emulator.route_sequence() if r != "discovery"] == ["compute.get"]
+
+
+def test_existing_differing_cluster_is_reported_not_reused(
+    emulator: Emulator, workspace: mlboot.Workspace
+) -> None:
+    emulator.add_compute("cpu-cluster", vm_size="STANDARD_DS3_V2", max_nodes=2)
+    with pytest.raises(ComputeMismatchError) as info:
+        mlboot.get_or_create_compute_target(
+            workspace, "cpu-cluster", vm_size="Standard_NC6s_v3", max_nodes=4
+        )
+    assert set(info.value.differences) == {"vm_size", "max_nodes"}
+    assert emulator.count("arm.compute.put") == 0
+
+
+def test_missing_cluster_is_created_and_provisioned(
+    emulator: Emulator, workspace: mlboot.Workspace
+) -> None:
+    cluster = mlboot.get_or_create_compute_target(
+        workspace, "gpu-nodes", vm_size="Standard_NC6s_v3", max_nodes=2, vm_priority="LowPriority"
+    )
+    assert cluster.provisioning_state == "Succeeded"
+    assert emulator.count("arm.compute.put") == 1
+    body = emulator.compute("gpu-nodes").last_request_body
+    properties = body["properties"]["properties"]
+    assert properties["vmSize"] == "Standard_NC6s_v3"
+    assert properties["vmPriority"] == "lowpriority"
+    assert properties["scaleSettings"]["maxNodeCount"] == 2
+
+
+def test_provisioning_failure_carries_the_quota_error(
+    emulator: Emulator, workspace: mlboot.Workspace
+) -> None:
+    emulator.program_provisioning(
+        "gpu-nodes", states=("Creating", "Failed"), errors=[quota_error()]
+    )
+    with pytest.raises(ComputeProvisioningError) as info:
+        mlboot.get_or_create_compute_target(
+            workspace, "gpu-nodes", vm_size="Standard_NC6s_v3", max_nodes=8
+        )
+    assert any(code == "QuotaExceeded" for code, _ in info.value.errors)
+
+
+def test_a_failed_lookup_never_creates(emulator: Emulator, workspace: mlboot.Workspace) -> None:
+    emulator.fail("compute.get", 403, times=5)
+    with pytest.raises(PermissionDeniedError):
+        mlboot.get_or_create_compute_target(
+            workspace, "cpu-cluster", vm_size="Standard_DS3_v2", max_nodes=4
+        )
+    assert emulator.count("arm.compute.put") == 0
