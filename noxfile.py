@@ -8,7 +8,7 @@ import nox
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "integration", "docs"]
+nox.options.sessions = ["lint", "typecheck", "pyright", "tests", "integration", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -25,21 +25,14 @@ def _install(session: nox.Session, *groups: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, contract and documentation-example tests (no network beyond loopback)."""
     _install(session, "tests")
-    session.run(
-        "pytest",
-        "-m",
-        "not integration",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-    )
+    session.run("pytest", "--ignore=tests/integration", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python=PYTHONS[-1])
 def integration(session: nox.Session) -> None:
     """The real SDK end to end against the Azure ML emulator on 127.0.0.1."""
     _install(session, "tests", "integration")
-    session.run("pytest", "-m", "integration", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests/integration", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python=PYTHONS[0])
@@ -55,6 +48,14 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and on the never-executed typing test file."""
     _install(session, "typecheck", "tests")
     session.run("mypy", "src", "tests/typing", f"--python-version={session.python}")
+
+
+@nox.session(python=PYTHONS[-1])
+def pyright(session: nox.Session) -> None:
+    """pyright on the typing test file: the public API as a second checker sees it."""
+    _install(session, "typecheck", "tests")
+    session.install("pyright>=1.1.400")
+    session.run("pyright", "tests/typing")
 
 
 @nox.session(python=PYTHONS[-1])

@@ -67,4 +67,4 @@ def table(figures: list[Figure]) -> str:
     )
     lines = [head, *(figure.row() for figure in figures)]
     notes = [f"- {figure.name}: {figure.note}" for figure in figures if figure.note]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))

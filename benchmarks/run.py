@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _harness import Figure, interleave, table  # noqa: E402  (benchmarks are scripts, not a package)
+from _harness import Figure, interleave, table
 
 
 def _import_seconds(module: str) -> float:

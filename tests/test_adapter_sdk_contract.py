@@ -31,7 +31,7 @@ def test_service_principal_becomes_the_sdk_class_with_an_explicit_cloud() -> Non
     assert isinstance(auth, ServicePrincipalAuthentication)
     assert auth._tenant_id == "tenant-1"
     assert auth._service_principal_id == "client-1"
-    assert auth._service_principal_password == "pw-secret"
+    assert auth._service_principal_password == "pw-secret"  # noqa: S105  (a test value)
     assert auth._cloud_type.name == "AzureChinaCloud"
 
 
@@ -102,7 +102,7 @@ def _compute_error(code: int) -> Exception:
         "Received bad response from Resource Provider:\n"
         f"Response Code: {code}\n"
         "Headers: {'Retry-After': '12'}\n"
-        "Content: b'{\"error\": {\"code\": \"X\"}}'"
+        'Content: b\'{"error": {"code": "X"}}\''
     )
 
 
@@ -145,7 +145,9 @@ def test_sdk_not_found_message_is_not_found() -> None:
 def test_token_problems_are_authentication_errors() -> None:
     from azureml.exceptions import AuthenticationException  # noqa: PLC0415
 
-    assert isinstance(translate_sdk_error(AuthenticationException("expired"), "x"), AuthenticationError)
+    assert isinstance(
+        translate_sdk_error(AuthenticationException("expired"), "x"), AuthenticationError
+    )
 
 
 def test_requests_connection_errors_are_network_errors() -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import types
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -97,15 +98,17 @@ def test_local_run_appends_to_the_metrics_file_in_order(local_run: Path) -> None
 def test_non_finite_values_and_number_like_scalars_are_kept(local_run: Path) -> None:
     mlboot.log_metric("loss", float("nan"))
     mlboot.log_metric("loss", float("inf"))
-    mlboot.log_metric("ratio", Fraction(1, 4))  # a numbers.Real that is not a float
+    mlboot.log_metric("ratio", Fraction(1, 4))  # a number that is not a float
+    mlboot.log_metric("cost", Decimal("2.5"))  # not even a numbers.Real
     metrics = read_metrics(local_run)
-    assert math.isnan(metrics["loss"][0])
+    assert math.isnan(float(metrics["loss"][0]))
     assert metrics["loss"][1] == math.inf
     assert metrics["ratio"] == [0.25]
+    assert metrics["cost"] == [2.5]
 
 
 def test_log_metrics_checks_every_value_before_logging_any(local_run: Path) -> None:
-    with pytest.raises(InvalidInputError, match="metric 'acc' must be an int, a float or a str"):
+    with pytest.raises(InvalidInputError, match="metric 'acc' must be a number or a str"):
         mlboot.log_metrics({"loss": 0.1, "acc": [0.9]})  # type: ignore[dict-item]
     assert not (local_run / "metrics.jsonl").exists()
     mlboot.log_metrics({"loss": 0.1, "acc": 0.9}, step=3)
@@ -119,6 +122,7 @@ def test_log_metrics_checks_every_value_before_logging_any(local_run: Path) -> N
         ("loss", True, None, "value"),
         ("loss", None, None, "value"),
         ("loss", [1.0], None, "value"),
+        ("loss", Decimal("NaN").__class__("sNaN"), None, "value"),
         ("loss", 1.0, -1, "step"),
         ("loss", 1.0, 1.5, "step"),
     ],

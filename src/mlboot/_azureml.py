@@ -480,6 +480,7 @@ _RUN_LOG_PATTERN = re.compile(
     r"(user_logs/std_log[\D]*[0]*(?:_ps)?\.txt)|(azureml-logs/[\d]{2}.+\.txt)"
 )
 _RUN_PRIMARY_RANKS = ("rank_0", "worker_0")
+_RUN_ENVIRONMENT_STATUS = re.compile(r"Error retrieving the environment definition\. Code: (\d{3})")
 _RUN_PYTHON_DEFAULT_MESSAGE = "No Python version provided"
 
 
@@ -494,8 +495,8 @@ class _RunDropPythonDefaultWarning(logging.Filter):
 def _run_quiet_sdk() -> Iterator[None]:
     """Silence two SDK messages that do not apply to what mlboot builds.
 
-    azureml-core's vendored ruamel.yaml raises ``PendingDeprecationWarning`` from its own
-    ``round_trip_load`` every time an environment is built (an error under ``-W error``), and
+    azureml-core's vendored ruamel.yaml warns (``PendingDeprecationWarning``) about its own
+    ``load`` functions every time an environment is built (an error under ``-W error``), and
     ``from_conda_specification`` warns that it pins a Python version mlboot then replaces.
     """
     sdk_logger = logging.getLogger("azureml.core.environment")
@@ -504,7 +505,7 @@ def _run_quiet_sdk() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings(
-                "ignore", message=r"\s*round_trip_load", category=PendingDeprecationWarning
+                "ignore", message=r"\s*\w+ will be removed, use", category=PendingDeprecationWarning
             )
             yield
     finally:
@@ -600,8 +601,11 @@ def _run_sdk_environment(environment: Environment, workspace: Any) -> Any:
         if workspace is None:
             raise ValueError("looking up a registered environment needs the SDK workspace")
         which = f"version {environment.version}" if environment.version else "the latest version"
-        with _translated(f"looking up environment {environment.name!r} ({which})"):
+        doing = f"looking up environment {environment.name!r} ({which})"
+        try:
             return SdkEnvironment.get(workspace, environment.name, version=environment.version)
+        except Exception as exc:
+            raise _run_environment_error(exc, doing, environment) from exc
     conda = (
         None if environment.conda_specification is None else str(environment.conda_specification)
     )
@@ -623,6 +627,39 @@ def _run_sdk_environment(environment: Environment, workspace: Any) -> Any:
         # Replaces the SDK's silent pin (python=3.8.13 for pip files, 3.10.18 for conda files).
         built.python.conda_dependencies.set_python_version(environment.python_version)
     return built
+
+
+def _run_environment_error(exc: Exception, doing: str, environment: Environment) -> MlbootError:
+    """Translate ``Environment.get``'s failure: a bare ``Exception`` whose text has the status.
+
+    azureml-core raises ``Exception("Error retrieving the environment definition. Code: NNN
+    ...")`` for any answer but 200 (and does not retry).
+    """
+    match = _RUN_ENVIRONMENT_STATUS.search(str(exc))
+    if match is None:
+        return translate_sdk_error(exc, doing)
+    status = int(match.group(1))
+    if status == HTTPStatus.NOT_FOUND:
+        which = f" version {environment.version}" if environment.version else ""
+        return NotFoundError(
+            f"environment {environment.name!r}{which} was not found in the workspace. Fix: "
+            "check the name and version in Azure ML studio, Environments (curated environments "
+            "start with 'AzureML-')."
+        )
+    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+        return PermissionDeniedError(
+            f"not allowed while {doing} (HTTP {status}). Fix: ask for a role on the workspace "
+            "that can read environments."
+        )
+    transient = status >= HTTPStatus.INTERNAL_SERVER_ERROR or status in (
+        HTTPStatus.REQUEST_TIMEOUT,
+        HTTPStatus.TOO_MANY_REQUESTS,
+    )
+    return ServiceError(
+        f"the service answered HTTP {status} while {doing}: {_summary(exc)}",
+        status=status,
+        transient=transient,
+    )
 
 
 def _run_details(run: Any, details: dict[str, Any] | None) -> RunDetails:

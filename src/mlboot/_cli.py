@@ -19,8 +19,15 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
+from mlboot._compute import ComputeTarget, get_or_create_compute_target
+from mlboot._config import load_config
+from mlboot._environment import Environment
+from mlboot._local import LocalBackend, default_root
+from mlboot._run import Run, RunStatus, get_run
+from mlboot._submit import submit_script
+from mlboot._workspace import Workspace, workspace_from_config
 from mlboot.exceptions import (
     AuthenticationError,
     ComputeMismatchError,
@@ -34,12 +41,6 @@ from mlboot.exceptions import (
     SnapshotTooLargeError,
     WaitTimeoutError,
 )
-
-if TYPE_CHECKING:
-    from mlboot._compute import ComputeTarget
-    from mlboot._environment import Environment
-    from mlboot._run import Run, RunStatus
-    from mlboot._workspace import Workspace
 
 __all__ = ["ExitCode", "main"]
 
@@ -117,7 +118,7 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "-v",
         "--verbose",
         action="store_true",
-        help="show progress details, and the full text of errors",
+        help="log what mlboot does (on stderr), and show the full text of errors",
         **default,
     )
 
@@ -282,9 +283,6 @@ def _version() -> str:
 
 
 def _workspace(options: argparse.Namespace) -> Workspace:
-    from mlboot._config import load_config  # noqa: PLC0415  (the CLI imports what it uses)
-    from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
-    from mlboot._workspace import workspace_from_config  # noqa: PLC0415
 
     if options.local:
         config = load_config(options.config)
@@ -294,7 +292,6 @@ def _workspace(options: argparse.Namespace) -> Workspace:
 
 
 def _environment(path: str) -> Environment:
-    from mlboot._environment import Environment  # noqa: PLC0415
 
     if Path(path).suffix.lower() in {".yml", ".yaml"}:
         return Environment.from_conda_specification(path)
@@ -302,7 +299,6 @@ def _environment(path: str) -> Environment:
 
 
 def _submit(options: argparse.Namespace) -> int:
-    from mlboot._submit import submit_script  # noqa: PLC0415
 
     if options.timeout is not None and not options.wait:
         raise _UsageError("mlboot submit: --timeout needs --wait (see 'mlboot submit --help')")
@@ -332,7 +328,6 @@ def _submit(options: argparse.Namespace) -> int:
 
 
 def _compute_ensure(options: argparse.Namespace) -> int:
-    from mlboot._compute import get_or_create_compute_target  # noqa: PLC0415
 
     workspace = _workspace(options)
     target = get_or_create_compute_target(
@@ -346,6 +341,7 @@ def _compute_ensure(options: argparse.Namespace) -> int:
         on_mismatch=options.on_mismatch,
         wait=not options.no_wait,
         timeout=options.timeout,
+        show_output=not options.json,
     )
     _emit(options, _compute_record(target), [_compute_line(target)])
     return ExitCode.OK
@@ -396,15 +392,12 @@ def _runs_download(options: argparse.Namespace) -> int:
 
 
 def _get_run(options: argparse.Namespace) -> Run:
-    from mlboot._run import get_run  # noqa: PLC0415
 
     return get_run(_workspace(options), options.run_id)
 
 
 def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
     # A local run's status is a file read: poll it often.  Azure ML is asked every 2 s at first.
-    from mlboot._local import LocalBackend  # noqa: PLC0415
-
     local = isinstance(run.workspace.backend, LocalBackend)
     try:
         status = run.wait(
@@ -412,13 +405,12 @@ def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
             show_output=not options.json,
             poll_interval=0.2 if local else 2.0,
         )
-    except RunFailedError:
+    except RunFailedError as failure:
+        # The failed run's own record is the one JSON object a tool gets, log tail included.
         record = _run_record(run, details=True, metrics=True)
-        if options.json:
-            _print_json(record)
-        else:
-            _print_lines(_run_lines(record))
-        raise
+        record["log_tail"] = list(failure.log_tail)
+        _emit(options, record, _run_lines(record))
+        return _report(failure, options, json_error=False)
     except KeyboardInterrupt:
         _say_error(
             f"stopped waiting; run {run.id} goes on (follow it with: mlboot runs wait {run.id})"
@@ -441,6 +433,7 @@ def _status_code(status: RunStatus) -> int:
 
 
 def _run_record(run: Run, *, details: bool = False, metrics: bool = False) -> dict[str, Any]:
+
     backend, ref = run.workspace.backend, run.workspace.ref
     record: dict[str, Any] = {
         "run_id": run.id,
@@ -457,9 +450,9 @@ def _run_record(run: Run, *, details: bool = False, metrics: bool = False) -> di
         )
     else:
         record["status"] = str(run.status())
-    if run.portal_url and run.portal_url.startswith("file://"):
-        # A local run's folder: its outputs are already on this machine.
-        record["outputs"] = str(Path(run.portal_url.removeprefix("file://")) / "outputs")
+    if isinstance(backend, LocalBackend):
+        # A local run's outputs are already on this machine.
+        record["outputs"] = str(backend.run_folder(run.id) / "outputs")
     if metrics:
         record["metrics"] = {name: list(values) for name, values in run.metrics().items()}
     return record
@@ -567,7 +560,8 @@ def _summary(error: BaseException) -> tuple[str, list[str]]:
     return lines[0], lines[1:]
 
 
-def _report(error: BaseException, options: argparse.Namespace) -> int:
+def _report(error: BaseException, options: argparse.Namespace, *, json_error: bool = True) -> int:
+    """Say ``error`` in one line on stderr (and as JSON on stdout); return its exit code."""
     verbose = bool(options.verbose)
     code = exit_code_for(error)
     if isinstance(error, MlbootError):
@@ -580,7 +574,7 @@ def _report(error: BaseException, options: argparse.Namespace) -> int:
     if rest and not verbose:
         line += " (more with --verbose)"
     _say_error(line, rest if verbose else ())
-    if options.json:
+    if options.json and json_error:
         payload: dict[str, Any] = {
             "type": type(error).__name__,
             "message": str(error) if isinstance(error, MlbootError) else line,
@@ -668,8 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.BAD_INPUT
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else ExitCode.OK
-    level = logging.DEBUG if options.verbose else logging.INFO
-    if options.json and not options.verbose:
-        level = logging.WARNING
+    # Progress a person asked for is printed on stdout by the commands themselves; the logger
+    # adds warnings, and everything with --verbose.
+    level = logging.DEBUG if options.verbose else logging.WARNING
     with _logging_to(sys.stderr, level):
         return _run(options)

@@ -75,8 +75,13 @@ _PIP_HASH_OPTION = re.compile(r"\s--hash[=\s]\S+")
 
 # azureml-core's CondaDependencies._VALID_YML_KEYS: any other top-level key fails the submit.
 _CONDA_KEYS = ("name", "channels", "dependencies", "prefix", "variables")
+# A conda match spec: [channel::]name, then an optional [key=value] bracket, then a version
+# written after an operator ("numpy>=1.26", "numpy=1.26=py311_0") or after a space, starting
+# with a digit or '*' ("numpy 1.26.*"), optionally followed by a build string.
 _CONDA_SPEC = re.compile(
-    r"(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.+-]*)(?:[\s=<>!~\[].*)?", re.ASCII
+    r"(?:[^\s:]+::)?([A-Za-z0-9_][A-Za-z0-9_.+-]*)(?:\[[^\]]*\])?"
+    r"(?:\s*[=<>!~]\S*(?:\s+\S+)?|\s+[\d*]\S*(?:\s+\S+)?)?",
+    re.ASCII,
 )
 _CONDA_PYTHON_PIN = re.compile(r"python(?:==?)(3\.\d{1,2}(?:\.\d{1,3})?)", re.ASCII)
 

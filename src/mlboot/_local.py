@@ -69,6 +69,7 @@ from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, S
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
+    from mlboot._backend import Backend
     from mlboot._environment import Environment
 
 __all__ = [
@@ -88,8 +89,8 @@ TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 
 _CLUSTER_KIND = "AmlCompute"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z", re.ASCII)
-_QUEUE_POLL_SECONDS = 0.05
-_SCRIPT_POLL_SECONDS = 0.05
+_QUEUE_POLL_SECONDS = 0.1
+_SCRIPT_POLL_SECONDS = 0.1
 _CANCEL_GRACE_SECONDS = 5.0
 """How long a canceled script has between SIGTERM and SIGKILL."""
 _LEFTOVER_GRACE_SECONDS = 2.0
@@ -400,8 +401,7 @@ class LocalBackend:
         idle_seconds_before_scaledown: int,
     ) -> ComputeInfo:
         found = self.get_compute_provisioning(ref, name)
-        file = self._compute_file(name)
-        assert file is not None  # noqa: S101  (found above, so the name is a valid one)
+        file = self._root / "computes" / f"{name.casefold()}.json"  # a valid name: found above
         data = _compute_to_json(found)
         data.update(
             min_nodes=min_nodes,
@@ -455,6 +455,7 @@ class LocalBackend:
                 },
             )
         except OSError as exc:
+            shutil.rmtree(folder.path, ignore_errors=True)
             raise ServiceError(
                 f"cannot prepare the local run in {folder.path}: {exc}. Fix: check the free "
                 "space and permissions of the workspace folder."
@@ -552,6 +553,13 @@ class LocalBackend:
                 "workspace folder the run was submitted to."
             )
         return folder
+
+    def run_folder(self, run_id: str) -> Path:
+        """The folder of run ``run_id``: its log, metrics, ``outputs/`` and snapshot (``wd/``).
+
+        Raises :class:`~mlboot.exceptions.NotFoundError` for a run this workspace does not have.
+        """
+        return self._folder(run_id).path
 
     def _status(self, folder: _RunFolder) -> dict[str, Any]:
         record = folder.read_status()
@@ -712,17 +720,24 @@ def _settle_if_abandoned(root: Path, folder: _RunFolder, *, canceled: bool = Fal
 
 
 def _kill_orphaned_script(folder: _RunFolder, record: Mapping[str, Any]) -> None:
-    pid = record.get("script_pid")
-    if not isinstance(pid, int) or not sys.platform.startswith("linux"):
+    """Kill what is left of the script's process group after its supervisor died (Linux)."""
+    group = record.get("script_pid")
+    if not isinstance(group, int) or not sys.platform.startswith("linux"):
         return
-    # Process ids are reused: only kill a group whose leader is provably this run's script.
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return
-    if f"{RUN_DIR_VARIABLE}={folder.path}".encode() in environ.split(b"\0"):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    # Process ids are reused: only kill processes of that group that provably belong to this
+    # run, by the MLBOOT_RUN_DIR they inherited.
+    marker = f"{RUN_DIR_VARIABLE}={folder.path}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            in_group = os.getpgid(int(entry.name)) == group
+            ours = in_group and marker in (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ours:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 # -- the supervisor -------------------------------------------------------------------------------
@@ -1183,3 +1198,8 @@ def _quoted(requirement: str) -> str:
     import shlex  # noqa: PLC0415
 
     return shlex.quote(requirement)
+
+
+if TYPE_CHECKING:
+    # A Protocol is not checked by inheritance: this line makes mypy prove that it is one.
+    _backend: Backend = LocalBackend()

@@ -25,6 +25,7 @@ from mlboot._retry import call_with_retries
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     InvalidInputError,
+    MlbootError,
     NotFoundError,
     RunFailedError,
     ServiceError,
@@ -39,6 +40,7 @@ LOG_TAIL_LINES = 50
 """How many of the last log lines a :class:`~mlboot.exceptions.RunFailedError` carries."""
 
 _MAX_POLL_SECONDS = 60.0
+_UNKNOWN_STATUSES_SEEN: set[str] = set()
 _POLL_GROWTH = 1.5
 
 
@@ -46,7 +48,7 @@ class RunStatus(str, enum.Enum):
     """Every status azureml-core reports for a run, plus :attr:`UNKNOWN`.
 
     A status string the service sends that mlboot does not know (a newer service) reads as
-    :attr:`UNKNOWN` (with a warning naming it) instead of failing: it counts as neither
+    :attr:`UNKNOWN` (with one warning naming it) instead of failing: it counts as neither
     terminal nor running, so :meth:`Run.wait` keeps polling through it.
     """
 
@@ -76,11 +78,13 @@ class RunStatus(str, enum.Enum):
         for member in cls:
             if member.value.lower() == text.lower():
                 return member
-        logger.warning(
-            "The service reported run status %r, which mlboot does not know; treating it as "
-            "not finished",
-            text,
-        )
+        if text not in _UNKNOWN_STATUSES_SEEN:  # once per process, not at every poll
+            _UNKNOWN_STATUSES_SEEN.add(text)
+            logger.warning(
+                "The service reported run status %r, which mlboot does not know; treating it "
+                "as not finished",
+                text,
+            )
         return cls.UNKNOWN
 
     @property
@@ -198,7 +202,7 @@ class Run:
                     stream.say(f"Run {self.id}: {status} after {elapsed:.0f} s")
                 previous = status
             if stream is not None:
-                stream.follow()
+                stream.follow(final=status.is_terminal)
             if status.is_terminal:
                 return self._finished(status, stream)
             if limit is not None and elapsed >= limit:
@@ -233,7 +237,7 @@ class Run:
             )
             error = details.error
             portal_url = details.portal_url or portal_url
-        except ServiceError as exc:
+        except MlbootError as exc:  # the run's failure matters more than this one
             logger.warning("Could not read the error of failed run %s: %s", self.id, exc)
         tail: list[str] = []
         try:
@@ -243,7 +247,7 @@ class Run:
                 what=f"reading the log of run {self.id!r}",
             )
             tail = text.splitlines()[-LOG_TAIL_LINES:]
-        except ServiceError as exc:
+        except MlbootError as exc:  # the run's failure matters more than this one
             logger.warning("Could not read the log of failed run %s: %s", self.id, exc)
         reason = error or "the service gave no error message"
         message = [
@@ -406,41 +410,56 @@ def _check_poll_interval(poll_interval: object) -> float:
 
 
 class _LogStream:
-    """Prints a run's log as it grows, each piece once (only when the caller asked)."""
+    """Prints a run's log as it grows, each piece once (only when the caller asked).
+
+    Only whole lines are printed while the run goes on, so that mlboot's own status lines never
+    cut a log line in two; the last, unfinished line is printed when the run has ended.
+    """
 
     def __init__(self, run: Run) -> None:
         self._run = run
         self._printed = ""
-        self._mid_line = False
+        self._gave_up = False
 
-    def say(self, line: str) -> None:
-        """Print one line of mlboot's own, never glued to a partial log line."""
-        self._write(("\n" if self._mid_line else "") + line + "\n")
-
-    def _write(self, text: str) -> None:
-        sys.stdout.write(text)
+    @staticmethod
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        self._mid_line = not text.endswith("\n")
 
-    def follow(self) -> None:
+    def follow(self, *, final: bool) -> None:
+        """Print what the log gained since the last call (all of it when ``final``).
+
+        Streaming is a courtesy: a log that cannot be read must not end the wait.  A transient
+        failure is tried again at the next poll; any other stops the streaming.
+        """
         run = self._run
         backend = run.workspace.backend
+        if self._gave_up:
+            return
         try:
             text = call_with_retries(
                 lambda: backend.get_run_logs(run.workspace.ref, run.id),
                 clock=backend.clock,
                 what=f"reading the log of run {run.id!r}",
             )
-        except ServiceError as exc:
-            # Streaming is a courtesy: a log that cannot be read now must not end the wait.
-            logger.warning("Could not read the log of run %s (will try again): %s", run.id, exc)
+        except MlbootError as exc:
+            transient = isinstance(exc, ServiceError) and exc.transient
+            self._gave_up = not transient
+            logger.warning(
+                "Could not read the log of run %s (%s): %s",
+                run.id,
+                "will try again" if transient else "no more log will be shown",
+                exc,
+            )
             return
-        if text == self._printed:
-            return
-        if text.startswith(self._printed):
-            new = text[len(self._printed) :]
-        else:
+        if not text.startswith(self._printed):
             # The service moved on to another log file (or rewrote this one): show it whole.
-            new = ("\n" if self._mid_line else "") + text
-        self._write(new)
-        self._printed = text
+            self._printed = ""
+        new = text[len(self._printed) :]
+        if not final:
+            new = new[: new.rfind("\n") + 1]
+        if not new:
+            return
+        sys.stdout.write(new if new.endswith("\n") else new + "\n")
+        sys.stdout.flush()
+        self._printed += new

@@ -16,6 +16,7 @@ scripts that read them, but never ``AZUREML_SERVICE_ENDPOINT``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import numbers
@@ -24,7 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Literal, SupportsFloat, TypeAlias
 
 from mlboot._backend import MetricValue
 from mlboot.exceptions import InvalidInputError
@@ -75,19 +76,24 @@ def _checked_value(name: object, value: object) -> MetricValue:
         raise InvalidInputError(
             "name", name, "a metric name must be a non-empty str", "pass a name such as 'loss'"
         )
-    # numbers.Integral/Real also admit numpy and torch scalars (np.float32 is not a float).
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
-        raise InvalidInputError(
-            "value",
-            value,
-            f"metric {name!r} must be an int, a float or a str, not {type(value).__name__}",
-            "log a number (e.g. loss.item() for a tensor) or a str",
-        )
+    refused = InvalidInputError(
+        "value",
+        value,
+        f"metric {name!r} must be a number or a str, not {type(value).__name__}",
+        "log a number (e.g. loss.item() for a tensor) or a str",
+    )
+    if isinstance(value, bool):
+        # True would be recorded as 1 without a word.
+        raise refused
     if isinstance(value, str):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
-    return float(value)
+    # Anything float() takes: numpy and torch scalars, Fraction, Decimal...
+    if isinstance(value, SupportsFloat):
+        with contextlib.suppress(TypeError, ValueError):
+            return float(value)
+    raise refused
 
 
 def _checked_step(step: object) -> int | None:
@@ -100,17 +106,19 @@ def _checked_step(step: object) -> int | None:
     return int(step)
 
 
-def log_metric(name: str, value: float | str, step: int | None = None) -> None:
+def log_metric(name: str, value: SupportsFloat | str, step: int | None = None) -> None:
     """Log one value of the metric ``name`` for the current run.
 
-    ``value`` is an int, a float (NaN and infinities included) or a str; numpy and torch
-    scalars are accepted as numbers.  ``step`` (an int >= 0) orders values on an axis, as in
-    ``azureml.core.Run.log``: Azure ML expects either every value of a metric to have a step or
-    none.  On Azure ML this calls ``Run.get_context().log(name, value, step=step)``; under the
-    local backend the value is appended to the run's ``metrics.jsonl``; elsewhere it is dropped
-    (see the module documentation).  A bad name, value or step raises
-    :class:`~mlboot.exceptions.InvalidInputError` in every one of those places, so mistakes show
-    up in the first local try.
+    ``value`` is a number (an int, a float with NaN and infinities included, a numpy or torch
+    scalar: anything ``float()`` takes, except a bool) or a str.  ``step`` (an int >= 0) orders
+    values on an axis, as in ``azureml.core.Run.log``: Azure ML expects either every value of
+    a metric to have a step or none.
+
+    On Azure ML this calls ``Run.get_context().log(name, value, step=step)``; under the local
+    backend the value is appended to the run's ``metrics.jsonl``; elsewhere it is dropped (see
+    the module documentation).  A bad name, value or step raises
+    :class:`~mlboot.exceptions.InvalidInputError` in all three places, so a mistake shows up in
+    the first local try, not hours into a run on Azure ML.
     """
     checked = _checked_value(name, value)
     checked_step = _checked_step(step)
@@ -127,7 +135,7 @@ def log_metric(name: str, value: float | str, step: int | None = None) -> None:
         _say_dropped_once()
 
 
-def log_metrics(metrics: Mapping[str, float | str], step: int | None = None) -> None:
+def log_metrics(metrics: Mapping[str, SupportsFloat | str], step: int | None = None) -> None:
     """Log several metrics at once, e.g. ``log_metrics({"loss": 0.1, "acc": 0.9}, step=3)``.
 
     Every name and value is checked before any is logged.

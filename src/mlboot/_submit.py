@@ -116,8 +116,9 @@ def submit_script(
     )
     if environment is None:
         logger.info(
-            "No environment given: the run uses azureml-core's default environment (its "
-            "openmpi4.1.0-ubuntu22.04 CPU image, Python 3.8, azureml-defaults). Pass "
+            "No environment given: on Azure ML the run uses azureml-core's default environment "
+            "(its openmpi4.1.0-ubuntu22.04 CPU image, Python 3.8, azureml-defaults); on the "
+            "local backend, the launching Python. Pass "
             "environment=mlboot.Environment.from_pip_requirements(...) to choose your own."
         )
     backend = workspace.backend

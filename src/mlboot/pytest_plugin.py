@@ -80,7 +80,7 @@ class _OfflineEverywhere:
 def mlboot_fake() -> FakeBackend:
     """A fresh :class:`mlboot.testing.FakeBackend`, shared by the mlboot fixtures of one test."""
     # Imported here, not at the top: pytest imports this plugin in every project that has
-    # mlboot installed, and only tests that use a fixture should pay for the fake.
+    # mlboot installed, where loading it should cost no more than `import mlboot` itself.
     from mlboot.testing import FakeBackend  # noqa: PLC0415
 
     return FakeBackend()

@@ -1,4 +1,4 @@
-"""mlboot's public API -> the azureml-core adapter -> unmodified azureml-core -> HTTP -> emulator."""
+"""mlboot's public API -> its azureml-core adapter -> unmodified azureml-core -> the emulator."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from emulator import Emulator, EmulatorAuth, quota_error
 
 import mlboot
+from emulator import Emulator, EmulatorAuth, quota_error
 from mlboot.exceptions import (
     AuthenticationError,
     ComputeMismatchError,
@@ -201,3 +201,114 @@ def test_a_failed_lookup_never_creates(emulator: Emulator, workspace: mlboot.Wor
             workspace, "cpu-cluster", vm_size="Standard_DS3_v2", max_nodes=4
         )
     assert emulator.count("arm.compute.put") == 0
+
+
+# ---- submit and runs --------------------------------------------------------------------------
+
+FAST = 0.05  # Run.wait's public poll_interval: the emulator moves one status per read
+
+
+def _submit(workspace: mlboot.Workspace, source_dir: Path) -> mlboot.Run:
+    return mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute="cpu-cluster",
+        experiment="emulated-exp",
+        source_directory=source_dir,
+        arguments=["--epochs", 3],
+    )
+
+
+@pytest.fixture
+def cluster(emulator: Emulator) -> str:
+    emulator.add_compute("cpu-cluster", vm_size="STANDARD_DS3_V2", max_nodes=4)
+    return "cpu-cluster"
+
+
+def test_submitted_snapshot_is_exactly_the_precheck_list_and_the_run_completes(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, cluster: str, tmp_path: Path
+) -> None:
+    emulator.program_run(
+        ["Queued", "Running", "Finalizing", "Completed"],
+        metrics={"loss": [0.5, 0.25], "accuracy": 0.9},
+        outputs={"model.txt": b"weights"},
+    )
+    run = _submit(workspace, source_dir)
+    uploaded = emulator.snapshots[emulator.run(run.id).snapshot_id]
+    assert sorted(uploaded.files) == list(mlboot.plan_snapshot(source_dir).files)
+    assert emulator.run(run.id).definition is not None
+    assert run.wait(timeout=60, poll_interval=FAST) is mlboot.RunStatus.COMPLETED
+    assert run.metrics()["loss"] == [0.5, 0.25]
+    assert list(run.metrics()["accuracy"]) == [0.9]
+    paths = run.download_outputs(tmp_path / "out")
+    assert [p.read_bytes() for p in paths] == [b"weights"]
+
+
+def test_a_failed_run_raises_with_the_service_error_and_the_log_tail(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, cluster: str
+) -> None:
+    emulator.program_run(
+        ["Running", "Failed"],
+        logs={
+            "user_logs/std_log.txt": (
+                "epoch 1\nTraceback (most recent call last):\nValueError: bad rate\n"
+            )
+        },
+        error={"code": "UserError", "message": "ValueError: bad rate"},
+    )
+    run = _submit(workspace, source_dir)
+    with pytest.raises(mlboot.exceptions.RunFailedError) as info:
+        run.wait(timeout=60, poll_interval=FAST)
+    assert info.value.run_id == run.id
+    assert "bad rate" in (info.value.error or "")
+    assert any("ValueError: bad rate" in line for line in info.value.log_tail)
+
+
+def test_finalizing_then_failed_is_reported_as_a_failure(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, cluster: str
+) -> None:
+    emulator.program_run(
+        ["Running", "Finalizing", "Finalizing", "Failed"],
+        error={"code": "ServiceError", "message": "output upload failed"},
+    )
+    run = _submit(workspace, source_dir)
+    with pytest.raises(mlboot.exceptions.RunFailedError, match=run.id):
+        run.wait(timeout=60, poll_interval=FAST)
+
+
+# Run.cancel() in the SDK starts a metrics timer through the deprecated Thread.setDaemon.
+@pytest.mark.filterwarnings("ignore:setDaemon\\(\\) is deprecated:DeprecationWarning")
+def test_cancel_ends_canceled_and_reattach_by_id_sees_it(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, cluster: str
+) -> None:
+    emulator.program_run(["Running", "Running", "Running", "Running", "Running"])
+    run = _submit(workspace, source_dir)
+    run.cancel()
+    assert emulator.run(run.id).cancel_requested
+    again = mlboot.get_run(workspace, run.id)
+    assert again.id == run.id
+    assert again.wait(timeout=60, poll_interval=FAST) is mlboot.RunStatus.CANCELED
+
+
+def test_reattach_to_a_run_submitted_elsewhere(
+    emulator: Emulator, workspace: mlboot.Workspace
+) -> None:
+    state = emulator.add_run("other-exp", ["Running", "Completed"], metrics={"auc": 0.8})
+    run = mlboot.get_run(workspace, state.run_id)
+    assert run.experiment == "other-exp"
+    assert run.wait(timeout=60, poll_interval=FAST) is mlboot.RunStatus.COMPLETED
+    assert list(run.metrics()["auc"]) == [0.8]
+
+
+def test_reattach_to_an_unknown_run_is_not_found(workspace: mlboot.Workspace) -> None:
+    with pytest.raises(mlboot.exceptions.NotFoundError):
+        mlboot.get_run(workspace, "no-such-run")
+
+
+def test_transient_status_failures_do_not_end_the_wait(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, cluster: str
+) -> None:
+    emulator.program_run(["Running", "Completed"])
+    run = _submit(workspace, source_dir)
+    emulator.fail("history.run.get", 503, times=2)
+    assert run.wait(timeout=60, poll_interval=FAST) is mlboot.RunStatus.COMPLETED

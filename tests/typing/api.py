@@ -15,6 +15,7 @@ from mlboot.testing import FakeBackend, FakeClock
 # Both backends satisfy the Protocol: a Protocol is not checked by inheritance.
 fake_backend: Backend = FakeBackend()
 sdk_backend: Backend = AzureMLBackend()
+local_backend: Backend = mlboot.LocalBackend()
 fake_clock: Clock = FakeClock()
 
 workspace = mlboot.workspace_from_config(Path("config.json"), backend=FakeBackend())
@@ -29,6 +30,35 @@ mlboot.workspace_from_config(auth=mlboot.ManagedIdentityAuth(client_id="x"))
 
 info = FakeBackend().get_compute(workspace.ref, "cpu")
 assert_type(info, ComputeInfo | None)
+
+cluster = mlboot.get_or_create_compute_target(
+    workspace, "cpu-cluster", vm_size="Standard_DS3_v2", max_nodes=4, on_mismatch="warn"
+)
+assert_type(cluster, mlboot.ComputeTarget)
+assert_type(cluster.max_nodes, int)
+assert_type(cluster.to_azureml(), object)
+
+run = mlboot.submit_script(
+    workspace,
+    "train.py",
+    compute=cluster,
+    experiment="exp",
+    arguments=["--lr", 0.1, 3, Path("data")],
+    environment=mlboot.Environment.from_pip_requirements("requirements.txt"),
+    distribution=mlboot.PyTorchDistribution(process_count_per_node=2),
+    node_count=2,
+    tags={"team": "ml"},
+)
+assert_type(run, mlboot.Run)
+mlboot.submit_script(workspace, "train.py", compute="cpu-cluster", experiment="exp")
+assert_type(run.id, str)
+assert_type(run.status(), mlboot.RunStatus)
+assert_type(run.wait(timeout=60.0), mlboot.RunStatus)
+assert_type(run.download_outputs("out"), list[Path])
+assert_type(run.logs(), str)
+assert_type(mlboot.get_run(workspace, "run-id"), mlboot.Run)
+assert_type(mlboot.plan_snapshot(Path()), mlboot.SnapshotPlan)
+assert_type(mlboot.plan_snapshot(Path()).files, tuple[str, ...])
 
 timeout_error: TimeoutError = WaitTimeoutError("x")
 root: MlbootError = timeout_error  # type: ignore[assignment]  # TimeoutError is not an MlbootError
