@@ -42,12 +42,9 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
-import pathspec
-from pathspec.pattern import RegexPattern
-from pathspec.patterns.gitwildmatch import GitWildMatchPatternError
 
 from mlboot.exceptions import InvalidInputError, SnapshotTooLargeError
 
@@ -247,6 +244,10 @@ def _check_root(source_directory: str | os.PathLike[str]) -> Path:
     return root
 
 
+if TYPE_CHECKING:
+    import pathspec
+
+
 class _IgnoreFile(NamedTuple):
     name: str
     spec: pathspec.PathSpec
@@ -254,6 +255,10 @@ class _IgnoreFile(NamedTuple):
 
 
 def _load_ignore_file(root: Path) -> _IgnoreFile | None:
+    # pathspec (the SDK's own matcher) is imported only when there is an ignore file to read.
+    import pathspec  # noqa: PLC0415
+    from pathspec.patterns.gitwildmatch import GitWildMatchPatternError  # noqa: PLC0415
+
     # Same choice as azureml._project.ignore_file.get_project_ignore_file (os.path.exists):
     # a broken link does not count, and an empty .amlignore still hides .gitignore.
     for name in (AMLIGNORE, GITIGNORE):
@@ -351,6 +356,8 @@ class _Matcher:
     """
 
     def __init__(self, spec: pathspec.PathSpec) -> None:
+        from pathspec.pattern import RegexPattern  # noqa: PLC0415  (see _load_ignore_file)
+
         patterns: list[tuple[str, Callable[[str], object], bool]] = []
         for pattern in spec.patterns:
             if pattern.include is None:
