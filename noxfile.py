@@ -64,3 +64,10 @@ def docs(session: nox.Session) -> None:
     _install(session, "docs")
     out = ROOT / "docs" / "_build"
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", str(out / "html"))
+
+
+@nox.session(python=PYTHONS[-1])
+def bench(session: nox.Session) -> None:
+    """Benchmarks: mlboot against the raw SDK, side by side, as ratios (not run by default)."""
+    _install(session, "tests", "integration")
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -8,7 +8,6 @@ waiting on the backend's clock.  The backend only moves requests and answers.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import sys
 import threading
@@ -18,6 +17,7 @@ import attrs
 
 from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
 from mlboot._retry import call_with_retries
+from mlboot._validate import positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     ComputeKindError,
@@ -256,18 +256,12 @@ def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout
             "it must be 'error', 'warn' or 'update'",
             "pass one of those three",
         )
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise InvalidInputError(
-            "timeout",
-            timeout,
-            "it must be a finite number of seconds greater than 0",
-            "pass how long to wait for provisioning, e.g. 1800.0; or wait=False not to wait",
-        )
+    positive_seconds(
+        "timeout",
+        timeout,
+        fix="pass how long to wait for provisioning, e.g. 1800.0; or wait=False not to wait",
+        allow_timedelta=False,
+    )
 
 
 def _check_new_cluster_name(name: str) -> None:

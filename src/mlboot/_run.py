@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import attrs
 
 from mlboot._backend import Metrics, RunDetails
 from mlboot._retry import call_with_retries
+from mlboot._validate import positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     InvalidInputError,
@@ -377,36 +377,18 @@ def _check_destination(destination: object) -> Path:
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or seconds <= 0
-    ):
-        raise InvalidInputError(
-            "timeout",
-            timeout,
-            "it must be a finite number of seconds (or a timedelta) greater than 0, or None",
-            "pass e.g. timeout=3600 for an hour, or None to wait as long as the run takes",
-        )
-    return float(seconds)
+    return positive_seconds(
+        "timeout",
+        timeout,
+        fix="pass e.g. timeout=3600 for an hour, or None to wait as long as the run takes",
+        or_none=True,
+    )
 
 
 def _check_poll_interval(poll_interval: object) -> float:
-    if (
-        isinstance(poll_interval, bool)
-        or not isinstance(poll_interval, int | float)
-        or not math.isfinite(poll_interval)
-        or poll_interval <= 0
-    ):
-        raise InvalidInputError(
-            "poll_interval",
-            poll_interval,
-            "it must be a finite number of seconds greater than 0",
-            "pass e.g. 2.0 (the default)",
-        )
-    return float(poll_interval)
+    return positive_seconds(
+        "poll_interval", poll_interval, fix="pass e.g. 2.0 (the default)", allow_timedelta=False
+    )
 
 
 class _LogStream:

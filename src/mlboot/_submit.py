@@ -20,6 +20,7 @@ from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribut
 from mlboot._environment import Environment
 from mlboot._run import Run, run_from_details
 from mlboot._snapshot import plan_snapshot
+from mlboot._validate import positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import InvalidInputError
 
@@ -314,19 +315,12 @@ def max_run_duration_seconds(value: object) -> int | None:
     """Whole seconds for ``max_run_duration``, rounded up (a limit is never cut short)."""
     if value is None:
         return None
-    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or seconds <= 0
-    ):
-        raise InvalidInputError(
-            "max_run_duration",
-            value,
-            "it must be a finite number of seconds (or a timedelta) greater than 0, or None",
-            "pass e.g. datetime.timedelta(hours=12) or 43200, or None for the service's 30 days",
-        )
+    seconds = positive_seconds(
+        "max_run_duration",
+        value,
+        fix="pass e.g. datetime.timedelta(hours=12) or 43200, or None for the service's 30 days",
+        or_none=True,
+    )
     return math.ceil(seconds)
 
 
