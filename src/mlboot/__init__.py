@@ -9,6 +9,8 @@ Importing mlboot never imports azureml: the SDK is loaded the first time a call 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mlboot import exceptions
 from mlboot._auth import (
     AzureCliAuth,
@@ -21,12 +23,14 @@ from mlboot._backend import Backend
 from mlboot._compute import ComputeTarget, get_or_create_compute_target
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment
-from mlboot._local import LocalBackend
 from mlboot._run import Run, RunStatus, get_run
 from mlboot._script_api import log_metric, log_metrics, output_dir
 from mlboot._snapshot import SnapshotPlan, plan_snapshot
 from mlboot._submit import submit_script
 from mlboot._workspace import Workspace, workspace_from_config
+
+if TYPE_CHECKING:
+    from mlboot._local import LocalBackend
 
 __all__ = [
     "AzureCliAuth",
@@ -57,9 +61,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> Any:
+    # Paid for only when asked: the version's metadata, and the local backend's process tooling.
     if name == "__version__":
-        from importlib.metadata import version  # noqa: PLC0415  (only paid for when asked)
+        from importlib.metadata import version  # noqa: PLC0415
 
         return version("mlboot")
+    if name == "LocalBackend":
+        from mlboot._local import LocalBackend  # noqa: PLC0415
+
+        return LocalBackend
     raise AttributeError(f"module 'mlboot' has no attribute {name!r}")
