@@ -707,3 +707,14 @@ def test_get_run_needs_a_workspace(fake: FakeBackend) -> None:
         get_run("ws", "id")  # type: ignore[arg-type]
 
     assert caught.value.field == "workspace"
+
+
+def test_show_output_prints_the_last_log_lines_before_the_final_status(
+    fake: FakeBackend, workspace: mlboot.Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_run("ordered", statuses=["Running", "Completed"], logs="epoch 1\nsaved model\n")
+    get_run(workspace, "ordered").wait(show_output=True, timeout=600)
+    lines = capsys.readouterr().out.splitlines()
+    last_log = lines.index("saved model")
+    final = next(i for i, line in enumerate(lines) if "Completed after" in line)
+    assert last_log < final

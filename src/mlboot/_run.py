@@ -196,13 +196,14 @@ class Run:
             )
             status = RunStatus.from_service(text)
             elapsed = clock.monotonic() - started
+            if stream is not None:
+                # The log first: what the script printed comes before the status it led to.
+                stream.follow(final=status.is_terminal)
             if status is not previous:
                 logger.info("Run %s is %s after %.0f s", self.id, status, elapsed)
                 if stream is not None:
                     stream.say(f"Run {self.id}: {status} after {elapsed:.0f} s")
                 previous = status
-            if stream is not None:
-                stream.follow(final=status.is_terminal)
             if status.is_terminal:
                 return self._finished(status, stream)
             if limit is not None and elapsed >= limit:
