@@ -161,3 +161,24 @@ def test_requests_connection_errors_are_network_errors() -> None:
 def test_long_sdk_messages_are_bounded() -> None:
     translated = translate_sdk_error(RuntimeError("x" * 5000), "doing")
     assert len(str(translated)) < 600
+
+
+def test_an_sdk_exception_whose_str_fails_is_still_translated() -> None:
+    from azureml._restclient.exceptions import ServiceException  # noqa: PLC0415
+
+    exc = ServiceException.__new__(ServiceException)
+    exc.status_code = 401
+    exc.details = None  # its __repr__ (and so str()) then raises TypeError
+    exc.message = "Unauthorized"
+    with pytest.raises(TypeError):
+        str(exc)
+    translated = translate_sdk_error(exc, "reading a run's status")
+    assert isinstance(translated, AuthenticationError)
+    assert "reading a run's status" in str(translated)
+
+
+def test_msrest_status_phrases_are_read_as_statuses() -> None:
+    from azureml.exceptions import UserErrorException  # noqa: PLC0415
+
+    exc = UserErrorException("Operation returned an invalid status code 'Forbidden'.")
+    assert isinstance(translate_sdk_error(exc, "x"), PermissionDeniedError)

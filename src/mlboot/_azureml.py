@@ -66,6 +66,8 @@ _STATUS_PATTERNS = (
     re.compile(r"\bstatus code:?\s*(\d{3})", re.IGNORECASE),
     re.compile(r"\bHTTP\s*(\d{3})\b"),
 )
+_STATUS_PHRASE = re.compile(r"invalid status code '([A-Za-z ]+)'")
+_STATUS_BY_PHRASE = {status.phrase.replace(" ", "").lower(): status.value for status in HTTPStatus}
 _SUMMARY_LIMIT = 400
 _NOT_FOUND_MESSAGES = ("ComputeTargetNotFound", "not found.", "ResourceNotFound", "RunNotFound")
 _NETWORK_CLASS_NAMES = frozenset(
@@ -84,6 +86,15 @@ _NETWORK_CLASS_NAMES = frozenset(
 )
 
 
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, which some SDK exceptions cannot produce (their ``__str__`` raises)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001  (any failure of a foreign __str__ is the same to us)
+        message = getattr(exc, "message", None)
+        return message if isinstance(message, str) else type(exc).__name__
+
+
 def _status_of(exc: BaseException) -> int | None:
     """The HTTP status behind an SDK exception: from an attribute, else from its message."""
     for attribute in ("status_code", "http_status"):
@@ -94,12 +105,14 @@ def _status_of(exc: BaseException) -> int | None:
     value = getattr(response, "status_code", None)
     if isinstance(value, int):
         return value
-    text = str(exc)
+    text = _text_of(exc)
     for pattern in _STATUS_PATTERNS:
         match = pattern.search(text)
         if match:
             return int(match.group(1))
-    return None
+    # msrest's "Operation returned an invalid status code 'Forbidden'" names the status instead.
+    match = _STATUS_PHRASE.search(text)
+    return _STATUS_BY_PHRASE.get(match.group(1).lower()) if match else None
 
 
 def _retry_after_of(exc: BaseException) -> float | None:
@@ -109,7 +122,7 @@ def _retry_after_of(exc: BaseException) -> float | None:
     if value is not None:
         with contextlib.suppress(TypeError, ValueError):
             return float(value)
-    match = re.search(r"'Retry-After':\s*'(\d+(?:\.\d+)?)'", str(exc))
+    match = re.search(r"'Retry-After':\s*'(\d+(?:\.\d+)?)'", _text_of(exc))
     return float(match.group(1)) if match else None
 
 
@@ -120,15 +133,18 @@ def _is_network_failure(exc: BaseException) -> bool:
         seen.add(id(current))
         if type(current).__name__ in _NETWORK_CLASS_NAMES or isinstance(current, ConnectionError):
             return True
+        inner = getattr(current, "inner_exception", None)  # not always an exception
         current = (
-            current.__cause__ or current.__context__ or getattr(current, "inner_exception", None)
+            current.__cause__
+            or current.__context__
+            or (inner if isinstance(inner, BaseException) else None)
         )
     return False
 
 
 def _summary(exc: BaseException) -> str:
     """A one-line, bounded account of an SDK exception (its messages can run to pages)."""
-    text = " ".join(str(exc).split())
+    text = " ".join(_text_of(exc).split())
     return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 3] + "..."
 
 
@@ -155,7 +171,7 @@ def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa:
             "workspace that allows this (e.g. AzureML Data Scientist or Contributor)."
         )
     if status == HTTPStatus.NOT_FOUND or (
-        status is None and any(m in str(exc) for m in _NOT_FOUND_MESSAGES)
+        status is None and any(m in _text_of(exc) for m in _NOT_FOUND_MESSAGES)
     ):
         return NotFoundError(f"not found while {doing}: {detail}")
     if status == HTTPStatus.CONFLICT:
@@ -289,7 +305,8 @@ class AzureMLBackend:
         except Exception as exc:
             error = translate_sdk_error(exc, doing)
             if isinstance(error, NotFoundError) or (
-                type(exc).__name__ == "ProjectSystemException" and "not found" in str(exc).lower()
+                type(exc).__name__ == "ProjectSystemException"
+                and "not found" in _text_of(exc).lower()
             ):
                 raise WorkspaceNotFoundError(
                     f"{ref} was not found. Fix: check subscription_id, resource_group and "
@@ -526,7 +543,7 @@ def _run_parse_yaml(text: str) -> object:
     try:
         return YAML(typ="rt").load(text)
     except YAMLError as exc:
-        raise ValueError(" ".join(str(exc).split())) from None
+        raise ValueError(" ".join(_text_of(exc).split())) from None
 
 
 def _run_script_run_config(request: RunRequest, workspace: Any = None) -> Any:
@@ -635,7 +652,7 @@ def _run_environment_error(exc: Exception, doing: str, environment: Environment)
     azureml-core raises ``Exception("Error retrieving the environment definition. Code: NNN
     ...")`` for any answer but 200 (and does not retry).
     """
-    match = _RUN_ENVIRONMENT_STATUS.search(str(exc))
+    match = _RUN_ENVIRONMENT_STATUS.search(_text_of(exc))
     if match is None:
         return translate_sdk_error(exc, doing)
     status = int(match.group(1))
@@ -862,7 +879,7 @@ def _compute_provisioning_configuration(spec: ComputeSpec) -> Any:
 
 def _compute_says_exists(exc: BaseException) -> bool:
     # The resource provider answers a taken name with 409 or with a 400 whose body says so.
-    text = str(exc).lower()
+    text = _text_of(exc).lower()
     return "already exist" in text or "alreadyexists" in text
 
 
