@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _harness import Figure, interleave, table
+import _workloads as work
+from _harness import Figure, interleave, table, timed
+
+RUN_SECONDS = 600.0  # "a run that lasts 10 simulated minutes"
+
+
+@dataclass
+class Context:
+    repetitions: int
+    quick: bool
+    tmp: Path
+    _service: work.Service | None = None
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def service(self) -> work.Service:
+        if self._service is None:
+            self._service = self._stack.enter_context(work.emulated_service(self.tmp / "svc"))
+        return self._service
+
+
+# -- 1. import ---------------------------------------------------------------------------------
 
 
 def _import_seconds(module: str) -> float:
@@ -24,7 +53,7 @@ def _import_seconds(module: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def bench_import(repetitions: int) -> Figure:
+def bench_import(ctx: Context) -> list[Figure]:
     figure = Figure(
         name="1. import",
         unit="s",
@@ -34,15 +63,347 @@ def bench_import(repetitions: int) -> Figure:
         meets=lambda ratio: ratio <= 0.05,  # noqa: PLR2004
         note="time of the import statement in a fresh interpreter, start-up excluded",
     )
-    return interleave(
+    interleave(
         figure,
         lambda: _import_seconds("azureml.core"),
         lambda: _import_seconds("mlboot"),
-        repetitions,
+        ctx.repetitions,
+    )
+    if not figure.meets(figure.ratio):
+        figure.note += (
+            ". MISSED: runs on this machine gave 0.0495 to 0.068 (mlboot ~0.10-0.15 s, the SDK "
+            "~2.1 s; both move with load); mlboot's import cost was not profiled in this issue. "
+            "Plan: python -X importtime on mlboot, then defer what the three calls do not need "
+            "at import (attrs-based classes, typing-only imports), until the ratio stays under "
+            "0.05 across runs."
+        )
+    return [figure]
+
+
+# -- 2. rejecting an oversized source folder -----------------------------------------------------
+
+
+def _mlboot_rejects(root: Path) -> None:
+    from mlboot import plan_snapshot  # noqa: PLC0415
+    from mlboot.exceptions import SnapshotTooLargeError  # noqa: PLC0415
+
+    try:
+        plan_snapshot(root, environ={})
+    except SnapshotTooLargeError:
+        return
+    raise AssertionError(f"mlboot accepted {root}")
+
+
+def bench_reject(ctx: Context) -> list[Figure]:
+    import mlboot  # noqa: F401, PLC0415  (imports paid before timing)
+
+    client = work.sdk_snapshots_client()
+    data_bytes, small = (400 * work.MB, 2_100) if ctx.quick else (1024 * work.MB, 30_000)
+    root = work.oversized_tree(
+        ctx.tmp / "oversized", data_bytes=data_bytes, data_files=4, small=small
+    )
+    files, size = work.tree_size(root)
+    on_disk = work.disk_bytes(root)
+    stats = work.sdk_size_check_stats(root)
+    verdicts: dict[str, str] = {}
+
+    def sdk(target: Path, key: str) -> Callable[[], float]:
+        return lambda: timed(lambda: verdicts.__setitem__(key, work.sdk_rejects(client, target)))
+
+    size_figure = Figure(
+        name="2. reject oversized folder (size)",
+        unit="s",
+        baseline_label="SDK create_snapshot",
+        mlboot_label="plan_snapshot",
+        target="<= 0.05",
+        meets=lambda ratio: ratio <= 0.05,  # noqa: PLR2004
+    )
+    interleave(
+        size_figure,
+        sdk(root, "size"),
+        lambda: timed(lambda: _mlboot_rejects(root)),
+        ctx.repetitions,
+    )
+    work.check("exceeds the limit of 300" in verdicts["size"], verdicts["size"])
+    size_figure.note = (
+        f"{files:,} files, {size / work.MB:,.0f} MiB ({on_disk / work.MB:,.1f} MiB on disk: "
+        "data/ is sparse). Both raise (SDK: SnapshotException 'exceeds the limit of 300 MB'; "
+        "mlboot: SnapshotTooLargeError). Measured: the SDK's real submit-time path, the "
+        "unmodified SnapshotsClient.create_snapshot with the previous-snapshot lookup stubbed "
+        "(no service). Its size check comes first and is stat-only with an early stop at "
+        f"300 MB: in this tree's os.walk order it looked at {stats:,} of {files:,} files before "
+        "rejecting, so sparse files change nothing here (no content is read). mlboot walks the "
+        "whole tree (every stat, plus the .amlignore advice in the message) by design."
+    )
+    if not size_figure.meets(size_figure.ratio):
+        size_figure.note += (
+            " MISSED, and not reachable as posed: the SDK's size rejection never hashes (it is "
+            "a stat walk with an early stop), so a 20x win would need mlboot to be 20x faster "
+            "than stat-ing the same files; plan_snapshot already runs at the cost of a bare "
+            "os.walk + stat (see 2b.). It is faster than the SDK only because the SDK matches "
+            "every path against the ignore spec. Plan: (a) stop mlboot's walk once the size "
+            "verdict is known when the caller does not need the advice; (b) quote the end-to-end "
+            "figure instead: mlboot rejects before any remote call, the SDK only after the "
+            "workspace, experiment and compute requests of a submit; (c) retarget the issue's "
+            "20x at the hashing path (2b./3.), where the SDK reads every byte."
+        )
+
+    count_figure = Figure(
+        name="2b. reject too many files (count)",
+        unit="s",
+        baseline_label="SDK create_snapshot",
+        mlboot_label="plan_snapshot",
+        target="<= 0.05",
+        meets=lambda ratio: ratio <= 0.05,  # noqa: PLR2004
+    )
+    src = root / "src"
+    interleave(
+        count_figure,
+        sdk(src, "count"),
+        lambda: timed(lambda: _mlboot_rejects(src)),
+        ctx.repetitions,
+    )
+    work.check("exceeds the file limit of 2000" in verdicts["count"], verdicts["count"])
+    count_figure.note = (
+        f"the same tree's src/ alone ({small:,} small files, under 300 MB): the SDK's size check "
+        "passes, so it hashes every file (SHA-512 merkle tree) before its file-count check "
+        "rejects; mlboot needs stats only. Both raise."
+    )
+    if not count_figure.meets(count_figure.ratio):
+        count_figure.note += (
+            " MISSED (an extra figure; the issue's 20x target is for 2.): 64-byte files are "
+            "cheap to hash, so the SDK's cost is mostly its own walk; mlboot's plan_snapshot "
+            "takes about what a bare os.walk + stat of the 30,000 files takes (measured ~0.11 s "
+            "vs ~0.11-0.14 s), so it is at the floor of any exact pre-check. The gap grows with "
+            "file size (see 3.). Plan: none for the walk; state the figure per MB of source."
+        )
+    shutil.rmtree(root, ignore_errors=True)
+    return [size_figure, count_figure]
+
+
+# -- 3. pre-checking a large allowed tree ------------------------------------------------------
+
+
+def bench_precheck(ctx: Context) -> list[Figure]:
+    from mlboot import plan_snapshot  # noqa: PLC0415
+
+    total, files, big = (20 * work.MB, 200, 5) if ctx.quick else (250 * work.MB, 1_900, 50)
+    root = work.allowed_tree(ctx.tmp / "allowed", total_bytes=total, files=files, big_files=big)
+    count, size = work.tree_size(root)
+    uploads: dict[str, int] = {}
+
+    def sdk() -> float:
+        return timed(lambda: uploads.__setitem__("sdk", work.sdk_hash_tree(root)))
+
+    def ours() -> float:
+        return timed(lambda: uploads.__setitem__("mlboot", plan_snapshot(root).file_count))
+
+    figure = Figure(
+        name="3. pre-check allowed tree",
+        unit="s",
+        baseline_label="SDK size check + merkle hash",
+        mlboot_label="plan_snapshot",
+        target="(ratio only)",
+        meets=lambda _ratio: True,
+    )
+    interleave(figure, sdk, ours, ctx.repetitions)
+    work.check(uploads["sdk"] == uploads["mlboot"] == count, f"different file sets: {uploads}")
+    figure.note = (
+        f"{count:,} files, {size / work.MB:,.0f} MiB; both pick the same {count:,} files. "
+        f"The bulk ({big} files) is sparse: the SDK still reads and SHA-512-hashes every byte "
+        "(the kernel serves holes as zeros, from memory), so its time is CPU-bound hashing, "
+        "like a warm page cache; with real data on a cold disk the SDK side is slower still."
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    return [figure]
+
+
+# -- 4. remote calls and polls -----------------------------------------------------------------
+
+
+def bench_wire(ctx: Context) -> list[Figure]:
+    service = ctx.service()
+    ours_running = len(work.mlboot_poll_times(RUN_SECONDS))
+    sdk_running = len(work.sdk_poll_times(RUN_SECONDS))
+    results: dict[str, tuple[int, int, float]] = {}
+
+    def sdk() -> float:
+        results["sdk"] = work.counted(
+            service,
+            lambda: work.sdk_workflow(
+                service, running_reads=sdk_running, clock=work.VirtualClock()
+            ),
+        )
+        return float(results["sdk"][0])
+
+    def ours() -> float:
+        results["mlboot"] = work.counted(
+            service,
+            lambda: work.mlboot_workflow(
+                service, running_reads=ours_running, clock=work.VirtualClock()
+            ),
+        )
+        return float(results["mlboot"][0])
+
+    calls = Figure(
+        name="4. remote calls, 10-min run",
+        unit="requests",
+        baseline_label="hand-written SDK",
+        mlboot_label="mlboot",
+        target="<= 1",
+        meets=lambda ratio: ratio <= 1,
+    )
+    # Warm-up: the first workflow of a process also fetches discovery and creates the
+    # experiment; neither side should pay that inside the count.
+    work.sdk_workflow(service)
+    work.mlboot_workflow(service)
+    interleave(calls, sdk, ours, max(1, min(ctx.repetitions, 3)))
+    _, s_reads, s_time = results["sdk"]
+    _, m_reads, m_time = results["mlboot"]
+    calls.note = (
+        "every request on the emulator's wire (ARM, discovery, data plane, blob) for workspace, "
+        "existing cluster, submit and wait, each side on its real polling schedule in simulated "
+        f"time (a virtual clock). Run reads: mlboot {m_reads} (its wait returned at "
+        f"{m_time:.0f} simulated s), SDK {s_reads} (returned at {s_time:.0f} s)."
     )
 
+    hour = 3600.0
+    ours_hour = len(work.mlboot_poll_times(hour))
+    sdk_hour = len(work.sdk_poll_times(hour))
+    polls = Figure(
+        name="4b. status polls per run-hour",
+        unit="polls",
+        baseline_label="SDK wait_for_completion",
+        mlboot_label="mlboot Run.wait",
+        target="<= 1",
+        meets=lambda ratio: ratio <= 1,
+        baseline=[float(sdk_hour)],
+        mlboot=[float(ours_hour)],
+    )
+    polls.note = (
+        "analytic, from the schedules: mlboot reads at once, then pauses 2 s x1.5 up to 60 s; "
+        "the SDK sleeps max(2, 60/(1+100 exp(-t/20))) s before each read (azureml/core/run.py). "
+        f"In 600 s: mlboot {ours_running} Running reads, SDK {sdk_running}; on the wire above "
+        f"mlboot read the run {m_reads} times, the SDK {s_reads} (the schedule's Running reads, "
+        "plus the Completed read, plus reads made at submit and the SDK's final get_details). "
+        "Both converge on 60/h once at the cap."
+    )
+    return [calls, polls]
 
-BENCHMARKS = {"import": bench_import}
+
+# -- 6. the whole workflow, wall time ----------------------------------------------------------
+
+
+def bench_workflow(ctx: Context) -> list[Figure]:
+    service = ctx.service()
+    # Warm both paths once (imports, discovery cache, TLS) so neither pays the first-call cost.
+    work.sdk_workflow(service)
+    work.mlboot_workflow(service)
+    figure = Figure(
+        name="6. whole workflow, wall time",
+        unit="s",
+        baseline_label="hand-written SDK",
+        mlboot_label="mlboot",
+        target="<= 1.05",
+        meets=lambda ratio: ratio <= 1.05,  # noqa: PLR2004
+    )
+    interleave(
+        figure,
+        lambda: timed(lambda: work.sdk_workflow(service)),
+        lambda: timed(lambda: work.mlboot_workflow(service)),
+        ctx.repetitions,
+    )
+    figure.note = (
+        "workspace_from_config + get_or_create_compute_target (existing) + submit_script + "
+        "Run.wait(poll_interval=0.05) against Workspace.from_config + ComputeTarget (try/except "
+        "ComputeTargetException) + ScriptRunConfig + Experiment.submit + "
+        "wait_for_completion(show_output=False) with the SDK's polling knobs at 0.05 s; the run "
+        "is Running for 2 reads, then Completed. Fresh 2-file project per workflow."
+    )
+    if not figure.meets(figure.ratio):
+        figure.note += (
+            " MISSED: see the remote-call count (4.) for the extra requests; plan: drop the "
+            "duplicate lookups mlboot makes on top of the SDK's."
+        )
+    return [figure]
+
+
+# -- 5. local execution overhead ---------------------------------------------------------------
+
+
+def bench_local(ctx: Context) -> list[Figure]:
+    figure = Figure(
+        name="5. local run overhead",
+        unit="s",
+        baseline_label="python script.py",
+        mlboot_label="LocalBackend submit+wait",
+        target="<= 1.5",
+        meets=lambda ratio: ratio <= 1.5,  # noqa: PLR2004
+    )
+    try:
+        import mlboot  # noqa: PLC0415
+        from mlboot._local import LocalBackend  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001
+        figure.baseline, figure.mlboot = [1.0], [float("nan")]
+        figure.note = f"SKIPPED: mlboot._local does not import ({exc!r})"
+        return [figure]
+    project = ctx.tmp / "local" / "project"
+    project.mkdir(parents=True)
+    (project / "script.py").write_text("print('hello')\n", encoding="utf-8")
+    config = ctx.tmp / "local" / "config.json"
+    config.write_text(
+        '{"subscription_id": "00000000-0000-0000-0000-000000000000", '
+        '"resource_group": "bench-rg", "workspace_name": "bench-ws"}',
+        encoding="utf-8",
+    )
+    workspace = mlboot.workspace_from_config(config, backend=LocalBackend(ctx.tmp / "local" / "ws"))
+    pool = mlboot.get_or_create_compute_target(
+        workspace, "local-pool", vm_size="Standard_DS3_v2", max_nodes=1
+    )
+
+    def direct() -> None:
+        subprocess.run([sys.executable, "script.py"], cwd=project, check=True, capture_output=True)
+
+    def ours() -> None:
+        run = mlboot.submit_script(
+            workspace, "script.py", compute=pool, experiment="bench-local", source_directory=project
+        )
+        status = run.wait(poll_interval=0.01)
+        work.check(status is mlboot.RunStatus.COMPLETED, f"the local run ended {status}")
+
+    try:
+        ours()  # warm-up, and the check that the local backend works at all
+    except Exception as exc:  # noqa: BLE001
+        figure.baseline, figure.mlboot = [1.0], [float("nan")]
+        figure.note = f"SKIPPED: LocalBackend submit + wait failed ({exc!r})"
+        return [figure]
+    interleave(figure, lambda: timed(direct), lambda: timed(ours), ctx.repetitions)
+    figure.note = (
+        "submit_script + Run.wait(poll_interval=0.01) of a one-line script on LocalBackend "
+        "(snapshot copy, run folder, child interpreter) against subprocess python script.py; "
+        "both start a fresh interpreter for the script."
+    )
+    if not figure.meets(figure.ratio):
+        figure.note += (
+            f" MISSED: a fixed ~{(figure.ratio - 1) * statistics.median(figure.baseline):.2f} s "
+            "on top of a ~15 ms script. LocalBackend starts a detached supervisor interpreter "
+            "(python -c bootstrap that imports mlboot's local runner, so a run outlives the "
+            "launcher like a remote one), which then starts the script, plus the snapshot copy "
+            "and run-folder JSON. Plan: a lean supervisor bootstrap that imports no more than "
+            "subprocess/json, and a wait woken by the supervisor's status file; against a real "
+            "training script (seconds or more) the fixed cost is already under 1.5x."
+        )
+    return [figure]
+
+
+BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
+    "import": bench_import,
+    "reject": bench_reject,
+    "precheck": bench_precheck,
+    "wire": bench_wire,
+    "workflow": bench_workflow,
+    "local": bench_local,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,9 +414,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     repetitions = 1 if args.quick else args.repetitions
-    figures = [BENCHMARKS[name](repetitions) for name in (args.only or BENCHMARKS)]
+    warnings.simplefilter("ignore")  # azureml-core's import-time deprecation noise
+    logging.getLogger("mlboot").setLevel(logging.ERROR)  # the 25 MB snapshot warning, 3.
+    figures: list[Figure] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mlboot-bench-") as tmp:
+        ctx = Context(repetitions, args.quick, Path(tmp))
+        with ctx._stack:  # noqa: SLF001
+            for name in args.only or BENCHMARKS:
+                figures += BENCHMARKS[name](ctx)
     text = table(figures)
     print(text)
+    print(f"\n({time.perf_counter() - started:.0f} s in all)")
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")
     return 0

@@ -244,7 +244,7 @@ def test_node_counts_are_accepted_exactly_when_0_le_min_le_max_and_max_ge_1(
         assert fake.calls == []
 
 
-# -- the cluster name: checked only before creating ----------------------------------------------
+# -- the cluster name: its service rules checked only before creating --------------------------
 
 
 @pytest.mark.parametrize(
@@ -253,11 +253,8 @@ def test_node_counts_are_accepted_exactly_when_0_le_min_le_max_and_max_ge_1(
         "ab",  # too short
         "a" * 25,  # too long
         "1gpu",  # starts with a digit
-        "-gpu",
         "gpu_cluster",
         "gpu.cluster",
-        "gpu cluster",
-        "gpü-cluster",
         "cpu-cluster-1",  # no letter after the last '-'
         "gpu-",
         "local",
@@ -274,6 +271,22 @@ def test_a_new_cluster_name_breaking_the_service_rules_is_refused_before_creatin
     assert caught.value.field == "name"
     assert caught.value.value == name
     assert operations(fake) == ["get_compute"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["-gpu", "gpu cluster", "gpü-cluster", "gpu\x07", "gpu/../other", "gpu?x", "gpu#x", "a%2F"],
+)
+def test_a_name_no_compute_can_have_is_refused_before_the_lookup(
+    fake: FakeBackend, workspace: mlboot.Workspace, name: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        get_or_create_compute_target(workspace, name, **REQUEST)
+
+    assert caught.value.field == "name"
+    assert caught.value.value == name
+    assert "ASCII letters, digits" in str(caught.value)
+    assert fake.calls == []
 
 
 @pytest.mark.parametrize("name", ["gpu", "a" * 24, "cpu-cluster", "gpu-1a", "GPU-Cluster-a1"])

@@ -435,7 +435,9 @@ def test_bad_max_run_durations_are_refused(
     refused(fake, "max_run_duration", lambda: submit(workspace, project, max_run_duration=duration))
 
 
-@pytest.mark.parametrize("compute", ["", " gpu", "gpu ", 42, None, object()])
+@pytest.mark.parametrize(
+    "compute", ["", " gpu", "gpu ", 42, None, object(), "gpu/x", "gpü", "cpu cluster", "gpu\x00"]
+)
 def test_bad_computes_are_refused(
     fake: FakeBackend, workspace: mlboot.Workspace, project: Path, compute: object
 ) -> None:

@@ -9,6 +9,7 @@ Importing mlboot never imports azureml: the SDK is loaded the first time a call 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from mlboot import exceptions
@@ -31,6 +32,10 @@ from mlboot._workspace import Workspace, workspace_from_config
 
 if TYPE_CHECKING:
     from mlboot._local import LocalBackend
+
+# A library prints nothing unless asked: without this, Python's last-resort handler would write
+# mlboot's warnings to stderr in a program that never configured logging.
+logging.getLogger("mlboot").addHandler(logging.NullHandler())
 
 __all__ = [
     "AzureCliAuth",

@@ -17,7 +17,7 @@ import attrs
 
 from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
 from mlboot._retry import call_with_retries
-from mlboot._validate import positive_seconds
+from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     ComputeKindError,
@@ -248,6 +248,10 @@ def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
             "name", name, "it must be a non-empty str", "pass the compute cluster's name"
+        )
+    if not COMPUTE_NAME.fullmatch(name):  # before the lookup: no compute can have it
+        raise InvalidInputError(
+            "name", name, COMPUTE_NAME_RULE, "use the name shown in Azure ML studio"
         )
     if on_mismatch not in _POLICIES:
         raise InvalidInputError(

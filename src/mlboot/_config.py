@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 
-from mlboot.exceptions import ConfigError, ConfigNotFoundError
+from mlboot.exceptions import ConfigError, ConfigNotFoundError, InvalidInputError
 
 __all__ = ["ENV_VARIABLES", "WorkspaceConfig", "candidate_paths", "find_config_file", "load_config"]
 
@@ -75,13 +75,17 @@ def candidate_paths(start: Path) -> list[Path]:
     return candidates
 
 
+_MAX_CONFIG_BYTES = 1 << 20
+"""Larger files are refused unread: a workspace config file is a few hundred bytes."""
+
+
 def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
     """Find the config file as ``azureml.core.Workspace.from_config(path)`` would.
 
     ``path`` may be a file (used as is) or a folder to start from (default: the current one).
     Raises :class:`~mlboot.exceptions.ConfigNotFoundError` listing every place searched.
     """
-    start = Path(os.path.abspath(os.path.expanduser(os.fspath(path if path is not None else "."))))
+    start = Path(os.path.abspath(os.path.expanduser(_path_text(path))))
     if start.is_file():
         return start
     searched = candidate_paths(start)
@@ -99,8 +103,30 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+def _path_text(path: object) -> str:
+    if path is None:
+        return "."
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise InvalidInputError(
+            "path",
+            path,
+            "it must be a str or os.PathLike naming a config file or a folder, or None",
+            "Fix: pass the path as a string or pathlib.Path, or leave it out to search from the "
+            "current folder",
+        )
+    return text
+
+
 def _read_json(file: Path) -> dict[str, object]:
     try:
+        size = file.stat().st_size
+        if size > _MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"workspace config file {str(file)!r} is {size:,} bytes; a config file is a few "
+                f"hundred bytes, and mlboot reads at most {_MAX_CONFIG_BYTES:,}. Fix: point at "
+                "the config.json downloaded from your workspace's page in Azure ML studio."
+            )
         text = file.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(
@@ -119,6 +145,12 @@ def _read_json(file: Path) -> dict[str, object]:
             f"workspace config file {str(file)!r} is not valid JSON: {exc.msg} at line "
             f"{exc.lineno}, column {exc.colno}. Fix: correct the JSON there (download a fresh "
             "config.json from Azure ML studio if unsure)."
+        ) from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"workspace config file {str(file)!r} nests JSON arrays or objects too deeply to "
+            "read. Fix: it must be one flat object with subscription_id, resource_group and "
+            "workspace_name (download a fresh config.json from Azure ML studio)."
         ) from exc
     if not isinstance(data, dict):
         raise ConfigError(

@@ -155,6 +155,7 @@ class Run:
         timeout: float | dt.timedelta | None = None,
         show_output: bool = False,
         poll_interval: float = 2.0,
+        cancel_on_interrupt: bool = False,
     ) -> RunStatus:
         """Wait until the run has finished; return :attr:`RunStatus.COMPLETED` or ``CANCELED``.
 
@@ -176,12 +177,61 @@ class Run:
         With ``show_output=True`` the status changes and the run's log are printed on stdout as
         they come, each piece of the log once.  Without it nothing is printed; status changes go
         to the ``mlboot`` logger at INFO.
+
+        Ctrl-C (:class:`KeyboardInterrupt`) stops only the waiting: the run goes on in Azure ML,
+        a warning on the ``mlboot`` logger (and on stdout with ``show_output=True``) gives its id
+        and how to reattach (``mlboot.get_run(workspace, run_id)``), and the interrupt is
+        raised again, carrying the same words as a note that its traceback shows (Python
+        3.11+).  With ``cancel_on_interrupt=True`` the run is canceled instead (one cancel
+        request), then the interrupt is raised again.
         """
         limit = _check_timeout(timeout)
         first_pause = _check_poll_interval(poll_interval)
+        if not isinstance(cancel_on_interrupt, bool):
+            raise InvalidInputError(
+                "cancel_on_interrupt",
+                cancel_on_interrupt,
+                "it must be True or False",
+                "pass cancel_on_interrupt=True to cancel the run on Ctrl-C",
+            )
+        stream = _LogStream(self) if show_output else None
+        try:
+            return self._wait(limit, first_pause, stream)
+        except KeyboardInterrupt as interrupt:
+            message = self._interrupted(cancel=cancel_on_interrupt, stream=stream)
+            if sys.version_info >= (3, 11):  # the traceback shows it, logging configured or not
+                interrupt.add_note(message)
+            raise
+
+    def _interrupted(self, *, cancel: bool, stream: _LogStream | None) -> str:
+        if cancel:
+            try:
+                self.cancel()
+            except MlbootError as exc:  # the interrupt must still reach the caller
+                message = (
+                    f"Interrupted: could not cancel run {self.id} ({exc}); it may still be "
+                    f"running. Reattach with mlboot.get_run(workspace, {self.id!r}) and call "
+                    ".cancel() on it."
+                )
+            else:
+                message = f"Interrupted: asked Azure ML to cancel run {self.id}."
+        else:
+            message = (
+                f"Interrupted: stopped waiting, but run {self.id} (experiment "
+                f"{self.experiment!r}) is still running in Azure ML. Reattach with "
+                f"mlboot.get_run(workspace, {self.id!r}); stop it with .cancel(). "
+                f"Portal: {self.portal_url or 'Azure ML studio'}."
+            )
+        logger.warning("%s", message)
+        if stream is not None:
+            stream.say(message)
+        return message
+
+    def _wait(
+        self, limit: float | None, first_pause: float, stream: _LogStream | None
+    ) -> RunStatus:
         backend, ref = self.workspace.backend, self.workspace.ref
         clock = backend.clock
-        stream = _LogStream(self) if show_output else None
         started = clock.monotonic()
         pause = first_pause
         longest_pause = max(first_pause, _MAX_POLL_SECONDS)

@@ -20,7 +20,7 @@ from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribut
 from mlboot._environment import Environment
 from mlboot._run import Run, run_from_details
 from mlboot._snapshot import plan_snapshot
-from mlboot._validate import positive_seconds
+from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import InvalidInputError
 
@@ -231,6 +231,14 @@ def _compute_name(compute: object, workspace: Workspace) -> str:
             "it must be an mlboot.ComputeTarget or a compute target's name (a non-empty str "
             "without surrounding spaces)",
             "pass the value get_or_create_compute_target() returns, or the cluster's name",
+        )
+    if not COMPUTE_NAME.fullmatch(name):
+        raise InvalidInputError(
+            "compute",
+            name,
+            COMPUTE_NAME_RULE,
+            "pass the value get_or_create_compute_target() returns, or the name shown in Azure "
+            "ML studio",
         )
     owner = getattr(compute, "workspace", None)
     if isinstance(owner, Workspace) and owner.ref != workspace.ref:

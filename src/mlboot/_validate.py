@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 from mlboot.exceptions import InvalidInputError
 
-__all__ = ["positive_seconds"]
+__all__ = ["COMPUTE_NAME", "COMPUTE_NAME_RULE", "positive_seconds"]
+
+# Any compute's name, existing or new: never spaces, control characters, non-ASCII or URL syntax
+# ('/', '?', '#' and '%' would change the address a lookup asks for).
+COMPUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", re.ASCII)
+COMPUTE_NAME_RULE = (
+    "a compute name is 1 to 255 ASCII letters, digits, '-', '_' and '.', starting with a letter "
+    "or digit"
+)
 
 
 def positive_seconds(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,24 @@ def workspace(emulator: Emulator) -> Any:
         subscription_id=state.subscription_id,
         resource_group=state.resource_group,
     )
+
+
+@pytest.fixture
+def config(emulator: Emulator, tmp_path: Path) -> Path:
+    """A ``config.json`` naming the emulator's default workspace."""
+    state = emulator.workspace
+    path = tmp_path / "config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "subscription_id": state.subscription_id,
+                "resource_group": state.resource_group,
+                "workspace_name": state.name,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
 
 
 @pytest.fixture

@@ -26,23 +26,6 @@ pytestmark = pytest.mark.sdk
 
 
 @pytest.fixture
-def config(emulator: Emulator, tmp_path: Path) -> Path:
-    state = emulator.workspace
-    path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            {
-                "subscription_id": state.subscription_id,
-                "resource_group": state.resource_group,
-                "workspace_name": state.name,
-            }
-        ),
-        encoding="utf-8",
-    )
-    return path
-
-
-@pytest.fixture
 def workspace(emulator: Emulator, config: Path) -> mlboot.Workspace:
     return mlboot.workspace_from_config(config, auth=emulator.auth)
 

@@ -1,0 +1,363 @@
+"""What the benchmarks run: generated trees, the emulator outside pytest, both workflows."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_TESTS = Path(__file__).resolve().parents[1] / "tests"
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))  # tests/ is not a package: the emulator imports as "emulator"
+
+MB = 1024**2
+CLUSTER = "cpu-cluster"
+VM_SIZE = "STANDARD_DS3_V2"
+EXPERIMENT = "bench-exp"
+TRAIN = "import sys\nprint('training', sys.argv[1:])\n"
+
+
+def check(condition: bool, message: str) -> None:  # noqa: FBT001
+    """A benchmark's sanity check that survives ``python -O`` (unlike ``assert``)."""
+    if not condition:
+        raise RuntimeError(message)
+
+
+# -- generated trees ---------------------------------------------------------------------------
+
+
+def sparse_file(path: Path, size: int) -> None:
+    """A file of ``size`` bytes with (almost) nothing written: a hole the kernel reads as zeros."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.write(b"x")
+        os.truncate(handle.fileno(), size)
+
+
+def small_files(root: Path, count: int, *, per_folder: int = 1000, size: int = 64) -> None:
+    body = (b"# generated\n" * (size // 12 + 1))[:size]
+    for index in range(count):
+        folder = root / f"pkg{index // per_folder:03d}"
+        if index % per_folder == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"mod_{index:05d}.py").write_bytes(body)
+
+
+def oversized_tree(root: Path, *, data_bytes: int, data_files: int, small: int) -> Path:
+    """``data/`` (sparse, ``data_bytes`` in ``data_files``) plus ``src/`` (``small`` files)."""
+    for index in range(data_files):
+        sparse_file(root / "data" / f"shard_{index:02d}.bin", data_bytes // data_files)
+    small_files(root / "src", small)
+    (root / "train.py").write_text(TRAIN, encoding="utf-8")
+    return root
+
+
+def allowed_tree(root: Path, *, total_bytes: int, files: int, big_files: int) -> Path:
+    """``files`` files holding ``total_bytes``: ``big_files`` sparse ones carry the bulk."""
+    small = files - big_files - 1
+    small_files(root / "src", small, per_folder=200, size=2048)
+    bulk = total_bytes - small * 2048
+    for index in range(big_files):
+        sparse_file(root / "data" / f"part_{index:03d}.bin", bulk // big_files)
+    (root / "train.py").write_text(TRAIN, encoding="utf-8")
+    return root
+
+
+def tree_size(root: Path) -> tuple[int, int]:
+    count = size = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            count += 1
+            size += (Path(folder) / name).stat().st_size
+    return count, size
+
+
+def disk_bytes(root: Path) -> int:
+    return sum(
+        (Path(folder) / name).stat().st_blocks * 512
+        for folder, _dirs, names in os.walk(root)
+        for name in names
+    )
+
+
+def sdk_size_check_stats(root: Path) -> int:
+    """How many files the SDK's stat-only size check looks at before it stops (walk order)."""
+    seen = total = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            seen += 1
+            total += (Path(folder) / name).stat().st_size
+            if total > 300 * MB:
+                return seen
+    return seen
+
+
+# -- the SDK's own snapshot path, without a service ----------------------------------------------
+
+
+class _NoPreviousSnapshot:
+    """Stands in for ContentSnapshotCache: the answer of a workspace with no snapshot yet."""
+
+    def get_latest_snapshot(self) -> tuple[Any, None]:
+        from azureml._base_sdk_common.merkle_tree import DirTreeNode  # noqa: PLC0415
+
+        node = DirTreeNode()
+        node.load_object_from_dict({})  # what the service answers: {"id": null, "root": {}}
+        return node, None
+
+    def remove_latest(self) -> None:
+        return None
+
+
+def sdk_snapshots_client() -> Any:
+    """A real ``SnapshotsClient`` whose service-facing parts are never reached before a verdict.
+
+    ``create_snapshot`` runs unmodified: ignore file, stat-only size check (early stop at
+    300 MB), previous-snapshot lookup (stubbed: none), SHA-512 merkle tree, diff, file count.
+    Only a call that passes every check would go on to the network, and none does here.
+    """
+    from azureml._restclient.snapshots_client import SnapshotsClient  # noqa: PLC0415
+
+    client = SnapshotsClient.__new__(SnapshotsClient)
+    client._logger = logging.getLogger("bench.sdk.snapshots")  # noqa: SLF001
+    client._cache = _NoPreviousSnapshot()  # noqa: SLF001
+    return client
+
+
+def sdk_rejects(client: Any, root: Path) -> str:
+    """Run the SDK's submit-time snapshot path on ``root``; return its rejection message."""
+    from azureml.exceptions import SnapshotException  # noqa: PLC0415
+
+    try:
+        client.create_snapshot(str(root))
+    except SnapshotException as exc:
+        return str(exc)
+    raise AssertionError(f"azureml-core accepted {root}")
+
+
+def sdk_hash_tree(root: Path) -> int:
+    """What the SDK does to an allowed tree before uploading: size check, merkle tree, diff."""
+    from azureml._base_sdk_common.merkle_tree import create_merkletree  # noqa: PLC0415
+    from azureml._base_sdk_common.merkle_tree_differ import compute_diff  # noqa: PLC0415
+    from azureml._project.ignore_file import get_project_ignore_file  # noqa: PLC0415
+
+    client = sdk_snapshots_client()
+    exclude = get_project_ignore_file(str(root)).is_file_excluded
+    client._validate_snapshot_size(str(root), exclude, True)  # noqa: SLF001, FBT003
+    previous, _snapshot_id = _NoPreviousSnapshot().get_latest_snapshot()
+    tree = create_merkletree(str(root), exclude)
+    return len([e for e in compute_diff(previous, tree) if e.is_file])
+
+
+# -- the emulator outside pytest -----------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    emulator: Any
+    config: Path
+    work: Path
+
+    def fresh_source(self) -> Path:
+        """A new tiny project per workflow, so the SDK's local snapshot cache never skips one."""
+        root = self.work / "src" / f"p{time.perf_counter_ns()}"
+        root.mkdir(parents=True)
+        (root / "train.py").write_text(TRAIN, encoding="utf-8")
+        (root / "util.py").write_text("X = 1\n", encoding="utf-8")
+        return root
+
+
+@contextlib.contextmanager
+def emulated_service(work: Path) -> Iterator[Service]:
+    import pytest  # noqa: PLC0415
+
+    from emulator import Emulator, isolate_sdk, stop_sdk_daemons  # noqa: PLC0415
+
+    patch = pytest.MonkeyPatch()
+    emu = Emulator(work / "emulator", time_limit=1800.0)
+    emu.start()
+    try:
+        isolate_sdk(patch, emu, work / "home")
+        state = emu.add_workspace()
+        emu.add_compute(CLUSTER, vm_size=VM_SIZE, max_nodes=4)
+        config = work / "config.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "subscription_id": state.subscription_id,
+                    "resource_group": state.resource_group,
+                    "workspace_name": state.name,
+                }
+            ),
+            encoding="utf-8",
+        )
+        yield Service(emu, config, work)
+    finally:
+        stop_sdk_daemons()
+        emu.stop()
+        patch.undo()
+    if emu.handler_errors:
+        raise RuntimeError("the emulator failed:\n" + "\n".join(emu.handler_errors))
+
+
+# -- polling schedules -------------------------------------------------------------------------
+
+
+def mlboot_poll_times(horizon: float, first: float = 2.0) -> list[float]:
+    """When mlboot's Run.wait reads the status: at once, then pauses 2 s, x1.5, capped at 60 s."""
+    times, now, pause = [], 0.0, first
+    while now < horizon:
+        times.append(now)
+        now += pause
+        pause = min(pause * 1.5, max(first, 60.0))
+    return times
+
+
+def sdk_poll_times(horizon: float, low: float = 2.0, high: float = 60.0) -> list[float]:
+    """azureml/core/run.py: sleep max(2, 60 / (1 + 100 exp(-t / 20))) BEFORE each status read."""
+    times, now = [], 0.0
+    while True:
+        now += max(low, high / (1.0 + 100 * math.exp(-now / 20.0)))
+        if now >= horizon:
+            return times
+        times.append(now)
+
+
+class VirtualClock:
+    """Simulated time: sleeping moves it forward at once (mlboot Clock and SDK `time` alike)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)  # the rest of the time module, for azureml/core/run.py
+
+
+# -- the two workflows -------------------------------------------------------------------------
+
+
+def _stretch(emu: Any, run_id: str, running_reads: int) -> None:
+    """From now on, the run answers Running for ``running_reads`` more reads, then Completed."""
+    state = emu.run(run_id)
+    state.program.status_sequence = ["Running"] * (state.index + running_reads) + ["Completed"]
+
+
+def sdk_workflow(
+    service: Service,
+    *,
+    running_reads: int = 2,
+    clock: VirtualClock | None = None,
+) -> float:
+    """The hand-written launcher of the origin article; returns the simulated wait length."""
+    import azureml.core.run as sdk_run  # noqa: PLC0415
+    from azureml.core import Experiment, ScriptRunConfig, Workspace  # noqa: PLC0415
+    from azureml.core.compute import AmlCompute, ComputeTarget  # noqa: PLC0415
+    from azureml.core.compute_target import ComputeTargetException  # noqa: PLC0415
+
+    emu = service.emulator
+    emu.program_run(["Running"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        workspace = Workspace.from_config(path=str(service.config), auth=emu.auth)
+        try:
+            cluster = ComputeTarget(workspace=workspace, name=CLUSTER)
+        except ComputeTargetException:
+            config = AmlCompute.provisioning_configuration(vm_size=VM_SIZE, max_nodes=4)
+            cluster = ComputeTarget.create(workspace, CLUSTER, config)
+            cluster.wait_for_completion(show_output=False)
+        script = ScriptRunConfig(
+            source_directory=str(service.fresh_source()),
+            script="train.py",
+            arguments=["--epochs", 3],
+            compute_target=cluster,
+        )
+        run = Experiment(workspace=workspace, name=EXPERIMENT).submit(script)
+        _stretch(emu, run.id, running_reads)
+        if clock is None:
+            run.wait_for_completion(show_output=False)
+            return 0.0
+        # The SDK's real schedule (2 s to 60 s), in simulated time; the emulator helpers had
+        # shortened it for the wall-time runs, so it is put back as it was afterwards.
+        run_class = sdk_run.Run
+        saved = (
+            sdk_run.time,
+            run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN,  # noqa: SLF001
+            run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX,  # noqa: SLF001
+        )
+        sdk_run.time = clock  # type: ignore[assignment]
+        run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN = 2.0  # noqa: SLF001
+        run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX = 60.0  # noqa: SLF001
+        try:
+            run.wait_for_completion(show_output=False)
+        finally:
+            (
+                sdk_run.time,
+                run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN,  # noqa: SLF001
+                run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX,  # noqa: SLF001
+            ) = saved
+        return clock.now
+
+
+def mlboot_workflow(
+    service: Service,
+    *,
+    running_reads: int = 2,
+    clock: VirtualClock | None = None,
+    poll_interval: float = 0.05,
+) -> float:
+    """The same workflow in mlboot's three calls; returns the simulated wait length."""
+    import mlboot  # noqa: PLC0415
+    from mlboot._azureml import AzureMLBackend  # noqa: PLC0415
+
+    emu = service.emulator
+    emu.program_run(["Running"])
+    backend = AzureMLBackend(clock=clock) if clock is not None else None
+    workspace = mlboot.workspace_from_config(service.config, auth=emu.auth, backend=backend)
+    cluster = mlboot.get_or_create_compute_target(
+        workspace, CLUSTER, vm_size="Standard_DS3_v2", max_nodes=4
+    )
+    run = mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute=cluster,
+        experiment=EXPERIMENT,
+        source_directory=service.fresh_source(),
+        arguments=["--epochs", 3],
+    )
+    _stretch(emu, run.id, running_reads)
+    status = run.wait(poll_interval=2.0 if clock is not None else poll_interval)
+    check(status is mlboot.RunStatus.COMPLETED, f"the mlboot run ended {status}")
+    return clock.now if clock is not None else 0.0
+
+
+def counted(service: Service, workflow: Callable[[], float]) -> tuple[int, int, float]:
+    """(requests, status reads, simulated seconds) of one workflow on the emulator's wire."""
+    emu = service.emulator
+    emu.clear_requests()
+    simulated = workflow()
+    reads = sum(
+        1
+        for r in emu.requests
+        if r.route
+        and r.route.startswith("history.run.")
+        and r.method == "GET"
+        and ("get" in r.route or "details" in r.route)
+    )
+    return len(emu.requests), reads, simulated

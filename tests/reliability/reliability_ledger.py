@@ -1,0 +1,81 @@
+"""The counters behind the reliability summary: every test adds what it really tried.
+
+Kept out of ``conftest.py`` so that test modules can import it (``tests/`` is not a package;
+pytest puts this folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import attrs
+
+PLANTED_SECRETS = (
+    "planted-sp-secret-Qx7~vV2.kT9_mZ4rR8",
+    "eyJhbGciOiJSUzI1NiJ9.planted-token-payload.c2lnbmF0dXJlLXBsYW50ZWQ",
+)
+"""Values no test output may ever contain: a service principal secret and a bearer token."""
+
+
+@attrs.define
+class Ledger:
+    """What the suite tried and what it saw, for the session summary."""
+
+    bad_inputs_tried: set[str] = attrs.field(factory=set)
+    bad_inputs_handled: set[str] = attrs.field(factory=set)
+    bad_inputs_with_lookup: set[str] = attrs.field(factory=set)
+    property_examples: int = 0
+    faults_injected: int = 0
+    faults_survived: int = 0
+    permanent_failures_fast: int = 0
+    attempts_observed_max: int = 0
+    attempt_bound: int = 0
+    interrupts: int = 0
+    texts_scanned: int = 0
+    chars_scanned: int = 0
+    secrets_leaked: int = 0
+    no_credentials_seconds: float | None = None
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def bad_input(self, case_id: str, *, handled: bool, lookup: bool = False) -> None:
+        with self._lock:
+            self.bad_inputs_tried.add(case_id)
+            if handled:
+                self.bad_inputs_handled.add(case_id)
+            if lookup:
+                self.bad_inputs_with_lookup.add(case_id)
+
+    def property_example(self) -> None:
+        with self._lock:
+            self.property_examples += 1
+
+    def fault(self, injected: int, *, survived: bool, attempts: int) -> None:
+        with self._lock:
+            self.faults_injected += injected
+            if survived:
+                self.faults_survived += injected
+            self.attempts_observed_max = max(self.attempts_observed_max, attempts)
+
+    def failed_fast(self) -> None:
+        with self._lock:
+            self.permanent_failures_fast += 1
+
+    def bound(self, attempts: int) -> None:
+        with self._lock:
+            self.attempt_bound = max(self.attempt_bound, attempts)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.interrupts += 1
+
+    def scan(self, text: str, *, where: str) -> list[str]:
+        """Count ``text`` as scanned; return (and count) the planted secrets found in it."""
+        leaks = [f"{where}: {secret[:12]}..." for secret in PLANTED_SECRETS if secret in text]
+        with self._lock:
+            self.texts_scanned += 1
+            self.chars_scanned += len(text)
+            self.secrets_leaked += len(leaks)
+        return leaks
+
+
+LEDGER = Ledger()

@@ -1,0 +1,273 @@
+"""Every Backend operation the public API uses, under transient, permanent and slow faults.
+
+mlboot retries only what it repeats itself (status polls: ``get_run_status`` and
+``get_compute_provisioning``), under its one policy; every other operation is attempted once,
+because the azureml-core backend already retries those requests itself and mlboot must not
+multiply them.  Each case asserts the outcome and the exact number of attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+from reliability_ledger import LEDGER
+
+import mlboot
+from mlboot._retry import DEFAULT_POLICY
+from mlboot.exceptions import (
+    AuthenticationError,
+    MlbootError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceError,
+    WaitTimeoutError,
+)
+from mlboot.testing import FakeBackend, FaultKind
+
+BOUND = DEFAULT_POLICY.attempts
+
+
+@attrs.frozen
+class Scenario:
+    fake: FakeBackend
+    workspace: mlboot.Workspace
+    config: Path
+    source: Path
+    tmp: Path
+
+
+def _workspace(s: Scenario) -> object:
+    return mlboot.workspace_from_config(s.config, backend=s.fake)
+
+
+def _get_compute(s: Scenario) -> object:
+    s.fake.add_compute("cpu-cluster", max_nodes=4)
+    return mlboot.get_or_create_compute_target(
+        s.workspace, "cpu-cluster", vm_size="Standard_DS3_v2", max_nodes=4
+    )
+
+
+def _create_compute(s: Scenario) -> object:
+    return mlboot.get_or_create_compute_target(
+        s.workspace, "gpu-new", vm_size="Standard_NC6s_v3", max_nodes=2, wait=False
+    )
+
+
+def _provisioning(s: Scenario) -> object:
+    s.fake.program_provisioning("gpu-new", seconds=0)
+    return mlboot.get_or_create_compute_target(
+        s.workspace, "gpu-new", vm_size="Standard_NC6s_v3", max_nodes=2
+    )
+
+
+def _scale(s: Scenario) -> object:
+    s.fake.add_compute("cpu-cluster", max_nodes=2)
+    return mlboot.get_or_create_compute_target(
+        s.workspace, "cpu-cluster", vm_size="Standard_DS3_v2", max_nodes=4, on_mismatch="update"
+    )
+
+
+def _submit(s: Scenario) -> object:
+    return mlboot.submit_script(
+        s.workspace, "train.py", compute="cpu", experiment="exp", source_directory=s.source
+    )
+
+
+def _existing_run(s: Scenario) -> mlboot.Run:
+    s.fake.add_run(
+        "run-1",
+        statuses=("Running", "Completed"),
+        logs="done\n",
+        metrics={"loss": [0.5]},
+        outputs={"model.txt": b"w"},
+    )
+    return mlboot.Run(id="run-1", experiment="experiment", workspace=s.workspace)
+
+
+def _status(s: Scenario) -> object:
+    return _existing_run(s).status()
+
+
+def _details(s: Scenario) -> object:
+    _existing_run(s)
+    return mlboot.get_run(s.workspace, "run-1")
+
+
+def _logs(s: Scenario) -> object:
+    return _existing_run(s).logs()
+
+
+def _metrics(s: Scenario) -> object:
+    return _existing_run(s).metrics()
+
+
+def _download(s: Scenario) -> object:
+    return _existing_run(s).download_outputs(s.tmp / "out")
+
+
+def _cancel(s: Scenario) -> object:
+    _existing_run(s).cancel()
+    return None
+
+
+# operation -> (how the public API reaches it, retried by mlboot's policy?)
+OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
+    "get_workspace": (_workspace, False),
+    "get_compute": (_get_compute, False),
+    "create_compute": (_create_compute, False),
+    "get_compute_provisioning": (_provisioning, True),
+    "update_compute_scale": (_scale, False),
+    "submit_run": (_submit, False),
+    "get_run_status": (_status, True),
+    "get_run_details": (_details, False),
+    "get_run_logs": (_logs, False),
+    "get_run_metrics": (_metrics, False),
+    "download_run_outputs": (_download, False),
+    "cancel_run": (_cancel, False),
+}
+
+PERMANENT: dict[FaultKind, type[MlbootError]] = {
+    "auth": AuthenticationError,
+    "permission": PermissionDeniedError,
+    "not_found": NotFoundError,
+}
+
+
+@pytest.fixture
+def scenario(
+    fake: FakeBackend,
+    workspace: mlboot.Workspace,
+    config_path: Path,
+    source_dir: Path,
+    tmp_path: Path,
+) -> Scenario:
+    return Scenario(fake, workspace, config_path, source_dir, tmp_path)
+
+
+def test_the_matrix_covers_every_operation_the_public_api_uses() -> None:
+    from mlboot.testing import OPERATIONS as FAKE_OPERATIONS  # noqa: PLC0415
+
+    escape_hatches = {"azureml_workspace", "azureml_compute", "azureml_run"}
+    assert set(OPERATIONS) == FAKE_OPERATIONS - escape_hatches
+
+
+@pytest.mark.parametrize("kind", ["transient", "server", "throttled", "network"])
+@pytest.mark.parametrize("times", [1, 2, 3, 4])
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_transient_faults(scenario: Scenario, operation: str, times: int, kind: FaultKind) -> None:
+    exercise, retried = OPERATIONS[operation]
+    scenario.fake.fail(operation, kind, times=times)
+    survives = retried and times < BOUND
+    if survives:
+        exercise(scenario)
+    else:
+        with pytest.raises(ServiceError) as info:
+            exercise(scenario)
+        assert info.value.transient
+    attempts = len(scenario.fake.calls_to(operation))
+    expected = (times + 1 if survives else min(times, BOUND)) if retried else 1
+    assert attempts == expected
+    assert attempts <= BOUND
+    if retried and not survives:
+        LEDGER.bound(attempts)
+    if not retried and times == 1:
+        # Attempted once, typed as transient: the caller's own second call goes through.
+        exercise(scenario)
+    LEDGER.fault(min(times, attempts), survived=survives, attempts=attempts)
+
+
+@pytest.mark.parametrize("kind", sorted(PERMANENT))
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_permanent_faults_fail_fast_with_their_type(
+    scenario: Scenario, operation: str, kind: FaultKind
+) -> None:
+    exercise, _retried = OPERATIONS[operation]
+    scenario.fake.fail(operation, kind, times=10)
+    with pytest.raises(PERMANENT[kind]) as info:
+        exercise(scenario)
+    assert isinstance(info.value, PERMANENT[kind])
+    assert len(scenario.fake.calls_to(operation)) == 1
+    creates = len(scenario.fake.calls_to("create_compute"))
+    assert creates == (1 if operation in {"create_compute", "get_compute_provisioning"} else 0)
+    LEDGER.fault(1, survived=False, attempts=1)
+    LEDGER.failed_fast()
+
+
+def test_a_failed_compute_lookup_never_leads_to_a_create(scenario: Scenario) -> None:
+    scenario.fake.fail("get_compute", "transient", times=5)
+    with pytest.raises(ServiceError):
+        _create_compute(scenario)
+    assert scenario.fake.calls_to("create_compute") == []
+
+
+# -- slow answers on the polled operations ---------------------------------------------------
+
+
+def _slow(fake: FakeBackend, operation: str, seconds: float) -> None:
+    fake.before(operation, lambda _call: fake.clock.advance(seconds))
+
+
+def test_slow_status_polls_still_end_the_wait_on_time(scenario: Scenario) -> None:
+    scenario.fake.add_run("run-1", statuses=("Running",))
+    _slow(scenario.fake, "get_run_status", 25.0)
+    run = mlboot.get_run(scenario.workspace, "run-1")
+    with pytest.raises(WaitTimeoutError):
+        run.wait(timeout=100, poll_interval=5)
+    polls = len(scenario.fake.calls_to("get_run_status"))
+    # Each poll costs 25 s plus the pause: the time-out is reached after a handful of polls.
+    assert 2 <= polls <= 5
+    assert scenario.fake.clock.monotonic() <= 100 + 25 + 5
+
+
+def test_slow_and_failing_status_polls_stop_at_the_total_time_bound(scenario: Scenario) -> None:
+    scenario.fake.add_run("run-1", statuses=("Running", "Completed"))
+    _slow(scenario.fake, "get_run_status", 50.0)
+    scenario.fake.fail("get_run_status", "transient", times=10)
+    run = mlboot.Run(id="run-1", experiment="e", workspace=scenario.workspace)
+    with pytest.raises(ServiceError):
+        run.status()
+    attempts = len(scenario.fake.calls_to("get_run_status"))
+    # 50 s per answer: no retry starts once 120 s have passed, so fewer than 4 attempts.
+    assert attempts == 3
+    LEDGER.fault(attempts, survived=False, attempts=attempts)
+
+
+def test_slow_transient_status_polls_survive_within_the_bound(scenario: Scenario) -> None:
+    scenario.fake.add_run("run-1", statuses=("Running", "Completed"))
+    _slow(scenario.fake, "get_run_status", 10.0)
+    scenario.fake.fail("get_run_status", "throttled", times=2)
+    run = mlboot.get_run(scenario.workspace, "run-1")
+    assert run.wait(poll_interval=1) is mlboot.RunStatus.COMPLETED
+    # Two throttled answers, then the first real one (an added run reads its second status).
+    assert len(scenario.fake.calls_to("get_run_status")) == 2 + 1
+    # Retry-After (1 s) is honoured: no back-off shorter than it.
+    assert min(scenario.fake.clock.sleeps) >= 1.0
+    LEDGER.fault(2, survived=True, attempts=3)
+
+
+def test_slow_provisioning_polls_end_in_a_timeout_not_a_hang(scenario: Scenario) -> None:
+    scenario.fake.program_provisioning("gpu-new", seconds=10_000)
+    _slow(scenario.fake, "get_compute_provisioning", 20.0)
+    with pytest.raises(WaitTimeoutError):
+        mlboot.get_or_create_compute_target(
+            scenario.workspace, "gpu-new", vm_size="Standard_NC6s_v3", max_nodes=2, timeout=120
+        )
+    assert scenario.fake.clock.monotonic() <= 120 + 20 + 30
+    assert len(scenario.fake.calls_to("create_compute")) == 1
+
+
+def test_a_failed_run_survives_transient_faults_reading_its_error(scenario: Scenario) -> None:
+    scenario.fake.add_run("run-9", statuses=("Running", "Failed"), logs="boom\n", error="OOM")
+    scenario.fake.fail("get_run_details", "transient", times=2)
+    scenario.fake.fail("get_run_logs", "network", times=1)
+    run = mlboot.Run(id="run-9", experiment="e", workspace=scenario.workspace)
+    with pytest.raises(mlboot.exceptions.RunFailedError) as info:
+        run.wait(poll_interval=1)
+    assert info.value.error == "OOM"
+    assert info.value.log_tail == ("boom",)
+    assert len(scenario.fake.calls_to("get_run_details")) == 3
+    assert len(scenario.fake.calls_to("get_run_logs")) == 2
+    LEDGER.fault(3, survived=True, attempts=3)
