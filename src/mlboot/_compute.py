@@ -7,15 +7,18 @@ waiting on the backend's clock.  The backend only moves requests and answers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Literal, TypeAlias
 
 import attrs
 
 from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
+from mlboot._filelock import interprocess_lock
 from mlboot._retry import call_with_retries
 from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
 from mlboot._workspace import Workspace
@@ -143,7 +146,8 @@ def get_or_create_compute_target(
     Only a lookup that says "not found" leads to a create; a failed lookup (authentication,
     permission, throttling, server or network errors) raises at once, and nothing is created.
     When someone else creates the cluster at the same moment, their cluster is compared like any
-    existing one; threads of one process asking for the same name create it once.
+    existing one; threads and processes of one user on one machine asking for the same name
+    create it once (they take turns for the lookup and the create, never for the wait).
 
     With ``wait=True`` the call returns once provisioning has succeeded, polling the state and
     reporting progress on the ``mlboot`` logger at INFO (and on stdout with ``show_output=True``)
@@ -167,7 +171,7 @@ def get_or_create_compute_target(
     )
     progress = _Progress(show_output=show_output)
     started = workspace.backend.clock.monotonic()
-    with _creation_lock(workspace.ref, name):
+    with _creation_lock(workspace.ref, name, timeout=timeout):
         info = _find_or_create(workspace, name, spec, on_mismatch, progress)
     if wait:
         info = _wait_for_provisioning(
@@ -285,12 +289,22 @@ def _check_new_cluster_name(name: str) -> None:
 # -- get or create ---------------------------------------------------------------------------------
 
 
-def _creation_lock(ref: WorkspaceRef, name: str) -> threading.Lock:
+@contextlib.contextmanager
+def _creation_lock(ref: WorkspaceRef, name: str, *, timeout: float) -> Iterator[None]:
+    """Threads of this process, then processes of this user on this machine, one at a time.
+
+    Held only for the lookup and the create, never for the provisioning wait.
+    """
     # Compute names are case-insensitive in Azure Resource Manager; sharing a lock between two
     # spellings only serialises them, which is harmless.
     key = (ref, name.casefold())
     with _creation_locks_guard:
-        return _creation_locks.setdefault(key, threading.Lock())
+        thread_lock = _creation_locks.setdefault(key, threading.Lock())
+    with thread_lock:
+        file_key = repr(("compute", ref.subscription_id, ref.resource_group, ref.name, name))
+        what = f"get-or-create of compute target {name!r} in {ref}"
+        with interprocess_lock(file_key.casefold(), timeout=timeout, what=what):
+            yield
 
 
 def _find_or_create(

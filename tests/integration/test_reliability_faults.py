@@ -3,12 +3,15 @@
 For the workspace lookup, the compute lookup and the run status, each fault (429 with
 Retry-After, 500, 503, a connection reset, a slow answer) is injected once for the raw SDK call
 and once for the mlboot call; the EXTRA requests the fault causes are counted on the emulator
-for each, and must be equal.  Client errors fail fast with a typed error; eight threads asking
-for one new cluster create it once.
+for each, and must be equal.  Client errors fail fast with a typed error; eight threads, or four
+processes, asking for one new cluster create it once.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -168,3 +171,54 @@ def test_eight_threads_create_one_new_cluster_once(emulator: Emulator, config: P
     assert len(results) == 8
     assert {getattr(r, "name", None) for r in results} == {"gpu-race"}
     assert emulator.count("arm.compute.put") == 1
+
+
+def test_four_processes_create_one_new_cluster_once(
+    emulator: Emulator, config: Path, tmp_path: Path
+) -> None:
+    # Each process does its own lookup and, without the lock shared by the processes of one
+    # user on one machine, each would PUT: the resource provider's PUT creates or updates.
+    child = Path(__file__).with_name("race_child.py")
+    go = tmp_path / "go"
+    children = []
+    for number in range(4):
+        spec = {
+            "arm_url": emulator.arm_url,
+            "tenant_id": emulator.tenant_id,
+            "object_id": emulator.object_id,
+            "subscriptions": emulator.auth._subscriptions,
+            "config": str(config),
+            "ready": str(tmp_path / f"ready-{number}"),
+            "go": str(go),
+        }
+        children.append(
+            subprocess.Popen(  # noqa: S603 - our own interpreter and script
+                [sys.executable, str(child), json.dumps(spec)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        _wait_for_files([tmp_path / f"ready-{n}" for n in range(4)], children)
+        go.touch()
+        outcomes = [c.communicate(timeout=120) for c in children]
+    finally:
+        for c in children:
+            c.kill()
+            c.wait(timeout=30)
+    for c, (out, err) in zip(children, outcomes, strict=True):
+        assert c.returncode == 0, err
+        assert json.loads(out) == {"name": "gpu-race", "vm_size": "STANDARD_NC6S_V3"}
+    assert emulator.count("arm.compute.put") == 1
+    assert emulator.count("compute.get") + emulator.count("arm.compute.get") >= 4
+
+
+def _wait_for_files(files: list[Path], children: list[subprocess.Popen[str]]) -> None:
+    import time  # noqa: PLC0415 - real processes start in real time
+
+    deadline = time.monotonic() + 120
+    while not all(f.exists() for f in files):
+        assert all(c.poll() is None for c in children), "a child process ended before its start"
+        assert time.monotonic() < deadline, "the child processes did not get ready in 120 s"
+        time.sleep(0.01)
