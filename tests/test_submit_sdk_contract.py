@@ -25,8 +25,10 @@ from mlboot._azureml import (
     _run_quiet_sdk,
     _run_script_run_config,
 )
+from mlboot._retry import DEFAULT_POLICY
 from mlboot.backend import RunRequest, WorkspaceRef
 from mlboot.exceptions import NotFoundError, ServiceError
+from mlboot.testing import FakeClock
 
 pytestmark = pytest.mark.sdk
 
@@ -253,18 +255,58 @@ def test_other_answers_to_an_environment_lookup_keep_their_status(
 ) -> None:
     from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415
 
+    attempts: list[str] = []
+
     def fake_get(workspace: object, name: str, version: object = None, label: object = None) -> Any:
+        attempts.append(name)
         message = f"Error retrieving the environment definition. Code: {status}\n: busy"
         raise Exception(message)  # noqa: TRY002  (what azureml-core raises)
 
     monkeypatch.setattr(SdkEnvironment, "get", staticmethod(fake_get))
     environment = Environment.from_registered("env", "1")
+    clock = FakeClock()
 
     with pytest.raises(error) as caught:
-        _run_script_run_config(request_for(source, environment=environment), object())
+        _run_script_run_config(request_for(source, environment=environment), object(), clock=clock)
 
     assert caught.value.status == status
     assert caught.value.transient is transient
+    # azureml-core sends this request once; mlboot's one policy retries only transient answers.
+    assert len(attempts) == (DEFAULT_POLICY.attempts if transient else 1)
+    assert len(clock.sleeps) == len(attempts) - 1
+
+
+def test_a_transient_failure_of_the_environment_lookup_is_retried_once_then_succeeds(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415
+
+    with _run_quiet_sdk():
+        registered = SdkEnvironment.from_docker_image("registered-env", "ubuntu:22.04")
+    answers: list[object] = [
+        Exception("Error retrieving the environment definition. Code: 503\n: busy"),
+        registered,
+    ]
+
+    def fake_get(workspace: object, name: str, version: object = None, label: object = None) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(SdkEnvironment, "get", staticmethod(fake_get))
+    clock = FakeClock()
+
+    config = _run_script_run_config(
+        request_for(source, environment=Environment.from_registered("env", "1")),
+        object(),
+        clock=clock,
+    )
+
+    assert config.run_config.environment is registered
+    assert answers == []
+    assert len(clock.sleeps) == 1
+    assert 0 <= clock.sleeps[0] <= DEFAULT_POLICY.base_delay
 
 
 def test_building_a_config_leaves_no_filter_behind(source: Path) -> None:

@@ -40,6 +40,7 @@ from mlboot._backend import (
     WorkspaceRef,
 )
 from mlboot._clock import Clock, SystemClock
+from mlboot._retry import call_with_retries
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -438,7 +439,7 @@ class AzureMLBackend:
             f"on {request.compute!r} in {ref}"
         )
         with _translated(doing):
-            config = _run_script_run_config(request, workspace)
+            config = _run_script_run_config(request, workspace, clock=self._clock)
             experiment = Experiment(workspace, request.experiment)
             # Returns once the service accepted the run; the waiting is mlboot's (never
             # wait_for_completion).  Tags are set by a second request right after.
@@ -546,10 +547,13 @@ def _run_parse_yaml(text: str) -> object:
         raise ValueError(" ".join(_text_of(exc).split())) from None
 
 
-def _run_script_run_config(request: RunRequest, workspace: Any = None) -> Any:
+def _run_script_run_config(
+    request: RunRequest, workspace: Any = None, *, clock: Clock | None = None
+) -> Any:
     """The ``ScriptRunConfig`` for a request; remote only for a registered environment.
 
-    ``workspace`` is needed only to look a registered environment up.
+    ``workspace`` is needed only to look a registered environment up, and ``clock`` to wait
+    between the attempts of that lookup.
     """
     from azureml.core import ScriptRunConfig  # noqa: PLC0415  (the SDK loads only on use)
 
@@ -557,7 +561,7 @@ def _run_script_run_config(request: RunRequest, workspace: Any = None) -> Any:
         environment = (
             None
             if request.environment is None
-            else _run_sdk_environment(request.environment, workspace)
+            else _run_sdk_environment(request.environment, workspace, clock=clock)
         )
         duration: dict[str, int] = {}
         if request.max_run_duration_seconds is not None:
@@ -610,8 +614,14 @@ def _run_distributed_config(distribution: Distribution | None, node_count: int) 
     )
 
 
-def _run_sdk_environment(environment: Environment, workspace: Any) -> Any:
-    """The SDK ``Environment`` for mlboot's, its Python version always set explicitly."""
+def _run_sdk_environment(
+    environment: Environment, workspace: Any, *, clock: Clock | None = None
+) -> Any:
+    """The SDK ``Environment`` for mlboot's, its Python version always set explicitly.
+
+    Looking up a registered environment is retried under mlboot's one policy
+    (:mod:`mlboot._retry`): azureml-core sends that request once, with no retry of its own.
+    """
     from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415  (loads on use)
 
     if environment.kind == "registered":
@@ -619,10 +629,16 @@ def _run_sdk_environment(environment: Environment, workspace: Any) -> Any:
             raise ValueError("looking up a registered environment needs the SDK workspace")
         which = f"version {environment.version}" if environment.version else "the latest version"
         doing = f"looking up environment {environment.name!r} ({which})"
-        try:
-            return SdkEnvironment.get(workspace, environment.name, version=environment.version)
-        except Exception as exc:
-            raise _run_environment_error(exc, doing, environment) from exc
+
+        def look_up() -> Any:
+            try:
+                return SdkEnvironment.get(workspace, environment.name, version=environment.version)
+            except Exception as exc:
+                raise _run_environment_error(exc, doing, environment) from exc
+
+        return call_with_retries(
+            look_up, clock=clock if clock is not None else SystemClock(), what=doing
+        )
     conda = (
         None if environment.conda_specification is None else str(environment.conda_specification)
     )

@@ -11,6 +11,7 @@ import re
 import threading
 import time
 import traceback
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -314,6 +315,24 @@ class Emulator:
             )
             workspace.computes[name.lower()] = compute
             return compute
+
+    def add_environment(
+        self,
+        name: str,
+        version: str,
+        definition: Mapping[str, Any],
+        *,
+        workspace: WorkspaceState | None = None,
+    ) -> None:
+        """Register version ``version`` of environment ``name`` as the service would return it.
+
+        ``definition`` is the environment's JSON (e.g. ``Environment._serialize_to_dict`` of an
+        SDK environment); ``name`` and ``version`` are set in it.
+        """
+        with self._lock:
+            workspace = workspace or self.workspace
+            stored = {**definition, "name": name, "version": version}
+            workspace.environments.setdefault(name, {})[version] = stored
 
     def compute(self, name: str, *, workspace: WorkspaceState | None = None) -> ComputeState:
         """The emulator's state of compute ``name`` (KeyError if there is none)."""
@@ -663,6 +682,10 @@ class Emulator:
         add("discovery", "GET", "/discovery", self._discovery)
         add("compute.get", "GET", "/rp/workspaces" + _WS + "/computes/{compute}", self._compute_get)
         add("compute.list", "GET", "/rp/workspaces" + _WS + "/computes", self._compute_list)
+        # environments (the workspace's "api" URL, like run history)
+        environments = "/environment/v1.0" + _WS + "/environments/{environment}"
+        add("environment.get.latest", "GET", environments, self._environment_get)
+        add("environment.get", "GET", environments + "/versions/{version}", self._environment_get)
         # run history: experiments and runs
         add(
             "history.experiment.get",
@@ -1003,6 +1026,24 @@ class Emulator:
             return json_response(200, body)
 
     # ---- run history: experiments ------------------------------------------------------------
+
+    def _environment_get(self, call: _Call) -> Response:
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            name = urllib.parse.unquote(call.params["environment"])
+            versions = workspace.environments.get(name, {})
+            version = call.params.get("version")
+            if version is None and versions:
+                version = max(versions, key=lambda v: (v.isdigit(), int(v) if v.isdigit() else v))
+            if version not in versions:
+                which = f" version {version}" if version else ""
+                return service_error(
+                    404,
+                    "UserError",
+                    f"Environment {name}{which} not found in workspace {workspace.name}.",
+                    inner="NotFound",
+                )
+            return json_response(200, versions[version])
 
     def _experiment_get(self, call: _Call) -> Response:
         with self._lock:

@@ -132,6 +132,8 @@ class WorkspaceState:
     workspace_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     computes: dict[str, ComputeState] = field(default_factory=dict)  # key: lower-case name
     experiments: dict[str, ExperimentState] = field(default_factory=dict)  # key: lower-case name
+    # registered environments: name -> version -> the definition the service returns
+    environments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def arm_id(self) -> str:
