@@ -113,8 +113,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
     write(f"property-based examples run on the validators: {ledger.property_examples}")
     write(
-        f"faults injected: {ledger.faults_injected}; survived: {ledger.faults_survived}; "
-        f"permanent failures that failed fast (1 attempt): {ledger.permanent_failures_fast}"
+        f"faults injected: {ledger.faults_injected}; survived (the call still succeeded): "
+        f"{ledger.faults_survived}; the rest ended in the expected typed error (a call mlboot "
+        "leaves to the SDK's retries, or the bound reached); permanent failures that failed "
+        f"fast (1 attempt): {ledger.permanent_failures_fast}"
     )
     write(
         f"attempt bound observed: {ledger.attempts_observed_max} attempts at most "
