@@ -54,6 +54,47 @@ def interleave(
     return figure
 
 
+def side_by_side(
+    name: str,
+    baseline: tuple[str, Callable[[], float]],
+    ours: tuple[str, Callable[[], float]],
+    repetitions: int,
+    *,
+    at_most: float | None,
+    unit: str = "s",
+) -> Figure:
+    """A figure measured now: ``(label, measure)`` for each side; the target is a ratio cap.
+
+    ``at_most=None``: the ratio is reported with no target.
+    """
+    if at_most is None:
+        target, meets = "(ratio only)", _always
+    else:
+        target, meets = f"<= {at_most:g}", lambda ratio: ratio <= at_most
+    figure = Figure(
+        name=name,
+        unit=unit,
+        baseline_label=baseline[0],
+        mlboot_label=ours[0],
+        target=target,
+        meets=meets,
+    )
+    return interleave(figure, baseline[1], ours[1], repetitions)
+
+
+def _always(ratio: float) -> bool:
+    del ratio
+    return True
+
+
+def explain(figure: Figure, note: str, missed: str = "") -> Figure:
+    """Set the figure's note; add ``missed`` (why, and the plan) only if the target was missed."""
+    figure.note = note
+    if missed and not figure.meets(figure.ratio):
+        figure.note += " " + missed
+    return figure
+
+
 def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()

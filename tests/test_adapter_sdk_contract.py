@@ -182,3 +182,79 @@ def test_msrest_status_phrases_are_read_as_statuses() -> None:
 
     exc = UserErrorException("Operation returned an invalid status code 'Forbidden'.")
     assert isinstance(translate_sdk_error(exc, "x"), PermissionDeniedError)
+
+
+def _storage_error(status: int, retry_after: str | None = None) -> Exception:
+    """What the vendored storage client raises for a blob upload answered ``status``."""
+    import requests  # noqa: PLC0415
+    from azure.core.exceptions import (  # noqa: PLC0415
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+    )
+    from azure.core.pipeline.transport import (  # noqa: PLC0415
+        HttpRequest,
+        RequestsTransportResponse,
+    )
+
+    answer = requests.Response()
+    answer.status_code = status
+    answer.reason = "Emulated"
+    answer._content = b'<?xml version="1.0"?><Error><Code>Emulated</Code></Error>'
+    if retry_after is not None:
+        answer.headers["Retry-After"] = retry_after
+    request = HttpRequest("PUT", "https://account.blob.core.windows.net/container/train.py")
+    response = RequestsTransportResponse(request, answer)
+    kind = {401: ClientAuthenticationError, 404: ResourceNotFoundError}.get(
+        status, HttpResponseError
+    )
+    return kind(response=response)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (400, ServiceError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (429, ThrottledError),
+        (500, ServiceError),
+        (503, ServiceError),
+    ],
+)
+def test_blob_upload_errors_are_told_apart_by_status(code: int, error: type[Exception]) -> None:
+    translated = translate_sdk_error(_storage_error(code), "submitting 'train.py'")
+    assert type(translated) is error
+    assert "submitting 'train.py'" in str(translated)
+    if isinstance(translated, ServiceError):
+        assert translated.transient == (code >= 429)
+
+
+def test_retry_after_is_read_from_a_throttled_blob_upload() -> None:
+    translated = translate_sdk_error(_storage_error(429, retry_after="7"), "x")
+    assert isinstance(translated, ThrottledError)
+    assert translated.retry_after == 7.0
+
+
+def test_a_blob_upload_cut_off_is_a_network_error() -> None:
+    import requests  # noqa: PLC0415
+    from azure.core.exceptions import ServiceResponseError  # noqa: PLC0415
+
+    cut = requests.exceptions.ConnectionError("Connection aborted.")
+    translated = translate_sdk_error(ServiceResponseError("Connection aborted.", error=cut), "x")
+    assert isinstance(translated, NetworkError)
+
+
+def test_uploads_not_finished_within_the_sdk_time_limit_are_a_transient_network_error() -> None:
+    from azureml._common._core_user_error.user_error import FlushTaskTimeout  # noqa: PLC0415
+    from azureml._common._error_definition import AzureMLError  # noqa: PLC0415
+    from azureml._common.exceptions import AzureMLException  # noqa: PLC0415
+
+    # What the snapshot upload raises when its files are not all uploaded within 300 s.
+    exc = AzureMLException._with_error(AzureMLError.create(FlushTaskTimeout, timeout_seconds=300))
+    translated = translate_sdk_error(exc, "submitting 'train.py'")
+    assert type(translated) is NetworkError
+    assert translated.transient
+    assert "did not answer in time while submitting 'train.py'" in str(translated)
+    assert "within 300 seconds" in str(translated)

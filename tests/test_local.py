@@ -28,6 +28,7 @@ from mlboot import (
     plan_snapshot,
     submit_script,
 )
+from mlboot._backend import StatusChangeWaiter
 from mlboot._config import load_config
 from mlboot._local import default_root, requirement_problems
 from mlboot.backend import Backend
@@ -307,6 +308,24 @@ def test_a_run_copies_exactly_the_snapshot_and_completes_with_logs_metrics_and_o
     assert details.start_time is not None
     assert details.end_time is not None
     assert details.start_time <= details.end_time
+
+
+def test_a_wait_returns_when_the_run_ends_not_at_its_next_poll(
+    workspace: Workspace, pool: mlboot.ComputeTarget, project: Path
+) -> None:
+    assert isinstance(workspace.backend, StatusChangeWaiter)
+    write_project(project, {"train.py": "print('quick')\n"})
+    run = submit_script(
+        workspace, "train.py", compute=pool, experiment="prompt", source_directory=project
+    )
+
+    started = time.monotonic()
+    assert run.wait(timeout=DEADLINE, poll_interval=DEADLINE - 5) is RunStatus.COMPLETED
+    # Polling alone would have paused DEADLINE - 5 s after the first status read.
+    assert time.monotonic() - started < (DEADLINE - 5) / 2
+    assert "quick" in run.logs()
+    waiters = workspace.backend.run_folder(run.id) / "waiters"
+    assert not waiters.exists() or not list(waiters.iterdir())
 
 
 def test_the_same_training_script_runs_unchanged_outside_any_run(project: Path) -> None:

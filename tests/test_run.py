@@ -354,6 +354,48 @@ def test_waiting_again_after_a_time_out_reaches_the_end(
     assert run.wait() is RunStatus.COMPLETED
 
 
+class WakingFake(FakeBackend):
+    """A backend whose pauses end early when the status changes, as LocalBackend's do."""
+
+    def __init__(self, *, woken_after: float | None) -> None:
+        super().__init__()
+        self.woken_after = woken_after  # None: nothing changes, the pause runs its course
+        self.pauses: list[tuple[WorkspaceRef, str, str, float]] = []
+
+    def pause_until_status_changes(
+        self, ref: WorkspaceRef, run_id: str, status: str, seconds: float
+    ) -> None:
+        self.pauses.append((ref, run_id, status, seconds))
+        self.clock.advance(seconds if self.woken_after is None else self.woken_after)
+
+
+def test_wait_pauses_through_a_backend_that_wakes_on_a_status_change(project: Path) -> None:
+    fake = WakingFake(woken_after=0.25)
+    workspace = make_workspace(fake)
+    run = start(fake, workspace, project, statuses=["Queued", "Running", "Completed"])
+
+    assert run.wait(poll_interval=2) is RunStatus.COMPLETED
+
+    # The status it last read, and the pause the schedule asks for; no clock.sleep at all.
+    assert fake.pauses == [
+        (workspace.ref, run.id, "Queued", 2.0),
+        (workspace.ref, run.id, "Running", 3.0),
+    ]
+    assert fake.clock.sleeps == []
+    assert fake.clock.monotonic() == 0.5  # woken early twice
+
+
+def test_a_waking_backend_still_gets_pauses_cut_to_the_time_out(project: Path) -> None:
+    fake = WakingFake(woken_after=None)
+    run = start(fake, make_workspace(fake), project, statuses=["Running"])
+
+    with pytest.raises(WaitTimeoutError):
+        run.wait(timeout=4, poll_interval=2)
+
+    assert [seconds for *_, seconds in fake.pauses] == [2.0, 2.0]
+    assert fake.clock.sleeps == []
+
+
 @pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, True, "60", dt.timedelta(0)])
 def test_bad_time_outs_are_refused_before_polling(
     fake: FakeBackend, workspace: mlboot.Workspace, project: Path, timeout: object

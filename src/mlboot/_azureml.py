@@ -71,6 +71,9 @@ _STATUS_PHRASE = re.compile(r"invalid status code '([A-Za-z ]+)'")
 _STATUS_BY_PHRASE = {status.phrase.replace(" ", "").lower(): status.value for status in HTTPStatus}
 _SUMMARY_LIMIT = 400
 _NOT_FOUND_MESSAGES = ("ComputeTargetNotFound", "not found.", "ResourceNotFound", "RunNotFound")
+# azureml-core's FlushTaskTimeout: its parallel uploads and downloads (the snapshot's blobs, a
+# run's outputs) did not all finish within its own time limit (300 s for a snapshot).
+_TIME_OUT_MESSAGES = ("Failed to flush task queue within",)
 _NETWORK_CLASS_NAMES = frozenset(
     {
         "ClientRequestError",
@@ -194,6 +197,11 @@ def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa:
         return NetworkError(
             f"could not reach Azure while {doing}: {detail}. Fix: check the network connection "
             "and any proxy settings."
+        )
+    if status is None and any(m in _text_of(exc) for m in _TIME_OUT_MESSAGES):
+        return NetworkError(
+            f"Azure did not answer in time while {doing}: {detail}. Fix: check the network "
+            "connection and any proxy settings, then try again."
         )
     transient = status == HTTPStatus.REQUEST_TIMEOUT
     return ServiceError(f"{name} while {doing}: {detail}", status=status, transient=transient)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
@@ -215,4 +215,23 @@ class Backend(Protocol):
 
     def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
         """The underlying SDK run object."""
+        ...
+
+
+@runtime_checkable
+class StatusChangeWaiter(Protocol):
+    """An optional extra of a backend: pauses that end early when a run's status changes.
+
+    :meth:`mlboot.Run.wait` pauses through it, instead of ``clock.sleep``, between two status
+    reads of a backend that has it (:class:`mlboot.LocalBackend`), so the wait returns as soon as
+    the run ends rather than at its next poll.
+    """
+
+    def pause_until_status_changes(
+        self, ref: WorkspaceRef, run_id: str, status: str, seconds: float
+    ) -> None:
+        """Wait ``seconds`` on the backend's clock, or less once the status is not ``status``.
+
+        Raises nothing: when it cannot watch the run, it waits ``seconds``.
+        """
         ...

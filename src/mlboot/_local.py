@@ -6,7 +6,9 @@ the ``Run`` handle work unchanged.  The workspace is a folder; a compute target 
 whose ``max_nodes`` is how many runs may execute at once; a run is the pre-checked snapshot
 copied into the run's folder and run there by ``sys.executable`` in a subprocess, watched by a
 detached supervisor process.  Everything a run is lives on disk, so a run outlives the process
-that submitted it and any process can reattach to it by id.
+that submitted it and any process can reattach to it by id.  The supervisor's code is
+:mod:`mlboot._local_supervisor`, which it loads without the rest of mlboot (a run pays for the
+start of two interpreters, the supervisor's and the script's, and little more).
 
 The workspace folder::
 
@@ -25,6 +27,7 @@ The workspace folder::
         wd/                          the snapshot copy: the script's working directory
         outputs/                     wd/outputs, collected when the script has ended
         cancel_requested             present once a cancel was asked for
+        waiters/                     FIFOs of processes waiting for the status to change
 
 Why it cannot run more than ``max_nodes`` scripts of a pool at once, whatever the number of
 submitting processes: a supervisor starts its script only while it holds an exclusive
@@ -37,19 +40,15 @@ runs take slots strictly in submission order: only the oldest living entry of th
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +63,19 @@ from mlboot._backend import (
     WorkspaceRef,
 )
 from mlboot._clock import SystemClock
+from mlboot._local_supervisor import (
+    BOOTSTRAP,
+    RUN_ENV_VARIABLE,
+    TERMINAL_STATUSES,
+    RunFolder,
+    now,
+    pool_dir,
+    read_json,
+    settle_if_abandoned,
+    try_lock,
+    wait_for_change,
+    write_json,
+)
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
 from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, ServiceError
 
@@ -85,22 +97,10 @@ logger = logging.getLogger("mlboot")
 LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""
 
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
-
 _CLUSTER_KIND = "AmlCompute"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z", re.ASCII)
-_QUEUE_POLL_SECONDS = 0.1
-_SCRIPT_POLL_SECONDS = 0.1
-_CANCEL_GRACE_SECONDS = 5.0
-"""How long a canceled script has between SIGTERM and SIGKILL."""
-_LEFTOVER_GRACE_SECONDS = 2.0
-"""How long processes a finished script left behind have between SIGTERM and SIGKILL."""
 _SPAWN_TIMEOUT_SECONDS = 60.0
-_RUN_ENV_VARIABLE = "_MLBOOT_RUN_ENVIRONMENT"
-_LOG_TAIL_BYTES = 16 * 1024
 _MAX_EXPERIMENT_IN_ID = 200
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
 
 # Azure ML's run-context variables that would make azureml-core's Run.get_context() (or
 # mlboot.log_metric) talk to the service: a local run never inherits them from a launcher that
@@ -133,100 +133,6 @@ def default_root(config_source: Path | None) -> Path:
 def _is_name(value: object) -> bool:
     """Whether ``value`` can name a file in the workspace folder (no separators, no ``..``)."""
     return isinstance(value, str) and _NAME.match(value) is not None
-
-
-def _now() -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
-def _write_json(path: Path, data: Mapping[str, object]) -> None:
-    # Readers in other processes see the old file or the new one, never half of one.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temporary.replace(path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ServiceError(
-            f"the local backend's file {str(path)!r} is damaged ({exc.msg} at line "
-            f"{exc.lineno}). Fix: delete it (and for a run, its whole folder)."
-        ) from exc
-    if not isinstance(data, dict):
-        raise ServiceError(f"the local backend's file {str(path)!r} is damaged. Fix: delete it.")
-    return data
-
-
-def _try_lock(path: Path) -> int | None:
-    """An open descriptor holding an exclusive flock on ``path``, or ``None`` if someone has it."""
-    import fcntl  # noqa: PLC0415  (POSIX only; LocalBackend refuses other systems up front)
-
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return None
-    except BaseException:
-        os.close(descriptor)
-        raise
-    return descriptor
-
-
-class _RunFolder:
-    """The files of one run, and the only code that reads or writes them."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.request_file = path / "run.json"
-        self.status_file = path / "status.json"
-        self.lock_file = path / "supervisor.lock"
-        self.log_file = path / "std_log.txt"
-        self.supervisor_log_file = path / "supervisor_log.txt"
-        self.working_dir = path / "wd"
-        self.outputs = path / OUTPUTS_FOLDER
-        self.cancel_marker = path / "cancel_requested"
-
-    @property
-    def run_id(self) -> str:
-        return self.path.name
-
-    def read_request(self) -> dict[str, Any]:
-        return _read_json(self.request_file)
-
-    def read_status(self) -> dict[str, Any]:
-        try:
-            return _read_json(self.status_file)
-        except FileNotFoundError:
-            return {"status": "NotStarted"}
-
-    def write_status(self, status: str | None = None, **fields: object) -> None:
-        """Change the status (``None``: keep it) and fields; only the holder of the lock may."""
-        record = self.read_status()
-        record.update(fields)
-        if status is not None:
-            record["status"] = status
-        _write_json(self.status_file, record)
-
-    def cancel_requested(self) -> bool:
-        return self.cancel_marker.exists()
-
-    def log_tail(self, max_bytes: int = _LOG_TAIL_BYTES) -> str:
-        try:
-            with self.log_file.open("rb") as file:
-                file.seek(0, os.SEEK_END)
-                size = file.tell()
-                file.seek(max(0, size - max_bytes))
-                return file.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-
-def _pool_dir(root: Path, compute_name: str) -> Path:
-    return root / "computes" / compute_name.casefold()
 
 
 def _compute_to_json(info: ComputeInfo) -> dict[str, object]:
@@ -306,7 +212,7 @@ class LocalBackend:
         try:
             (self._root / "computes").mkdir(parents=True, exist_ok=True)
             (self._root / "runs").mkdir(exist_ok=True)
-            _write_json(
+            write_json(
                 self._root / "workspace.json",
                 {
                     "subscription_id": ref.subscription_id,
@@ -338,7 +244,7 @@ class LocalBackend:
         if file is None:
             return None
         try:
-            return _compute_from_json(_read_json(file))
+            return _compute_from_json(read_json(file))
         except FileNotFoundError:
             return None
 
@@ -380,7 +286,7 @@ class LocalBackend:
             ) from None
         finally:
             temporary.unlink()
-        (_pool_dir(self._root, name) / "queue").mkdir(parents=True, exist_ok=True)
+        (pool_dir(self._root, name) / "queue").mkdir(parents=True, exist_ok=True)
         return info
 
     def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
@@ -408,7 +314,7 @@ class LocalBackend:
             max_nodes=max_nodes,
             idle_seconds_before_scaledown=idle_seconds_before_scaledown,
         )
-        _write_json(file, data)
+        write_json(file, data)
         return _compute_from_json(data)
 
     def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
@@ -433,7 +339,7 @@ class LocalBackend:
         try:
             _copy_snapshot(plan.root, plan.files, folder.working_dir)
             queue_entry = f"{time.time_ns():020d}_{folder.run_id}"
-            _write_json(
+            write_json(
                 folder.request_file,
                 {
                     "run_id": folder.run_id,
@@ -451,7 +357,7 @@ class LocalBackend:
                         "resource_group": ref.resource_group,
                         "workspace_name": ref.name,
                     },
-                    "submitted_at": _now(),
+                    "submitted_at": now(),
                 },
             )
         except OSError as exc:
@@ -460,12 +366,12 @@ class LocalBackend:
                 f"cannot prepare the local run in {folder.path}: {exc}. Fix: check the free "
                 "space and permissions of the workspace folder."
             ) from exc
-        lock = _try_lock(folder.lock_file)
+        lock = try_lock(folder.lock_file)
         if lock is None:  # pragma: no cover  (a brand-new folder nobody else knows of)
             raise ServiceError(f"the new run folder {folder.path} is already in use")
         try:
-            folder.write_status("NotStarted", submitted_at=_now())
-            queue = _pool_dir(self._root, compute.name) / "queue"
+            folder.write_status("NotStarted", submitted_at=now())
+            queue = pool_dir(self._root, compute.name) / "queue"
             queue.mkdir(parents=True, exist_ok=True)
             (queue / queue_entry).touch()
             try:
@@ -490,7 +396,7 @@ class LocalBackend:
         )
         return self._details(folder)
 
-    def _new_run_folder(self, experiment: str) -> _RunFolder:
+    def _new_run_folder(self, experiment: str) -> RunFolder:
         runs = self._root / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         # Azure ML's own form: <experiment>_<unix time>_<8 hex digits>.
@@ -501,22 +407,17 @@ class LocalBackend:
                 path.mkdir()
             except FileExistsError:  # pragma: no cover  (one chance in four billion)
                 continue
-            return _RunFolder(path)
+            return RunFolder(path)
 
-    def _start_supervisor(self, folder: _RunFolder, lock: int, script_env: object) -> None:
-        package_parent = str(Path(__file__).resolve().parent.parent)
+    def _start_supervisor(self, folder: RunFolder, lock: int, script_env: object) -> None:
+        # -S: the supervisor needs the standard library and mlboot's own folder, not site-packages
+        # (nor the .pth files a virtual environment runs at every start).
+        package = str(Path(__file__).resolve().parent)
         env = dict(os.environ)
-        env[_RUN_ENV_VARIABLE] = json.dumps(script_env)
+        env[RUN_ENV_VARIABLE] = json.dumps(script_env)
         with folder.supervisor_log_file.open("ab") as supervisor_log:
             first = subprocess.Popen(  # noqa: S603  (our own interpreter and our own code)
-                [
-                    sys.executable,
-                    "-c",
-                    _SUPERVISOR_BOOTSTRAP,
-                    str(folder.path),
-                    str(lock),
-                    package_parent,
-                ],
+                [sys.executable, "-S", "-c", BOOTSTRAP, str(folder.path), str(lock), package],
                 stdin=subprocess.DEVNULL,
                 stdout=supervisor_log,
                 stderr=subprocess.STDOUT,
@@ -539,13 +440,13 @@ class LocalBackend:
                 f"see {folder.supervisor_log_file}"
             )
 
-    def _folder(self, run_id: str) -> _RunFolder:
+    def _folder(self, run_id: str) -> RunFolder:
         if not _is_name(run_id):
             raise NotFoundError(
                 f"run {run_id!r} was not found in the local workspace {self._root}: that is "
                 "not a run id"
             )
-        folder = _RunFolder(self._root / "runs" / run_id)
+        folder = RunFolder(self._root / "runs" / run_id)
         if not folder.request_file.is_file():
             raise NotFoundError(
                 f"run {run_id!r} was not found in the local workspace {self._root}. Fix: check "
@@ -561,14 +462,14 @@ class LocalBackend:
         """
         return self._folder(run_id).path
 
-    def _status(self, folder: _RunFolder) -> dict[str, Any]:
+    def _status(self, folder: RunFolder) -> dict[str, Any]:
         record = folder.read_status()
         if record.get("status") not in TERMINAL_STATUSES:
-            _settle_if_abandoned(self._root, folder)
+            settle_if_abandoned(self._root, folder)
             record = folder.read_status()
         return record
 
-    def _details(self, folder: _RunFolder) -> RunDetails:
+    def _details(self, folder: RunFolder) -> RunDetails:
         record = self._status(folder)
         request = folder.read_request()
         return RunDetails(
@@ -588,6 +489,22 @@ class LocalBackend:
     def get_run_details(self, ref: WorkspaceRef, run_id: str) -> RunDetails:
         del ref
         return self._details(self._folder(run_id))
+
+    def pause_until_status_changes(
+        self, ref: WorkspaceRef, run_id: str, status: str, seconds: float
+    ) -> None:
+        """Wait ``seconds``, or less: until run ``run_id``'s status is no longer ``status``.
+
+        :meth:`mlboot.Run.wait` pauses through this between two status reads, so a local wait
+        returns as soon as the run ends instead of at its next poll.  Never raises: where the
+        run's folder cannot be watched, it simply waits ``seconds``.
+        """
+        del ref
+        if not _is_name(run_id):
+            self._clock.sleep(seconds)
+            return
+        folder = RunFolder(self._root / "runs" / run_id)
+        wait_for_change(folder, status, seconds, sleep=self._clock.sleep)
 
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         del ref
@@ -623,7 +540,7 @@ class LocalBackend:
             return
         folder.cancel_marker.touch()
         # A live supervisor notices the marker within a poll; a dead one cannot, so settle now.
-        _settle_if_abandoned(self._root, folder, canceled=True)
+        settle_if_abandoned(self._root, folder, canceled=True)
 
     def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
         del ref, run_id
@@ -651,7 +568,7 @@ def _copy_snapshot(root: Path, files: Iterable[str], destination: Path) -> None:
 
 
 def _script_environment(
-    ref: WorkspaceRef, request: RunRequest, folder: _RunFolder
+    ref: WorkspaceRef, request: RunRequest, folder: RunFolder
 ) -> dict[str, object]:
     variables: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
     if request.environment is not None:
@@ -670,399 +587,6 @@ def _script_environment(
         }
     )
     return {"set": variables, "unset": list(_AZUREML_CONTEXT_VARIABLES)}
-
-
-# -- abandoned runs --------------------------------------------------------------------------------
-
-
-def _supervisor_alive(folder: _RunFolder) -> bool:
-    try:
-        lock = _try_lock(folder.lock_file)
-    except FileNotFoundError:
-        return False
-    if lock is None:
-        return True
-    os.close(lock)
-    return False
-
-
-def _settle_if_abandoned(root: Path, folder: _RunFolder, *, canceled: bool = False) -> None:
-    """End a run whose supervisor died before writing a final status (killed, reboot...)."""
-    try:
-        lock = _try_lock(folder.lock_file)
-    except FileNotFoundError:
-        return
-    if lock is None:
-        return  # the supervisor (or the submitter) is alive and in charge
-    try:
-        record = folder.read_status()
-        if record.get("status") in TERMINAL_STATUSES:
-            return
-        _kill_orphaned_script(folder, record)
-        with contextlib.suppress(OSError, ServiceError, KeyError):
-            request = folder.read_request()
-            queue = _pool_dir(root, str(request["compute"])) / "queue"
-            (queue / str(request["queue_entry"])).unlink(missing_ok=True)
-        if canceled:
-            folder.write_status("Canceled", end_time=_now())
-        else:
-            folder.write_status(
-                "Failed",
-                end_time=_now(),
-                error=(
-                    "the local supervisor of this run ended without recording how the run "
-                    "ended (it was killed, or the machine restarted); see "
-                    f"{folder.supervisor_log_file}"
-                ),
-            )
-    finally:
-        os.close(lock)
-
-
-def _kill_orphaned_script(folder: _RunFolder, record: Mapping[str, Any]) -> None:
-    """Kill what is left of the script's process group after its supervisor died (Linux)."""
-    group = record.get("script_pid")
-    if not isinstance(group, int) or not sys.platform.startswith("linux"):
-        return
-    # Process ids are reused: only kill processes of that group that provably belong to this
-    # run, by the MLBOOT_RUN_DIR they inherited.
-    marker = f"{RUN_DIR_VARIABLE}={folder.path}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            in_group = os.getpgid(int(entry.name)) == group
-            ours = in_group and marker in (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if ours:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-
-
-# -- the supervisor -------------------------------------------------------------------------------
-
-# The first process forks and exits at once, so the submitter can wait for it (no zombie, no
-# ResourceWarning) while the grandchild, in a session of its own, outlives the submitter.
-_SUPERVISOR_BOOTSTRAP = """\
-import os, sys
-if os.fork():
-    os._exit(0)
-os.setsid()
-sys.path.append(sys.argv[3])
-from mlboot._local import _supervise
-sys.exit(_supervise(sys.argv[1], int(sys.argv[2])))
-"""
-
-
-class _Stopped(BaseException):
-    """The supervisor itself was asked to stop (SIGTERM, SIGINT)."""
-
-
-def _say(message: str) -> None:
-    sys.stderr.write(f"{_now()} {message}\n")
-    sys.stderr.flush()
-
-
-def _supervise(run_dir: str, lock: int) -> int:
-    """Run one local run to its end; entry point of the detached supervisor process.
-
-    ``lock`` is the inherited descriptor holding ``supervisor.lock``: it stays open until this
-    process exits, which is how other processes tell a live supervisor from a dead one.
-    """
-    del lock  # held, on purpose, until the process exits
-    folder = _RunFolder(Path(run_dir))
-    environment = json.loads(os.environ.pop(_RUN_ENV_VARIABLE, "{}"))
-
-    def stop(signum: int, frame: object) -> None:
-        del frame
-        raise _Stopped(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    supervisor: _Supervisor | None = None
-    try:
-        supervisor = _Supervisor(folder, environment)
-        return supervisor.run()
-    except BaseException as exc:  # noqa: BLE001  (whatever happens, the run gets an ending)
-        _say("the supervisor failed:\n" + traceback.format_exc())
-        if supervisor is not None and supervisor.script_pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(supervisor.script_pid, signal.SIGKILL)
-        record = folder.read_status()
-        if record.get("status") not in TERMINAL_STATUSES:
-            what = f"stopped by {exc}" if isinstance(exc, _Stopped) else f"failed: {exc!r}"
-            folder.write_status(
-                "Failed",
-                end_time=_now(),
-                error=f"the local supervisor of this run {what}; see {folder.supervisor_log_file}",
-            )
-        return 1
-
-
-class _Supervisor:
-    def __init__(self, folder: _RunFolder, environment: Mapping[str, Any]) -> None:
-        self.folder = folder
-        self.request = folder.read_request()
-        self.root = folder.path.parent.parent
-        self.pool = _pool_dir(self.root, str(self.request["compute"]))
-        self.queue = self.pool / "queue"
-        self.queue_entry = str(self.request["queue_entry"])
-        self.environment = environment
-        self.script_pid: int | None = None
-
-    def run(self) -> int:
-        _become_subreaper()
-        self.folder.write_status(supervisor_pid=os.getpid())
-        slot = self.wait_for_slot()
-        if slot is None:
-            (self.queue / self.queue_entry).unlink(missing_ok=True)
-            self.folder.write_status("Canceled", end_time=_now())
-            _say("canceled before it started")
-            return 0
-        try:
-            return self.execute()
-        finally:
-            os.close(slot)
-
-    # -- queueing --
-
-    def wait_for_slot(self) -> int | None:
-        said_queued = False
-        while True:
-            if self.folder.cancel_requested():
-                return None
-            size = self.pool_size()
-            if self.first_in_queue():
-                for number in range(size):
-                    slot = _try_lock(self.pool / f"slot-{number}.lock")
-                    if slot is not None:
-                        (self.queue / self.queue_entry).unlink(missing_ok=True)
-                        _say(f"took slot {number} of {size} in pool {self.request['compute']!r}")
-                        return slot
-            if not said_queued:
-                self.folder.write_status("Queued")
-                _say(f"queued: all {size} slots of pool {self.request['compute']!r} are busy")
-                said_queued = True
-            time.sleep(_QUEUE_POLL_SECONDS)
-
-    def pool_size(self) -> int:
-        data = _read_json(self.root / "computes" / f"{self.pool.name}.json")
-        size = data.get("max_nodes")
-        return size if isinstance(size, int) and size > 0 else 1
-
-    def first_in_queue(self) -> bool:
-        for entry in sorted(path.name for path in self.queue.iterdir()):
-            if entry == self.queue_entry:
-                return True
-            other = _RunFolder(self.root / "runs" / entry.partition("_")[2])
-            if _supervisor_alive(other):
-                return False
-            _settle_if_abandoned(self.root, other)
-            (self.queue / entry).unlink(missing_ok=True)
-        return True  # pragma: no cover  (our own entry is only removed by us)
-
-    # -- running --
-
-    def execute(self) -> int:
-        folder, request = self.folder, self.request
-        env = dict(os.environ)
-        for name in self.environment.get("unset", ()):
-            env.pop(name, None)
-        env.update(self.environment.get("set", {}))
-        command = [sys.executable, str(request["script"]), *map(str, request["arguments"])]
-        started = time.monotonic()
-        with folder.log_file.open("ab") as log:
-            try:
-                process = subprocess.Popen(  # noqa: S603  (the user's own script, as submitted)
-                    command,
-                    cwd=folder.working_dir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent(),  # noqa: PLW1509  (this process has one thread)
-                )
-            except OSError as exc:
-                folder.write_status(
-                    "Failed", end_time=_now(), error=f"the script could not be started: {exc}"
-                )
-                return 0
-        self.script_pid = process.pid
-        folder.write_status("Running", start_time=_now(), script_pid=process.pid)
-        _say(f"started {command} as process {process.pid}")
-        reason = self.watch(process, started)
-        code = process.returncode
-        _end_process_group(process.pid, _LEFTOVER_GRACE_SECONDS)
-        if reason is None:
-            folder.write_status("Finalizing", exit_code=code)
-        collect_error = _collect_outputs(folder)
-        _say(f"the script ended with exit code {code}; reason: {reason or 'it ended'}")
-        max_duration = request.get("max_run_duration_seconds")
-        if reason == "canceled":
-            folder.write_status("Canceled", end_time=_now(), exit_code=code)
-        elif reason == "timeout":
-            folder.write_status(
-                "Canceled",
-                end_time=_now(),
-                exit_code=code,
-                error=(
-                    f"the run took longer than max_run_duration_seconds={max_duration} and was "
-                    "canceled"
-                ),
-            )
-        elif code != 0:
-            folder.write_status(
-                "Failed",
-                end_time=_now(),
-                exit_code=code,
-                error=_failure_message(str(request["script"]), code, folder),
-            )
-        elif collect_error is not None:
-            folder.write_status("Failed", end_time=_now(), exit_code=code, error=collect_error)
-        else:
-            folder.write_status("Completed", end_time=_now(), exit_code=code)
-        return 0
-
-    def watch(self, process: subprocess.Popen[bytes], started: float) -> str | None:
-        """Wait for the script; end it on a cancel or after its maximum duration."""
-        limit = self.request.get("max_run_duration_seconds")
-        deadline = started + limit if isinstance(limit, int | float) else None
-        while True:
-            try:
-                process.wait(timeout=_SCRIPT_POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-            else:
-                return None
-            reason = None
-            if self.folder.cancel_requested():
-                reason = "canceled"
-            elif deadline is not None and time.monotonic() >= deadline:
-                reason = "timeout"
-            if reason is not None:
-                self.folder.write_status("CancelRequested")
-                _say(f"ending the script's process group ({reason})")
-                _terminate_script(process, _CANCEL_GRACE_SECONDS)
-                return reason
-
-
-def _terminate_script(process: subprocess.Popen[bytes], grace: float) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover  (a member changed its user id)
-        return True
-    return True
-
-
-def _reap_children() -> None:
-    """Reap orphans that were re-parented to this process (a subreaper) and have ended."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def _end_process_group(group: int, grace: float) -> None:
-    """End every process left in the script's group: SIGTERM, then SIGKILL after ``grace``.
-
-    Called once the script's main process has been waited for, so reaping any child here can
-    no longer take its exit status away from ``Popen``.
-    """
-    _reap_children()
-    if not _group_alive(group):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signal.SIGTERM)
-    for signal_after_wait in (signal.SIGKILL, None):
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            _reap_children()
-            if not _group_alive(group):
-                return
-            time.sleep(0.02)
-        if signal_after_wait is not None:
-            _say(f"processes of group {group} outlived SIGTERM by {grace:.0f} s: SIGKILL")
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal_after_wait)
-
-
-def _libc_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes  # noqa: PLC0415  (Linux only)
-
-    try:
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # pragma: no cover  (a libc without prctl)
-        return None
-    return prctl
-
-
-def _become_subreaper() -> None:
-    # Orphans of the script then become this process's children, so they can be reaped even
-    # where PID 1 never reaps (containers), and a dead process group is seen as dead.
-    prctl = _libc_prctl()
-    if prctl is not None:
-        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    prctl = _libc_prctl()
-    if prctl is None:
-        return None
-    parent = os.getpid()
-
-    def arrange() -> None:
-        # If the supervisor dies, the script dies with it instead of keeping a freed slot busy.
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return arrange
-
-
-def _collect_outputs(folder: _RunFolder) -> str | None:
-    """Move ``wd/outputs`` to the run's ``outputs/``, as Azure ML uploads it; an error or None."""
-    source = folder.working_dir / OUTPUTS_FOLDER
-    try:
-        if source.is_dir() and not source.is_symlink():
-            source.rename(folder.outputs)
-        elif source.is_dir():
-            shutil.copytree(source, folder.outputs)
-        else:
-            folder.outputs.mkdir(exist_ok=True)
-    except OSError as exc:
-        _say(f"collecting outputs failed: {exc}")
-        return f"the run's outputs could not be collected from {source}: {exc}"
-    return None
-
-
-def _failure_message(script: str, code: int, folder: _RunFolder) -> str:
-    how = f"exited with code {code}"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            how = f"was ended by signal {signal.Signals(-code).name}"
-    lines = [line.strip() for line in folder.log_tail().splitlines() if line.strip()]
-    last = f": {lines[-1]}" if lines else " and wrote nothing to its log"
-    return f"the script {script!r} {how}{last} (log: {folder.log_file})"
 
 
 # -- the environment check ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import attrs
 
-from mlboot._backend import Metrics, RunDetails
+from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
 from mlboot._retry import call_with_retries
 from mlboot._validate import positive_seconds
 from mlboot._workspace import Workspace
@@ -170,9 +170,10 @@ class Run:
         :class:`~mlboot.exceptions.WaitTimeoutError` is raised and the run is left running
         (call :meth:`wait` again to keep waiting, :meth:`cancel` to stop it).  The first pause
         between two polls is ``poll_interval`` seconds; each pause is half as long again as the
-        one before, up to 60 s (or ``poll_interval`` if that is longer).  A transient failure of
-        one poll is retried with back-off (a few times, within two minutes, so a wait may
-        overrun its time-out by that much); a lasting or a permanent one is raised.
+        one before, up to 60 s (or ``poll_interval`` if that is longer); on the local backend a
+        pause ends early, as soon as the run's status changes.  A transient failure of one poll
+        is retried with back-off (a few times, within two minutes, so a wait may overrun its
+        time-out by that much); a lasting or a permanent one is raised.
 
         With ``show_output=True`` the status changes and the run's log are printed on stdout as
         they come, each piece of the log once.  Without it nothing is printed; status changes go
@@ -263,7 +264,11 @@ class Run:
                     "call run.wait() again to keep waiting, with a longer timeout, or "
                     f"run.cancel() to stop it; follow it at {self.portal_url or 'Azure ML studio'}."
                 )
-            clock.sleep(pause if limit is None else min(pause, limit - elapsed))
+            seconds = pause if limit is None else min(pause, limit - elapsed)
+            if isinstance(backend, StatusChangeWaiter):
+                backend.pause_until_status_changes(ref, self.id, text, seconds)
+            else:
+                clock.sleep(seconds)
             pause = min(pause * _POLL_GROWTH, longest_pause)
 
     def _finished(self, status: RunStatus, stream: _LogStream | None) -> RunStatus:

@@ -2,7 +2,7 @@
 
 from ._auth import EmulatorAuth, make_unsigned_jwt
 from ._emulator import Emulator
-from ._isolation import FAST_SDK_KNOBS, isolate_sdk, stop_sdk_daemons
+from ._isolation import FAST_SDK_KNOBS, isolate_sdk, sdk_run_warnings, stop_sdk_daemons
 from ._payloads import quota_error
 from ._server import RecordedRequest
 from ._state import ComputeState, RunProgram, RunState, SnapshotState, WorkspaceState
@@ -20,5 +20,6 @@ __all__ = [
     "isolate_sdk",
     "make_unsigned_jwt",
     "quota_error",
+    "sdk_run_warnings",
     "stop_sdk_daemons",
 ]

@@ -6,16 +6,18 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._tls import loopback_resolver
+
+_T = TypeVar("_T")
 
 if TYPE_CHECKING:
     import pytest
 
     from ._emulator import Emulator
 
-__all__ = ["FAST_SDK_KNOBS", "isolate_sdk", "stop_sdk_daemons"]
+__all__ = ["FAST_SDK_KNOBS", "isolate_sdk", "sdk_run_warnings", "stop_sdk_daemons"]
 
 # Variables that would send the SDK elsewhere (service URL overrides, ambient credentials,
 # proxies) or make it read a real user's files.
@@ -156,3 +158,24 @@ def stop_sdk_daemons() -> int:
             thread.cancel()
             stopped += 1
     return stopped
+
+
+# Warnings the SDK itself raises on the run paths (the pytest config turns warnings into errors):
+# - its vendored ruamel.yaml ("load will be removed", "round_trip_load_all will be removed"), when
+#   Environment() builds its conda dependencies and when the run configuration is serialised;
+# - the stdlib, when azureml.core._metrics first imports imghdr (deprecated in 3.11, gone in 3.13);
+# - its metrics client's timer thread (setDaemon), on a raw submit that reports metrics.
+_SDK_RUN_WARNINGS = (
+    r"ignore:\s*(load|round_trip_load_all) will be removed, use:PendingDeprecationWarning",
+    r"ignore:'imghdr' is deprecated:DeprecationWarning",
+    r"ignore:setDaemon\(\) is deprecated:DeprecationWarning",
+)
+
+
+def sdk_run_warnings(test: _T) -> _T:
+    """Mark a test that drives the SDK's run paths: ignore the warnings the SDK itself raises."""
+    import pytest  # noqa: PLC0415  (only at collection time; the module stays importable without)
+
+    for spec in _SDK_RUN_WARNINGS:
+        test = pytest.mark.filterwarnings(spec)(test)
+    return test

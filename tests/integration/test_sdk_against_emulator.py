@@ -21,25 +21,9 @@ from azureml.core import Environment, Experiment, Run, ScriptRunConfig, Workspac
 from azureml.core.compute import AmlCompute, ComputeInstance, ComputeTarget
 from azureml.exceptions import ActivityFailedException, ComputeTargetException
 
-from emulator import Emulator, EmulatorAuth, quota_error
+from emulator import Emulator, EmulatorAuth, quota_error, sdk_run_warnings
 
 pytestmark = pytest.mark.sdk
-
-# Warnings the SDK itself raises on the run paths (the pytest config turns warnings into errors):
-# - its vendored ruamel.yaml ("load will be removed", "round_trip_load_all will be removed"), when
-#   Environment() builds its conda dependencies and when the run configuration is serialised;
-# - the stdlib, when azureml.core._metrics first imports imghdr (deprecated in 3.11, gone in 3.13).
-_SDK_RUN_WARNINGS = (
-    r"ignore:\s*(load|round_trip_load_all) will be removed, use:PendingDeprecationWarning",
-    r"ignore:'imghdr' is deprecated:DeprecationWarning",
-)
-
-
-def sdk_run_warnings(test: Any) -> Any:
-    for spec in _SDK_RUN_WARNINGS:
-        test = pytest.mark.filterwarnings(spec)(test)
-    return test
-
 
 DRIVER_LOG = (
     "2024-01-01 00:00:00 Starting the daemon thread to refresh tokens in background\n"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks" / "run.py"
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks" / "run.py"
 ROWS = (
     "1. import",
     "2. reject oversized folder",
@@ -17,6 +17,7 @@ ROWS = (
     "4b. status polls per run-hour",
     "6. whole workflow",
     "5. local run overhead",
+    "5b. local run overhead, 1 s script",
 )
 
 

@@ -1,0 +1,694 @@
+"""The local backend's run folder and the supervisor that runs a local run, on the stdlib alone.
+
+A local run's supervisor is a fresh interpreter started for every run, between the submitter and
+the script: whatever it imports before the script starts is paid on every local run.  So this
+module imports only the standard library and :mod:`mlboot.exceptions` (which imports nothing),
+and :data:`BOOTSTRAP` loads it without running ``mlboot/__init__.py``: it registers a bare
+``mlboot`` package whose ``__path__`` is mlboot's folder, so ``import mlboot._local_supervisor``
+finds this file and nothing else of mlboot (``attrs``, ``logging``...) is imported.  Everything
+the submitting side needs beyond the files (workspace, pools, submit) is in :mod:`mlboot._local`.
+
+Waiting for a status change: a waiter (``Run.wait`` through
+:meth:`mlboot.LocalBackend.pause_until_status_changes`) opens a FIFO in the run's ``waiters/``
+folder, then reads the status, then blocks on the FIFO for at most its pause; whoever writes the
+status (:meth:`RunFolder.write_status`) replaces ``status.json``, then writes a byte into every
+FIFO there.  Either the waiter's read sees the new status, or its FIFO was there before the
+write, so it is woken: a wait ends as soon as the status changes, not at its next poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlboot.exceptions import ServiceError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: ``typing`` is not worth importing in the supervisor
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
+
+# The same values as mlboot._script_api's, which cannot be imported here (it imports attrs);
+# tests/test_local_supervisor.py checks that they agree.
+RUN_DIR_VARIABLE = "MLBOOT_RUN_DIR"
+OUTPUTS_FOLDER = "outputs"
+
+RUN_ENV_VARIABLE = "_MLBOOT_RUN_ENVIRONMENT"
+"""The supervisor's environment variable carrying the script's variables (JSON); removed."""
+
+QUEUE_POLL_SECONDS = 0.1
+SCRIPT_POLL_SECONDS = 0.1
+"""How often the supervisor of a running script looks for a cancel and its maximum duration."""
+CANCEL_GRACE_SECONDS = 5.0
+"""How long a canceled script has between SIGTERM and SIGKILL."""
+LEFTOVER_GRACE_SECONDS = 2.0
+"""How long processes a finished script left behind have between SIGTERM and SIGKILL."""
+LOG_TAIL_BYTES = 16 * 1024
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+LOADER = """\
+import sys
+package = type(sys)("mlboot")
+package.__path__ = [sys.argv[3]]
+sys.modules["mlboot"] = package
+from mlboot._local_supervisor import supervise
+"""
+"""Imports this module from mlboot's folder (``sys.argv[3]``) without mlboot's ``__init__``."""
+
+BOOTSTRAP = (
+    # The first process forks and exits at once, so the submitter can wait for it (no zombie,
+    # no ResourceWarning) while the grandchild, in a session of its own, outlives the submitter.
+    "import os\nif os.fork():\n    os._exit(0)\nos.setsid()\n"
+    + LOADER
+    + "sys.exit(supervise(sys.argv[1], int(sys.argv[2])))\n"
+)
+"""``python -S -c BOOTSTRAP RUN_DIR LOCK_FD MLBOOT_FOLDER``: the detached supervisor."""
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with milliseconds and a ``Z``."""
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{nanoseconds // 1_000_000:03d}Z"
+
+
+def write_json(path: Path, data: Mapping[str, object]) -> None:
+    # Readers in other processes see the old file or the new one, never half of one.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ServiceError(
+            f"the local backend's file {str(path)!r} is damaged ({exc.msg} at line "
+            f"{exc.lineno}). Fix: delete it (and for a run, its whole folder)."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ServiceError(f"the local backend's file {str(path)!r} is damaged. Fix: delete it.")
+    return data
+
+
+def try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive flock on ``path``, or ``None`` if someone has it."""
+    import fcntl  # noqa: PLC0415  (POSIX only; LocalBackend refuses other systems up front)
+
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+class RunFolder:
+    """The files of one run, and the only code that reads or writes them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.request_file = path / "run.json"
+        self.status_file = path / "status.json"
+        self.lock_file = path / "supervisor.lock"
+        self.log_file = path / "std_log.txt"
+        self.supervisor_log_file = path / "supervisor_log.txt"
+        self.working_dir = path / "wd"
+        self.outputs = path / OUTPUTS_FOLDER
+        self.cancel_marker = path / "cancel_requested"
+        self.waiters = path / "waiters"
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def read_request(self) -> dict[str, Any]:
+        return read_json(self.request_file)
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return read_json(self.status_file)
+        except FileNotFoundError:
+            return {"status": "NotStarted"}
+
+    def write_status(self, status: str | None = None, **fields: object) -> None:
+        """Change the status (``None``: keep it) and fields, then wake every waiter.
+
+        Only the holder of the lock may.
+        """
+        record = self.read_status()
+        record.update(fields)
+        if status is not None:
+            record["status"] = status
+        write_json(self.status_file, record)
+        self.wake_waiters(final=record.get("status") in TERMINAL_STATUSES)
+
+    def wake_waiters(self, *, final: bool = False) -> None:
+        """Write a byte into every waiter's FIFO, and remove those nobody reads any more.
+
+        ``final``: the status will not change again, so remove them all once woken; a waiter
+        killed in its pause then leaves nothing behind.
+        """
+        try:
+            entries = os.scandir(self.waiters)
+        except OSError:  # no waiter ever came (the usual case), or not ours to read
+            return
+        with entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue  # a FIFO its waiter has not opened yet
+                with contextlib.suppress(OSError):
+                    if stat.S_ISFIFO(entry.stat(follow_symlinks=False).st_mode):
+                        _poke(Path(entry.path), remove=final)
+
+    def cancel_requested(self) -> bool:
+        return self.cancel_marker.exists()
+
+    def log_tail(self, max_bytes: int = LOG_TAIL_BYTES) -> str:
+        try:
+            with self.log_file.open("rb") as file:
+                file.seek(0, os.SEEK_END)
+                size = file.tell()
+                file.seek(max(0, size - max_bytes))
+                return file.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def _poke(fifo: Path, *, remove: bool) -> None:
+    try:
+        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # nobody has it open for reading: its waiter is gone
+            fifo.unlink()
+        return
+    try:
+        os.write(descriptor, b"\n")
+    except BlockingIOError:  # full: its waiter has been woken already
+        pass
+    finally:
+        os.close(descriptor)
+    if remove:  # its waiter holds it open: it is woken all the same
+        fifo.unlink()
+
+
+def wait_for_change(
+    folder: RunFolder,
+    status: str,
+    seconds: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return after ``seconds``, or as soon as the run's status is no longer ``status``.
+
+    Where no FIFO can be made (a read-only folder, say) it checks the status once, then sleeps
+    the whole ``seconds`` with ``sleep``: the caller's next poll still sees any change.
+    """
+    if seconds <= 0:
+        return
+    started = time.monotonic()
+    try:
+        waiter: tuple[Path, int, int] | None = _open_waiter(folder)
+    except OSError:
+        waiter = None
+    try:
+        try:
+            if folder.read_status().get("status") != status:
+                return  # it changed before our FIFO was in place
+        except (OSError, ServiceError):
+            return  # let the caller's next read report it
+        if waiter is None:
+            sleep(seconds)
+            return
+        import selectors  # noqa: PLC0415  (only waiters need it)
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(waiter[1], selectors.EVENT_READ)
+            selector.select(max(0.0, seconds - (time.monotonic() - started)))
+    finally:
+        if waiter is not None:
+            fifo, reader, writer = waiter
+            os.close(reader)
+            os.close(writer)
+            fifo.unlink(missing_ok=True)
+
+
+def _open_waiter(folder: RunFolder) -> tuple[Path, int, int]:
+    """A FIFO in ``waiters/``, open for reading (and writing, so it never reads as ended)."""
+    folder.waiters.mkdir(exist_ok=True)
+    name = f"{os.getpid()}-{os.urandom(4).hex()}"
+    # Made and opened under a dot name, which writers skip, so that a writer never takes a
+    # FIFO that is not open yet for one whose waiter is gone.
+    hidden = folder.waiters / f".{name}"
+    fifo = folder.waiters / name
+    os.mkfifo(hidden, 0o600)
+    descriptors: list[int] = []
+    try:
+        descriptors.append(os.open(hidden, os.O_RDONLY | os.O_NONBLOCK))
+        descriptors.append(os.open(hidden, os.O_WRONLY | os.O_NONBLOCK))
+        hidden.rename(fifo)
+    except BaseException:
+        for descriptor in descriptors:
+            os.close(descriptor)
+        hidden.unlink(missing_ok=True)
+        raise
+    return fifo, descriptors[0], descriptors[1]
+
+
+def pool_dir(root: Path, compute_name: str) -> Path:
+    return root / "computes" / compute_name.casefold()
+
+
+# -- abandoned runs --------------------------------------------------------------------------------
+
+
+def supervisor_alive(folder: RunFolder) -> bool:
+    try:
+        lock = try_lock(folder.lock_file)
+    except FileNotFoundError:
+        return False
+    if lock is None:
+        return True
+    os.close(lock)
+    return False
+
+
+def settle_if_abandoned(root: Path, folder: RunFolder, *, canceled: bool = False) -> None:
+    """End a run whose supervisor died before writing a final status (killed, reboot...)."""
+    try:
+        lock = try_lock(folder.lock_file)
+    except FileNotFoundError:
+        return
+    if lock is None:
+        return  # the supervisor (or the submitter) is alive and in charge
+    try:
+        record = folder.read_status()
+        if record.get("status") in TERMINAL_STATUSES:
+            return
+        _kill_orphaned_script(folder, record)
+        with contextlib.suppress(OSError, ServiceError, KeyError):
+            request = folder.read_request()
+            queue = pool_dir(root, str(request["compute"])) / "queue"
+            (queue / str(request["queue_entry"])).unlink(missing_ok=True)
+        if canceled:
+            folder.write_status("Canceled", end_time=now())
+        else:
+            folder.write_status(
+                "Failed",
+                end_time=now(),
+                error=(
+                    "the local supervisor of this run ended without recording how the run "
+                    "ended (it was killed, or the machine restarted); see "
+                    f"{folder.supervisor_log_file}"
+                ),
+            )
+    finally:
+        os.close(lock)
+
+
+def _kill_orphaned_script(folder: RunFolder, record: Mapping[str, Any]) -> None:
+    """Kill what is left of the script's process group after its supervisor died (Linux)."""
+    group = record.get("script_pid")
+    if not isinstance(group, int) or not sys.platform.startswith("linux"):
+        return
+    # Process ids are reused: only kill processes of that group that provably belong to this
+    # run, by the MLBOOT_RUN_DIR they inherited.
+    marker = f"{RUN_DIR_VARIABLE}={folder.path}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            in_group = os.getpgid(int(entry.name)) == group
+            ours = in_group and marker in (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ours:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+# -- the supervisor -------------------------------------------------------------------------------
+
+
+class _Stopped(BaseException):
+    """The supervisor itself was asked to stop (SIGTERM, SIGINT)."""
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"{now()} {message}\n")
+    sys.stderr.flush()
+
+
+def supervise(run_dir: str, lock: int) -> int:
+    """Run one local run to its end; entry point of the detached supervisor process.
+
+    ``lock`` is the inherited descriptor holding ``supervisor.lock``: it stays open until this
+    process exits, which is how other processes tell a live supervisor from a dead one.
+    """
+    del lock  # held, on purpose, until the process exits
+    folder = RunFolder(Path(run_dir))
+    environment = json.loads(os.environ.pop(RUN_ENV_VARIABLE, "{}"))
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        raise _Stopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor: _Supervisor | None = None
+    try:
+        supervisor = _Supervisor(folder, environment)
+        return supervisor.run()
+    except BaseException as exc:  # noqa: BLE001  (whatever happens, the run gets an ending)
+        import traceback  # noqa: PLC0415  (only on this path)
+
+        _say("the supervisor failed:\n" + traceback.format_exc())
+        if supervisor is not None and supervisor.script_pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(supervisor.script_pid, signal.SIGKILL)
+        record = folder.read_status()
+        if record.get("status") not in TERMINAL_STATUSES:
+            what = f"stopped by {exc}" if isinstance(exc, _Stopped) else f"failed: {exc!r}"
+            folder.write_status(
+                "Failed",
+                end_time=now(),
+                error=f"the local supervisor of this run {what}; see {folder.supervisor_log_file}",
+            )
+        return 1
+
+
+class _Supervisor:
+    def __init__(self, folder: RunFolder, environment: Mapping[str, Any]) -> None:
+        self.folder = folder
+        self.request = folder.read_request()
+        self.root = folder.path.parent.parent
+        self.pool = pool_dir(self.root, str(self.request["compute"]))
+        self.queue = self.pool / "queue"
+        self.queue_entry = str(self.request["queue_entry"])
+        self.environment = environment
+        self.script_pid: int | None = None
+
+    def run(self) -> int:
+        _become_subreaper()
+        self.folder.write_status(supervisor_pid=os.getpid())
+        slot = self.wait_for_slot()
+        if slot is None:
+            (self.queue / self.queue_entry).unlink(missing_ok=True)
+            self.folder.write_status("Canceled", end_time=now())
+            _say("canceled before it started")
+            return 0
+        try:
+            return self.execute()
+        finally:
+            os.close(slot)
+
+    # -- queueing --
+
+    def wait_for_slot(self) -> int | None:
+        said_queued = False
+        while True:
+            if self.folder.cancel_requested():
+                return None
+            size = self.pool_size()
+            if self.first_in_queue():
+                for number in range(size):
+                    slot = try_lock(self.pool / f"slot-{number}.lock")
+                    if slot is not None:
+                        (self.queue / self.queue_entry).unlink(missing_ok=True)
+                        _say(f"took slot {number} of {size} in pool {self.request['compute']!r}")
+                        return slot
+            if not said_queued:
+                self.folder.write_status("Queued")
+                _say(f"queued: all {size} slots of pool {self.request['compute']!r} are busy")
+                said_queued = True
+            time.sleep(QUEUE_POLL_SECONDS)
+
+    def pool_size(self) -> int:
+        data = read_json(self.root / "computes" / f"{self.pool.name}.json")
+        size = data.get("max_nodes")
+        return size if isinstance(size, int) and size > 0 else 1
+
+    def first_in_queue(self) -> bool:
+        for entry in sorted(path.name for path in self.queue.iterdir()):
+            if entry == self.queue_entry:
+                return True
+            other = RunFolder(self.root / "runs" / entry.partition("_")[2])
+            if supervisor_alive(other):
+                return False
+            settle_if_abandoned(self.root, other)
+            (self.queue / entry).unlink(missing_ok=True)
+        return True  # pragma: no cover  (our own entry is only removed by us)
+
+    # -- running --
+
+    def execute(self) -> int:
+        folder, request = self.folder, self.request
+        env = dict(os.environ)
+        for name in self.environment.get("unset", ()):
+            env.pop(name, None)
+        env.update(self.environment.get("set", {}))
+        command = [sys.executable, str(request["script"]), *map(str, request["arguments"])]
+        started = time.monotonic()
+        with folder.log_file.open("ab") as log:
+            try:
+                process = subprocess.Popen(  # noqa: S603  (the user's own script, as submitted)
+                    command,
+                    cwd=folder.working_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent(),  # noqa: PLW1509  (this process has one thread)
+                )
+            except OSError as exc:
+                folder.write_status(
+                    "Failed", end_time=now(), error=f"the script could not be started: {exc}"
+                )
+                return 0
+        self.script_pid = process.pid
+        folder.write_status("Running", start_time=now(), script_pid=process.pid)
+        _say(f"started {command} as process {process.pid}")
+        reason = self.watch(process, started)
+        code = process.returncode
+        _end_process_group(process.pid, LEFTOVER_GRACE_SECONDS)
+        if reason is None:
+            folder.write_status("Finalizing", exit_code=code)
+        collect_error = _collect_outputs(folder)
+        _say(f"the script ended with exit code {code}; reason: {reason or 'it ended'}")
+        max_duration = request.get("max_run_duration_seconds")
+        if reason == "canceled":
+            folder.write_status("Canceled", end_time=now(), exit_code=code)
+        elif reason == "timeout":
+            folder.write_status(
+                "Canceled",
+                end_time=now(),
+                exit_code=code,
+                error=(
+                    f"the run took longer than max_run_duration_seconds={max_duration} and was "
+                    "canceled"
+                ),
+            )
+        elif code != 0:
+            folder.write_status(
+                "Failed",
+                end_time=now(),
+                exit_code=code,
+                error=_failure_message(str(request["script"]), code, folder),
+            )
+        elif collect_error is not None:
+            folder.write_status("Failed", end_time=now(), exit_code=code, error=collect_error)
+        else:
+            folder.write_status("Completed", end_time=now(), exit_code=code)
+        return 0
+
+    def watch(self, process: subprocess.Popen[bytes], started: float) -> str | None:
+        """Wait for the script; end it on a cancel or after its maximum duration."""
+        limit = self.request.get("max_run_duration_seconds")
+        deadline = started + limit if isinstance(limit, int | float) else None
+        with ExitWatch(process) as exited:
+            while not exited(SCRIPT_POLL_SECONDS):
+                reason = None
+                if self.folder.cancel_requested():
+                    reason = "canceled"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    reason = "timeout"
+                if reason is not None:
+                    self.folder.write_status("CancelRequested")
+                    _say(f"ending the script's process group ({reason})")
+                    _terminate_script(process, CANCEL_GRACE_SECONDS)
+                    return reason
+        return None
+
+
+class ExitWatch:
+    """``exited(seconds)``: whether the process has ended, waiting at most ``seconds`` for it.
+
+    Woken the moment the process ends, through a pidfd (Linux 5.3+); elsewhere
+    :meth:`subprocess.Popen.wait`, which polls (up to 50 ms late).
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.pidfd: int | None = None
+
+    def __enter__(self) -> Callable[[float], bool]:
+        opener = getattr(os, "pidfd_open", None)
+        if opener is not None:
+            with contextlib.suppress(OSError):  # an old kernel, or one that forbids it
+                self.pidfd = opener(self.process.pid)
+        return self.exited
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def exited(self, seconds: float) -> bool:
+        if self.pidfd is None:
+            try:
+                self.process.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        import select  # noqa: PLC0415  (already loaded by subprocess)
+
+        poller = select.poll()
+        poller.register(self.pidfd, select.POLLIN)
+        poller.poll(seconds * 1000)
+        return self.process.poll() is not None
+
+
+def _terminate_script(process: subprocess.Popen[bytes], grace: float) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover  (a member changed its user id)
+        return True
+    return True
+
+
+def _reap_children() -> None:
+    """Reap orphans that were re-parented to this process (a subreaper) and have ended."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _end_process_group(group: int, grace: float) -> None:
+    """End every process left in the script's group: SIGTERM, then SIGKILL after ``grace``.
+
+    Called once the script's main process has been waited for, so reaping any child here can
+    no longer take its exit status away from ``Popen``.
+    """
+    _reap_children()
+    if not _group_alive(group):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGTERM)
+    for signal_after_wait in (signal.SIGKILL, None):
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            _reap_children()
+            if not _group_alive(group):
+                return
+            time.sleep(0.02)
+        if signal_after_wait is not None:
+            _say(f"processes of group {group} outlived SIGTERM by {grace:.0f} s: SIGKILL")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal_after_wait)
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # noqa: PLC0415  (Linux only)
+
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover  (a libc without prctl)
+        return None
+    return prctl
+
+
+def _become_subreaper() -> None:
+    # Orphans of the script then become this process's children, so they can be reaped even
+    # where PID 1 never reaps (containers), and a dead process group is seen as dead.
+    prctl = _libc_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    prctl = _libc_prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def arrange() -> None:
+        # If the supervisor dies, the script dies with it instead of keeping a freed slot busy.
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
+
+
+def _collect_outputs(folder: RunFolder) -> str | None:
+    """Move ``wd/outputs`` to the run's ``outputs/``, as Azure ML uploads it; an error or None."""
+    source = folder.working_dir / OUTPUTS_FOLDER
+    try:
+        if source.is_dir() and not source.is_symlink():
+            source.rename(folder.outputs)
+        elif source.is_dir():
+            import shutil  # noqa: PLC0415  (only for an outputs folder that is a link)
+
+            shutil.copytree(source, folder.outputs)
+        else:
+            folder.outputs.mkdir(exist_ok=True)
+    except OSError as exc:
+        _say(f"collecting outputs failed: {exc}")
+        return f"the run's outputs could not be collected from {source}: {exc}"
+    return None
+
+
+def _failure_message(script: str, code: int, folder: RunFolder) -> str:
+    how = f"exited with code {code}"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            how = f"was ended by signal {signal.Signals(-code).name}"
+    lines = [line.strip() for line in folder.log_tail().splitlines() if line.strip()]
+    last = f": {lines[-1]}" if lines else " and wrote nothing to its log"
+    return f"the script {script!r} {how}{last} (log: {folder.log_file})"
