@@ -9,33 +9,32 @@ Importing mlboot never imports azureml: the SDK is loaded the first time a call 
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
-
 from mlboot import exceptions
-from mlboot._auth import (
-    AzureCliAuth,
-    InteractiveAuth,
-    ManagedIdentityAuth,
-    Secret,
-    ServicePrincipalAuth,
-)
-from mlboot._backend import Backend
-from mlboot._compute import ComputeTarget, get_or_create_compute_target
-from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
-from mlboot._environment import Environment
-from mlboot._run import Run, RunStatus, get_run
-from mlboot._script_api import log_metric, log_metrics, output_dir
-from mlboot._snapshot import SnapshotPlan, plan_snapshot
-from mlboot._submit import submit_script
-from mlboot._workspace import Workspace, workspace_from_config
 
+# ``typing`` is not imported at run time: ``import mlboot`` is paid by every pytest start in a
+# project that has mlboot installed (its pytest plugin), so it loads nothing but the exceptions.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from mlboot._local import LocalBackend
+    from typing import Any
 
-# A library prints nothing unless asked: without this, Python's last-resort handler would write
-# mlboot's warnings to stderr in a program that never configured logging.
-logging.getLogger("mlboot").addHandler(logging.NullHandler())
+    from mlboot._auth import (
+        AzureCliAuth,
+        InteractiveAuth,
+        ManagedIdentityAuth,
+        Secret,
+        ServicePrincipalAuth,
+    )
+    from mlboot._backend import Backend
+    from mlboot._compute import ComputeTarget, get_or_create_compute_target
+    from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
+    from mlboot._environment import Environment
+    from mlboot._local import LocalBackend
+    from mlboot._run import Run, RunStatus, get_run
+    from mlboot._script_api import log_metric, log_metrics, output_dir
+    from mlboot._snapshot import SnapshotPlan, plan_snapshot
+    from mlboot._submit import submit_script
+    from mlboot._workspace import Workspace, workspace_from_config
+del TYPE_CHECKING
 
 __all__ = [
     "AzureCliAuth",
@@ -65,15 +64,51 @@ __all__ = [
     "workspace_from_config",
 ]
 
+# Each public name and the private module that defines it, imported on first use (PEP 562).
+_SOURCES = {
+    "AzureCliAuth": "_auth",
+    "Backend": "_backend",
+    "ComputeTarget": "_compute",
+    "Distribution": "_distribution",
+    "Environment": "_environment",
+    "InteractiveAuth": "_auth",
+    "LocalBackend": "_local",
+    "ManagedIdentityAuth": "_auth",
+    "MpiDistribution": "_distribution",
+    "PyTorchDistribution": "_distribution",
+    "Run": "_run",
+    "RunStatus": "_run",
+    "Secret": "_auth",
+    "ServicePrincipalAuth": "_auth",
+    "SnapshotPlan": "_snapshot",
+    "Workspace": "_workspace",
+    "get_or_create_compute_target": "_compute",
+    "get_run": "_run",
+    "log_metric": "_script_api",
+    "log_metrics": "_script_api",
+    "output_dir": "_script_api",
+    "plan_snapshot": "_snapshot",
+    "submit_script": "_submit",
+    "workspace_from_config": "_workspace",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # Paid for only when asked: the version's metadata, and the local backend's process tooling.
+    # The first use of a name imports its module (and attrs, logging...) and keeps the value, so
+    # later lookups are plain attribute reads.  The version is read from the installed metadata.
     if name == "__version__":
         from importlib.metadata import version  # noqa: PLC0415
 
         return version("mlboot")
-    if name == "LocalBackend":
-        from mlboot._local import LocalBackend  # noqa: PLC0415
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module 'mlboot' has no attribute {name!r}")
+    from importlib import import_module  # noqa: PLC0415
 
-        return LocalBackend
-    raise AttributeError(f"module 'mlboot' has no attribute {name!r}")
+    value = getattr(import_module(f"mlboot.{source}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -25,6 +25,7 @@ from mlboot._compute import ComputeTarget, get_or_create_compute_target
 from mlboot._config import load_config
 from mlboot._environment import Environment
 from mlboot._local import LocalBackend, default_root
+from mlboot._log import logger
 from mlboot._run import Run, RunStatus, get_run
 from mlboot._submit import submit_script
 from mlboot._workspace import Workspace, workspace_from_config
@@ -43,8 +44,6 @@ from mlboot.exceptions import (
 )
 
 __all__ = ["ExitCode", "main"]
-
-logger = logging.getLogger("mlboot")
 
 
 class ExitCode(enum.IntEnum):

@@ -8,7 +8,6 @@ waiting on the backend's clock.  The backend only moves requests and answers.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import sys
 import threading
@@ -19,6 +18,7 @@ import attrs
 
 from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
 from mlboot._filelock import interprocess_lock
+from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
 from mlboot._workspace import Workspace
@@ -34,7 +34,6 @@ from mlboot.exceptions import (
 
 __all__ = ["ComputeTarget", "MismatchPolicy", "get_or_create_compute_target"]
 
-logger = logging.getLogger("mlboot")
 
 MismatchPolicy: TypeAlias = Literal["error", "warn", "update"]
 """What to do when an existing cluster differs from the request."""

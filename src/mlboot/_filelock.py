@@ -12,7 +12,6 @@ with a DEBUG message: the caller still has its thread lock and the service's con
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import stat
 import sys
@@ -20,11 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from mlboot._log import logger
 from mlboot.exceptions import WaitTimeoutError
 
 __all__ = ["interprocess_lock", "lock_folder"]
 
-logger = logging.getLogger("mlboot")
 
 _FIRST_PAUSE = 0.01
 _LONGEST_PAUSE = 0.25

@@ -41,7 +41,6 @@ runs take slots strictly in submission order: only the oldest living entry of th
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import secrets
@@ -76,6 +75,7 @@ from mlboot._local_supervisor import (
     wait_for_change,
     write_json,
 )
+from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
 from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, ServiceError
 
@@ -92,7 +92,6 @@ __all__ = [
     "requirement_problems",
 ]
 
-logger = logging.getLogger("mlboot")
 
 LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""

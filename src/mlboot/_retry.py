@@ -8,7 +8,6 @@ retries never multiply.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable
 from typing import TypeVar
@@ -16,12 +15,12 @@ from typing import TypeVar
 import attrs
 
 from mlboot._clock import Clock
+from mlboot._log import logger
 from mlboot.exceptions import ServiceError
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
 T = TypeVar("T")
-logger = logging.getLogger("mlboot")
 
 
 @attrs.frozen

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import attrs
 
 from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import positive_seconds
 from mlboot._workspace import Workspace
@@ -34,7 +34,6 @@ from mlboot.exceptions import (
 
 __all__ = ["LOG_TAIL_LINES", "Run", "RunStatus", "get_run"]
 
-logger = logging.getLogger("mlboot")
 
 LOG_TAIL_LINES = 50
 """How many of the last log lines a :class:`~mlboot.exceptions.RunFailedError` carries."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import numbers
 import os
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Literal, SupportsFloat, TypeAlias
 
 from mlboot._backend import MetricValue
+from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "read_metrics",
 ]
 
-logger = logging.getLogger("mlboot")
 
 RUN_DIR_VARIABLE = "MLBOOT_RUN_DIR"
 """Set by the local backend to the run's folder (absolute); its presence means "a local run"."""

@@ -35,7 +35,6 @@ hashing.  The SDK's ``os.access`` test is only made while the verdict depends on
 from __future__ import annotations
 
 import heapq
-import logging
 import os
 import re
 import stat
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import attrs
 
+from mlboot._log import logger as _logger
 from mlboot.exceptions import InvalidInputError, SnapshotTooLargeError
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "plan_snapshot",
 ]
 
-_logger = logging.getLogger("mlboot")
 
 AMLIGNORE = ".amlignore"
 GITIGNORE = ".gitignore"

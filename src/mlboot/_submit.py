@@ -7,7 +7,6 @@ Every argument is checked before anything remote happens, the snapshot included
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
 import os
 import re
@@ -18,6 +17,7 @@ from typing import Protocol, TypeAlias
 from mlboot._backend import RunRequest
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment
+from mlboot._log import logger
 from mlboot._run import Run, run_from_details
 from mlboot._snapshot import plan_snapshot
 from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
@@ -32,7 +32,6 @@ __all__ = [
     "submit_script",
 ]
 
-logger = logging.getLogger("mlboot")
 
 # Stricter than azureml-core's ^[a-zA-Z0-9][\w\-]{0,254}$: \w there accepts any Unicode letter
 # and $ a trailing newline.  fullmatch plus ASCII classes rule both out.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,13 +10,12 @@ import attrs
 
 from mlboot._backend import Backend, WorkspaceRef
 from mlboot._config import WorkspaceConfig, load_config
+from mlboot._log import logger
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
 
 __all__ = ["Workspace", "workspace_from_config"]
-
-logger = logging.getLogger("mlboot")
 
 
 @attrs.frozen

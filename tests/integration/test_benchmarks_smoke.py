@@ -10,6 +10,7 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks" / "run.py"
 ROWS = (
     "1. import",
+    "1b. import and first use",
     "2. reject oversized folder",
     "2b. reject too many files",
     "3. pre-check allowed tree",
