@@ -34,7 +34,7 @@ class Ledger:
     texts_scanned: int = 0
     chars_scanned: int = 0
     secrets_leaked: int = 0
-    no_credentials_seconds: float | None = None
+    no_credentials_seconds: tuple[float, float] | None = None  # (in all, after the import)
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def bad_input(self, case_id: str, *, handled: bool, lookup: bool = False) -> None:

@@ -112,7 +112,7 @@ def test_no_credentials_in_ci_fails_within_seconds(config_path: Path, tmp_path: 
     """The real azureml backend, no credentials, CI=true: a prompt nobody answers never starts.
 
     Run in a child process so that nothing of the SDK's import or state stays in this one, and
-    measured from the child's start (the SDK's import included).
+    measured from the child's start (the SDK's import included) and from the SDK's import on.
     """
     home = tmp_path / "home"
     home.mkdir()
@@ -125,12 +125,13 @@ def test_no_credentials_in_ci_fails_within_seconds(config_path: Path, tmp_path: 
     code = (
         "import json, sys, time\n"
         "started = time.monotonic()\n"
-        "import mlboot\n"
+        "import mlboot, azureml.core\n"
+        "imported = time.monotonic()\n"
         "try:\n"
         f"    mlboot.workspace_from_config({str(config_path)!r})\n"
         "except mlboot.exceptions.AuthenticationError as exc:\n"
         "    print(json.dumps({'type': type(exc).__name__, 'tried': list(exc.tried),\n"
-        "        'message': str(exc), 'elapsed': time.monotonic() - started}))\n"
+        "        'message': str(exc), 'after_import': time.monotonic() - imported}))\n"
     )
     started = time.monotonic()
     child = subprocess.run(  # noqa: S603  (our own interpreter, our own code)
@@ -148,6 +149,9 @@ def test_no_credentials_in_ci_fails_within_seconds(config_path: Path, tmp_path: 
     assert result["type"] == "AuthenticationError"
     assert len(result["tried"]) == 4
     assert "interactive login" in result["message"]
-    assert wall < 10.0
-    LEDGER.no_credentials_seconds = wall
+    # A hang guard, not a speed claim: a login prompt nobody answers would wait until the
+    # child's 60 s time-out. The SDK's import (seconds where nothing is byte-compiled) is left
+    # out of the bound and reported beside it.
+    assert result["after_import"] < 10.0
+    LEDGER.no_credentials_seconds = (wall, result["after_import"])
     _clean(child.stdout + child.stderr, "no-credentials child")
