@@ -7,9 +7,12 @@ runs on a fake clock: nothing here sleeps.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 from typing_extensions import Self
 
 import mlboot
-from mlboot import _filelock
+from mlboot import _compute, _filelock
 from mlboot._filelock import interprocess_lock, lock_folder
 from mlboot.exceptions import WaitTimeoutError
 from mlboot.testing import FakeBackend, FakeClock
@@ -220,4 +223,42 @@ def test_get_or_create_gives_up_on_the_lock_within_its_timeout(
         )
     assert "another process on this machine" in str(caught.value)
     assert sum(fake_time.sleeps) == pytest.approx(90)
+    assert fake.calls == []
+
+
+def test_a_file_system_without_flock_runs_the_block_unlocked(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_flock(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    caplog.set_level("DEBUG", logger="mlboot")
+    ran = False
+    with interprocess_lock("k", timeout=1, what="x", folder=folder):
+        ran = True
+    assert ran
+    assert "cannot lock" in caplog.text
+
+
+def test_an_error_in_the_block_carries_no_lock_error_as_its_context(folder: Path) -> None:
+    with (
+        pytest.raises(ValueError, match="boom") as caught,
+        interprocess_lock("k", timeout=1, what="x", folder=folder / "missing"),
+    ):
+        raise ValueError("boom")
+    assert caught.value.__context__ is None
+
+
+def test_a_thread_holding_the_name_makes_get_or_create_time_out_naming_it() -> None:
+    fake = FakeBackend()
+    workspace = mlboot.Workspace(
+        name="ws", subscription_id="s", resource_group="rg", location="westeurope", backend=fake
+    )
+    held = _compute._creation_locks.setdefault((workspace.ref, "gpu-held"), threading.Lock())
+    with held, pytest.raises(WaitTimeoutError) as caught:
+        mlboot.get_or_create_compute_target(
+            workspace, "GPU-held", vm_size="Standard_DS3_v2", max_nodes=2, timeout=0.001, wait=False
+        )
+    assert "another thread of this process" in str(caught.value)
     assert fake.calls == []

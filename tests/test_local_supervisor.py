@@ -206,3 +206,47 @@ def test_a_damaged_status_file_ends_the_pause_for_the_next_read_to_report(
 def test_a_pause_of_zero_returns_without_touching_the_folder(folder: RunFolder) -> None:
     wait_for_change(folder, "Running", 0)
     assert not folder.waiters.exists()
+
+
+def test_a_final_status_also_removes_fifos_not_yet_opened_and_the_empty_folder(
+    folder: RunFolder,
+) -> None:
+    folder.waiters.mkdir()
+    os.mkfifo(folder.waiters / ".12345-cafef00d")  # its waiter was killed before opening it
+
+    folder.write_status("Canceled")
+
+    assert not folder.waiters.exists()
+
+
+def test_a_status_file_without_a_status_reads_as_not_started_for_the_waiter(
+    folder: RunFolder,
+) -> None:
+    folder.status_file.write_text("{}\n", encoding="utf-8")  # as get_run_status reads it
+    folder.waiters.write_text("a file where the folder should be\n")  # the sleeping path
+    slept: list[float] = []
+
+    wait_for_change(folder, "NotStarted", 2.5, sleep=slept.append)
+
+    assert slept == [2.5]  # the same status: a full pause, not a busy loop
+
+
+def _open_descriptors() -> set[str]:
+    fds = Path("/proc/self/fd")
+    return {path.name for path in fds.iterdir()} if fds.is_dir() else set()
+
+
+def test_a_waiter_that_cannot_remove_its_fifo_still_returns_and_closes_it(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_before = _open_descriptors()
+
+    def refuse(self: Path, **_: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)  # the folder was made read-only meanwhile
+    wait_for_change(folder, "Queued", DEADLINE)  # it is Running: returns after its first read
+    monkeypatch.undo()
+
+    assert _open_descriptors() <= open_before
+    assert len(fifos(folder)) == 1  # left behind, for the final status to remove

@@ -15,8 +15,6 @@ from mlboot import exceptions
 # project that has mlboot installed (its pytest plugin), so it loads nothing but the exceptions.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from mlboot._auth import (
         AzureCliAuth,
         InteractiveAuth,
@@ -34,7 +32,8 @@ if TYPE_CHECKING:
     from mlboot._snapshot import SnapshotPlan, plan_snapshot
     from mlboot._submit import submit_script
     from mlboot._workspace import Workspace, workspace_from_config
-del TYPE_CHECKING
+
+    __version__: str
 
 __all__ = [
     "AzureCliAuth",
@@ -93,22 +92,27 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # The first use of a name imports its module (and attrs, logging...) and keeps the value, so
-    # later lookups are plain attribute reads.  The version is read from the installed metadata.
-    if name == "__version__":
-        from importlib.metadata import version  # noqa: PLC0415
+if not TYPE_CHECKING:  # type checkers see the imports above, and must not see a catch-all
 
-        return version("mlboot")
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module 'mlboot' has no attribute {name!r}")
-    from importlib import import_module  # noqa: PLC0415
+    def __getattr__(name: str) -> object:
+        # The first use of a name imports its module (and attrs, logging...) and keeps the
+        # value, so later lookups are plain attribute reads.  The version is read from the
+        # installed metadata.
+        if name == "__version__":
+            from importlib.metadata import version  # noqa: PLC0415
 
-    value = getattr(import_module(f"mlboot.{source}"), name)
-    globals()[name] = value
-    return value
+            return version("mlboot")
+        source = _SOURCES.get(name)
+        if source is None:
+            raise AttributeError(f"module 'mlboot' has no attribute {name!r}")
+        from importlib import import_module  # noqa: PLC0415
+
+        value = getattr(import_module(f"mlboot.{source}"), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
 
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+del TYPE_CHECKING

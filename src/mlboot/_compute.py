@@ -11,6 +11,7 @@ import contextlib
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Literal, TypeAlias
 
@@ -131,8 +132,10 @@ def get_or_create_compute_target(
 
     Every argument is checked before anything remote happens
     (:class:`~mlboot.exceptions.InvalidInputError`).  ``vm_priority`` is ``"dedicated"`` or
-    ``"lowpriority"`` in any case.  ``name`` is checked against the service's naming rules only
-    when a cluster is about to be created, so an existing cluster stays reachable by its name.
+    ``"lowpriority"`` in any case.  A ``name`` no compute can have (1 to 255 ASCII letters,
+    digits, ``-``, ``_`` and ``.``) is refused before the lookup; the stricter rules for a new
+    cluster's name are checked only when one is about to be created, so an existing cluster stays
+    reachable by its name.
 
     An existing cluster costs one lookup.  Its VM size and priority (compared case-insensitively),
     node counts and idle time are compared with the request; when they differ, ``on_mismatch``
@@ -150,7 +153,9 @@ def get_or_create_compute_target(
 
     With ``wait=True`` the call returns once provisioning has succeeded, polling the state and
     reporting progress on the ``mlboot`` logger at INFO (and on stdout with ``show_output=True``)
-    at least every 30 s.  ``timeout`` bounds the whole call, in seconds on the backend's clock.
+    at least every 30 s.  ``timeout`` bounds the whole call, in seconds: the provisioning wait on
+    the backend's clock, and a turn waited for another thread or process creating the same name
+    in real time.
     The default, 30 minutes, is well above the few minutes a cluster usually takes and above the
     25 minutes after which azureml-core's own ``AmlCompute.wait_for_completion`` gives up, yet
     ends a stuck CI job long before its own limit.  On time-out
@@ -299,11 +304,23 @@ def _creation_lock(ref: WorkspaceRef, name: str, *, timeout: float) -> Iterator[
     key = (ref, name.casefold())
     with _creation_locks_guard:
         thread_lock = _creation_locks.setdefault(key, threading.Lock())
-    with thread_lock:
+    what = f"get-or-create of compute target {name!r} in {ref}"
+    left = timeout
+    if not thread_lock.acquire(blocking=False):
+        # Real time, whatever the backend's clock: the holder is a real thread of this process.
+        started = time.monotonic()
+        if not thread_lock.acquire(timeout=min(timeout, threading.TIMEOUT_MAX)):
+            raise WaitTimeoutError(
+                f"waited {timeout:g} s for another thread of this process to finish {what}. "
+                "Fix: let that thread finish, or pass a longer timeout."
+            )
+        left = max(0.0, timeout - (time.monotonic() - started))
+    try:
         file_key = repr(("compute", ref.subscription_id, ref.resource_group, ref.name, name))
-        what = f"get-or-create of compute target {name!r} in {ref}"
-        with interprocess_lock(file_key.casefold(), timeout=timeout, what=what):
+        with interprocess_lock(file_key.casefold(), timeout=left, what=what):
             yield
+    finally:
+        thread_lock.release()
 
 
 def _find_or_create(

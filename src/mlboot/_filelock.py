@@ -81,6 +81,8 @@ def interprocess_lock(
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         logger.debug("No inter-process lock: cannot open %s (%s)", path, exc)
+        fd = None
+    if fd is None:
         yield
         return
     monotonic = monotonic or time.monotonic
@@ -88,23 +90,34 @@ def interprocess_lock(
     try:
         deadline = monotonic() + timeout
         pause = _FIRST_PAUSE
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                left = deadline - monotonic()
-                if left <= 0:
-                    raise WaitTimeoutError(
-                        f"waited {timeout:g} s for another process on this machine to finish "
-                        f"{what} (lock file {path}). Fix: let that process finish, or pass a "
-                        "longer timeout."
-                    ) from None
-                sleep(min(pause, left))
-                pause = min(pause * 2, _LONGEST_PAUSE)
+        while (locked := _try_flock(fd, path)) is False:
+            left = deadline - monotonic()
+            if left <= 0:
+                raise WaitTimeoutError(
+                    f"waited {timeout:g} s for another process on this machine to finish "
+                    f"{what} (lock file {path}). Fix: let that process finish, or pass a "
+                    "longer timeout."
+                )
+            sleep(min(pause, left))
+            pause = min(pause * 2, _LONGEST_PAUSE)
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _try_flock(fd: int, path: Path) -> bool | None:
+    """``True``: locked; ``False``: another process has it; ``None``: no flock on this system."""
+    import fcntl  # noqa: PLC0415 - POSIX only; the caller has imported it already
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:  # a file system without flock (some NFS or 9p mounts)
+        logger.debug("No inter-process lock: cannot lock %s (%s)", path, exc)
+        return None
+    return True

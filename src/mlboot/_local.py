@@ -71,6 +71,7 @@ from mlboot._local_supervisor import (
     pool_dir,
     read_json,
     settle_if_abandoned,
+    status_of,
     try_lock,
     wait_for_change,
     write_json,
@@ -474,7 +475,7 @@ class LocalBackend:
         return RunDetails(
             run_id=folder.run_id,
             experiment=str(request["experiment"]),
-            status=str(record.get("status", "NotStarted")),
+            status=status_of(record),
             portal_url=folder.path.as_uri(),
             error=record.get("error") if isinstance(record.get("error"), str) else None,
             start_time=record.get("start_time"),
@@ -483,7 +484,7 @@ class LocalBackend:
 
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
         del ref
-        return str(self._status(self._folder(run_id)).get("status", "NotStarted"))
+        return status_of(self._status(self._folder(run_id)))
 
     def get_run_details(self, ref: WorkspaceRef, run_id: str) -> RunDetails:
         del ref

@@ -103,6 +103,11 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def status_of(record: Mapping[str, Any]) -> str:
+    """A status record's status, read the one way every reader reads it."""
+    return str(record.get("status", "NotStarted"))
+
+
 def try_lock(path: Path) -> int | None:
     """An open descriptor holding an exclusive flock on ``path``, or ``None`` if someone has it."""
     import fcntl  # noqa: PLC0415  (POSIX only; LocalBackend refuses other systems up front)
@@ -171,11 +176,19 @@ class RunFolder:
             return
         with entries:
             for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # a FIFO its waiter has not opened yet
                 with contextlib.suppress(OSError):
-                    if stat.S_ISFIFO(entry.stat(follow_symlinks=False).st_mode):
+                    if not stat.S_ISFIFO(entry.stat(follow_symlinks=False).st_mode):
+                        continue
+                    if not entry.name.startswith("."):
                         _poke(Path(entry.path), remove=final)
+                    elif final:
+                        # Not opened yet, or left by a waiter killed before it could: its waiter
+                        # (if alive) cannot open it, so it sleeps its pause on the clock instead,
+                        # and its next read sees this final status.
+                        Path(entry.path).unlink()
+        if final:
+            with contextlib.suppress(OSError):  # a waiter came in meanwhile: it removes its own
+                self.waiters.rmdir()
 
     def cancel_requested(self) -> bool:
         return self.cancel_marker.exists()
@@ -223,13 +236,12 @@ def wait_for_change(
     if seconds <= 0:
         return
     started = time.monotonic()
+    waiter: tuple[Path, int, int] | None = None
     try:
-        waiter: tuple[Path, int, int] | None = _open_waiter(folder)
-    except OSError:
-        waiter = None
-    try:
+        with contextlib.suppress(OSError):
+            waiter = _open_waiter(folder)
         try:
-            if folder.read_status().get("status") != status:
+            if status_of(folder.read_status()) != status:
                 return  # it changed before our FIFO was in place
         except (OSError, ServiceError):
             return  # let the caller's next read report it
@@ -246,7 +258,8 @@ def wait_for_change(
             fifo, reader, writer = waiter
             os.close(reader)
             os.close(writer)
-            fifo.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a folder made read-only, or removed
+                fifo.unlink(missing_ok=True)
 
 
 def _open_waiter(folder: RunFolder) -> tuple[Path, int, int]:

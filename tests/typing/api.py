@@ -62,3 +62,8 @@ assert_type(mlboot.plan_snapshot(Path()).files, tuple[str, ...])
 
 timeout_error: TimeoutError = WaitTimeoutError("x")
 root: MlbootError = timeout_error  # type: ignore[assignment]  # TimeoutError is not an MlbootError
+
+# Every public name is typed: a misspelt one is an error, not Any (mypy checks that this ignore
+# is needed, under warn_unused_ignores).
+mlboot.workspace_from_json  # type: ignore[attr-defined]  # noqa: B018
+assert_type(mlboot.__version__, str)
