@@ -232,6 +232,8 @@ class Run:
     ) -> RunStatus:
         backend, ref = self.workspace.backend, self.workspace.ref
         clock = backend.clock
+        # Checked once: a runtime Protocol check inspects the backend's attributes every time.
+        waiter = backend if isinstance(backend, StatusChangeWaiter) else None
         started = clock.monotonic()
         pause = first_pause
         longest_pause = max(first_pause, _MAX_POLL_SECONDS)
@@ -264,8 +266,8 @@ class Run:
                     f"run.cancel() to stop it; follow it at {self.portal_url or 'Azure ML studio'}."
                 )
             seconds = pause if limit is None else min(pause, limit - elapsed)
-            if isinstance(backend, StatusChangeWaiter):
-                backend.pause_until_status_changes(ref, self.id, text, seconds)
+            if waiter is not None:
+                waiter.pause_until_status_changes(ref, self.id, text, seconds)
             else:
                 clock.sleep(seconds)
             pause = min(pause * _POLL_GROWTH, longest_pause)
