@@ -36,8 +36,27 @@ def test_every_error_is_an_mlboot_error_and_the_natural_builtin(
 
 def test_every_exported_error_derives_from_the_root() -> None:
     for name in e.__all__:
-        assert issubclass(getattr(e, name), e.MlbootError), name
+        cls = getattr(e, name)
+        if issubclass(cls, Warning):
+            continue
+        assert issubclass(cls, e.MlbootError), name
     assert e.__all__ == sorted(e.__all__)
+
+
+def test_the_warning_category_is_a_user_warning_python_shows_by_default() -> None:
+    assert issubclass(e.MlbootWarning, UserWarning)
+    assert not issubclass(e.MlbootWarning, e.MlbootError)
+
+
+def test_local_storage_error_is_an_os_error_with_the_system_s_errno_and_path() -> None:
+    import errno  # noqa: PLC0415  (only this test needs it)
+
+    error = e.LocalStorageError(
+        "The disk is full writing /data/x", errno=errno.ENOSPC, filename="/data/x"
+    )
+    assert isinstance(error, OSError)
+    assert (error.errno, error.filename) == (errno.ENOSPC, "/data/x")
+    assert str(error) == "The disk is full writing /data/x"
 
 
 def test_invalid_input_message_names_field_value_rule_and_fix() -> None:

@@ -19,7 +19,9 @@ __all__ = [
     "ConfigNotFoundError",
     "ConflictError",
     "InvalidInputError",
+    "LocalStorageError",
     "MlbootError",
+    "MlbootWarning",
     "NetworkError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -34,6 +36,16 @@ __all__ = [
 
 class MlbootError(Exception):
     """The root of every error mlboot raises on purpose."""
+
+
+class MlbootWarning(UserWarning):
+    """The category of every warning mlboot issues with :func:`warnings.warn`.
+
+    Warnings that change the outcome of a call (a local environment that does not match the
+    requested one, a config key mlboot does not know) use it, so a plain script sees them and
+    ``warnings.filterwarnings("ignore", category=MlbootWarning)`` silences exactly them.
+    Routine progress goes to the ``mlboot`` logger instead.
+    """
 
 
 class InvalidInputError(MlbootError, ValueError):
@@ -191,3 +203,21 @@ class RunFailedError(MlbootError, RuntimeError):
 
 class WaitTimeoutError(MlbootError, TimeoutError):
     """A client-side wait ran out of time; the remote operation was left alone."""
+
+
+class LocalStorageError(MlbootError, OSError):
+    """A local file operation failed (disk full, read-only, a path the system refuses).
+
+    The message names the path and what was being done; ``errno`` and ``filename`` carry the
+    operating system's values, so ``except OSError`` still sees it.
+    """
+
+    def __init__(
+        self, message: str, *, errno: int | None = None, filename: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self) -> str:
+        return str(self.args[0])
