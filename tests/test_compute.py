@@ -26,6 +26,7 @@ from mlboot.exceptions import (
     ConflictError,
     InvalidInputError,
     MlbootError,
+    MlbootWarning,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -410,15 +411,17 @@ def test_a_scale_only_mismatch_points_at_on_mismatch_update(
     assert operations(fake) == ["get_compute"]
 
 
-def test_warn_logs_exactly_one_warning_and_returns_the_cluster_as_it_is(
-    fake: FakeBackend, workspace: mlboot.Workspace, mlboot_log: pytest.LogCaptureFixture
+def test_warn_issues_exactly_one_mlboot_warning_at_the_callers_line_and_returns_the_cluster(
+    fake: FakeBackend, workspace: mlboot.Workspace
 ) -> None:
     fake.add_compute("gpu", vm_size="STANDARD_NC6", max_nodes=2)
 
-    target = get_or_create_compute_target(workspace, "gpu", **REQUEST, on_mismatch="warn")
+    with pytest.warns(MlbootWarning) as caught:
+        target = get_or_create_compute_target(workspace, "gpu", **REQUEST, on_mismatch="warn")
 
-    (warning,) = warnings_in(mlboot_log)
-    message = warning.getMessage()
+    (warning,) = caught.list
+    assert warning.filename == __file__  # points at the user's call, not into mlboot
+    message = str(warning.message)
     assert "vm_size: requested 'Standard_DS3_v2', actual 'STANDARD_NC6'" in message
     assert "max_nodes: requested 4, actual 2" in message
     assert (target.vm_size, target.max_nodes) == ("STANDARD_NC6", 2)
@@ -811,17 +814,17 @@ def test_a_permanent_poll_failure_ends_the_wait_at_once(
 
 
 def test_a_ready_cluster_reporting_errors_is_returned_with_a_warning(
-    fake: FakeBackend, workspace: mlboot.Workspace, mlboot_log: pytest.LogCaptureFixture
+    fake: FakeBackend, workspace: mlboot.Workspace
 ) -> None:
     fake.program_provisioning(
         "gpu", seconds=10, errors=[("ClusterCoreQuotaReached", "not enough cores for 2 nodes")]
     )
 
-    target = get_or_create_compute_target(workspace, "gpu", **REQUEST)
+    with pytest.warns(MlbootWarning, match="ClusterCoreQuotaReached") as caught:
+        target = get_or_create_compute_target(workspace, "gpu", **REQUEST)
 
     assert target.provisioning_state == "Succeeded"
-    (warning,) = warnings_in(mlboot_log)
-    assert "ClusterCoreQuotaReached" in warning.getMessage()
+    assert len(caught.list) == 1
 
 
 def test_progress_is_logged_at_least_every_minute_while_waiting(

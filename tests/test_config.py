@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 
-from mlboot._config import ENV_VARIABLES, find_config_file, load_config
-from mlboot.exceptions import ConfigError, ConfigNotFoundError
+from mlboot._config import ENV_VARIABLES, KNOWN_KEYS, find_config_file, load_config
+from mlboot.exceptions import ConfigError, ConfigNotFoundError, MlbootWarning
 
 SUB = "11111111-2222-3333-4444-555555555555"
 GOOD = {"subscription_id": SUB, "resource_group": "rg-ml", "workspace_name": "ws-main"}
@@ -37,9 +38,33 @@ def test_config_json_beats_project_json_in_the_same_folder(tmp_path: Path) -> No
     assert find_config_file(tmp_path) == winner
 
 
-def test_search_walks_up_from_a_folder_that_does_not_exist(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mistyped", ["confg.json", "conf/config.json", "not/there"])
+def test_a_path_that_does_not_exist_is_not_found_even_with_a_config_above_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mistyped: str
+) -> None:
+    write(tmp_path / "config.json", GOOD)  # would be found by an upward search
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(ConfigNotFoundError) as info:
+        find_config_file(mistyped)
+
+    assert f"{mistyped!r} does not exist" in str(info.value)
+    assert info.value.searched == (str(tmp_path / mistyped),)
+
+
+def test_an_existing_folder_is_searched_upwards_from(tmp_path: Path) -> None:
     winner = write(tmp_path / "config.json", GOOD)
-    assert find_config_file(tmp_path / "not" / "there") == winner
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert find_config_file(tmp_path / "a" / "b") == winner
+
+
+def test_no_path_searches_upwards_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    winner = write(tmp_path / "config.json", GOOD)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert find_config_file() == winner
 
 
 def test_not_found_lists_every_place_searched(
@@ -166,3 +191,45 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     file.write_bytes(b'{"workspace_name": "\xff"}')
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(file, environ={})
+
+
+def test_an_unknown_key_warns_naming_it_the_closest_known_key_and_all_known_keys(
+    tmp_path: Path,
+) -> None:
+    file = write(tmp_path / "config.json", {**GOOD, "mlboot-backend": "local"})
+
+    with pytest.warns(MlbootWarning) as caught:
+        config = load_config(file, environ={})
+
+    (warning,) = caught.list
+    message = str(warning.message)
+    assert "unknown key 'mlboot-backend' is ignored" in message
+    assert "did you mean 'mlboot_backend'?" in message
+    assert all(key in message for key in KNOWN_KEYS)
+    assert str(file) in message
+    assert warning.filename == __file__  # shown at the caller's line
+    assert config.backend is None  # the misspelt key changed nothing
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        # The studio's download, `ws.write_config()`, `az ml folder attach` and SDK v2's
+        # fuller file: keys Azure ML's own tools write never warn.
+        GOOD,
+        {**GOOD, "friendly_name": "Main", "location": "westeurope", "workspace_id": SUB},
+        {
+            "Id": None,
+            "Scope": f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+            "Microsoft.MachineLearningServices/workspaces/ws-main",
+        },
+        {**GOOD, "tenant_id": SUB, "cloud": "AzureCloud", "mlboot_backend": "local"},
+    ],
+)
+def test_keys_written_by_azure_mls_own_tools_do_not_warn(
+    tmp_path: Path, written: dict[str, object]
+) -> None:
+    file = write(tmp_path / "config.json", written)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_config(file, environ={}).workspace_name == "ws-main"

@@ -35,6 +35,7 @@ from mlboot.backend import Backend
 from mlboot.exceptions import (
     ComputeMismatchError,
     InvalidInputError,
+    MlbootWarning,
     NotFoundError,
     RunFailedError,
 )
@@ -739,11 +740,7 @@ def test_the_script_gets_the_variables_azure_ml_sets_and_the_environments(
 
 
 def test_a_mismatched_environment_is_named_in_one_warning_and_the_run_goes_on(
-    workspace: Workspace,
-    pool: mlboot.ComputeTarget,
-    project: Path,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, tmp_path: Path
 ) -> None:
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(
@@ -756,7 +753,7 @@ def test_a_mismatched_environment_is_named_in_one_warning_and_the_run_goes_on(
     )
     write_project(project, {"train.py": "print('ran')\n"})
     environment = Environment.from_pip_requirements(requirements, python_version="3.9")
-    with caplog.at_level(logging.WARNING, logger="mlboot"):
+    with pytest.warns(MlbootWarning) as caught:
         run = submit_script(
             workspace,
             "train.py",
@@ -765,7 +762,9 @@ def test_a_mismatched_environment_is_named_in_one_warning_and_the_run_goes_on(
             source_directory=project,
             environment=environment,
         )
-    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    (recorded,) = caught.list
+    assert recorded.filename == __file__  # shown at the launcher's own line
+    warning = str(recorded.message)
     assert "mlboot-surely-not-installed is not installed" in warning
     assert "packaging" in warning
     assert "outside <1" in warning

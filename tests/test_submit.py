@@ -227,18 +227,6 @@ def test_a_distribution_may_run_on_one_node(
     assert fake.submitted[0].node_count == 1
 
 
-def test_without_an_environment_the_default_is_logged_at_info(
-    workspace: mlboot.Workspace, project: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.INFO, logger="mlboot"):
-        submit(workspace, project)
-
-    defaults = [r for r in caplog.records if "default environment" in r.getMessage()]
-    assert len(defaults) == 1
-    assert defaults[0].levelno == logging.INFO
-    assert "Python 3.8" in defaults[0].getMessage()
-
-
 def test_with_an_environment_the_default_is_not_mentioned(
     workspace: mlboot.Workspace, project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

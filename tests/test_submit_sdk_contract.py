@@ -27,7 +27,7 @@ from mlboot._azureml import (
 )
 from mlboot._retry import DEFAULT_POLICY
 from mlboot.backend import RunRequest, WorkspaceRef
-from mlboot.exceptions import NotFoundError, ServiceError
+from mlboot.exceptions import MlbootWarning, NotFoundError, ServiceError
 from mlboot.testing import FakeClock
 
 pytestmark = pytest.mark.sdk
@@ -601,10 +601,12 @@ def test_submit_run_submits_the_built_config_with_tags(
     backend = AzureMLBackend()
     backend._workspaces[REF] = object()
 
-    details = backend.submit_run(
-        REF, request_for(source, tags={"team": "nlp"}, arguments=("--x", "1"))
-    )
+    with pytest.warns(MlbootWarning, match=r"default environment .* Python 3\.8") as caught:
+        details = backend.submit_run(
+            REF, request_for(source, tags={"team": "nlp"}, arguments=("--x", "1"))
+        )
 
+    assert len(caught.list) == 1  # no environment: one warning, before anything is sent
     ((experiment, config, tags),) = submitted
     assert experiment == "exp"
     assert config.script == "train.py"

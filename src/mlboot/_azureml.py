@@ -41,6 +41,7 @@ from mlboot._backend import (
 )
 from mlboot._clock import Clock, SystemClock
 from mlboot._retry import call_with_retries
+from mlboot._warnings import warn
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -446,6 +447,14 @@ class AzureMLBackend:
             f"submitting {request.script!r} as a run of experiment {request.experiment!r} "
             f"on {request.compute!r} in {ref}"
         )
+        if request.environment is None:
+            warn(
+                f"No environment given for {request.script!r}: the run uses azureml-core's "
+                "default environment (its openmpi4.1.0-ubuntu22.04 CPU image with Python 3.8 "
+                "and azureml-defaults), not your packages. Fix: pass environment="
+                "mlboot.Environment.from_pip_requirements(...) (or another Environment) to "
+                "choose your own."
+            )
         with _translated(doing):
             config = _run_script_run_config(request, workspace, clock=self._clock)
             experiment = Experiment(workspace, request.experiment)

@@ -22,6 +22,7 @@ from mlboot._filelock import interprocess_lock
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
+from mlboot._warnings import warn
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     ComputeKindError,
@@ -393,10 +394,9 @@ def _reconcile(
     )
     scale_only = differences.keys() <= _SCALE_FIELDS
     if on_mismatch == "warn":
-        logger.warning(
-            "%s differs from the request (%s); using it as it is because on_mismatch='warn'",
-            where,
-            listing,
+        warn(
+            f"{where} differs from the request ({listing}); using it as it is because "
+            "on_mismatch='warn'"
         )
         return found
     if on_mismatch == "update" and scale_only:
@@ -558,9 +558,8 @@ def _wait_for_provisioning(
             errors,
         )
     if errors:
-        logger.warning(
-            "%s is ready but the service reports errors (nodes may fail to start): %s",
-            where,
-            "; ".join(f"{code}: {message}" for code, message in errors),
+        warn(
+            f"{where} is ready but the service reports errors (nodes may fail to start): "
+            + "; ".join(f"{code}: {message}" for code, message in errors)
         )
     return info

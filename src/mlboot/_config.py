@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import attrs
 
+from mlboot._warnings import warn
 from mlboot.exceptions import ConfigError, ConfigNotFoundError, InvalidInputError
 
 __all__ = ["ENV_VARIABLES", "WorkspaceConfig", "candidate_paths", "find_config_file", "load_config"]
@@ -29,6 +31,21 @@ ENV_VARIABLES: Mapping[str, str] = {
     "backend": "MLBOOT_BACKEND",
 }
 """Config key to the environment variable that supplies or overrides it."""
+
+KNOWN_KEYS: tuple[str, ...] = (
+    "subscription_id",
+    "resource_group",
+    "workspace_name",
+    "Scope",
+    "tenant_id",
+    "cloud",
+    "mlboot_backend",
+)
+"""The config file keys mlboot reads."""
+
+# Keys that Azure ML's own tools write (the studio's download, `az ml folder attach`, SDK v2):
+# read by nobody here, but expected in a real file, so they never warn.
+_TOOL_KEYS = ("Id", "friendly_name", "location", "workspace_id", "mlflow_tracking_uri")
 
 CLOUDS = ("AzureCloud", "AzureChinaCloud", "AzureUSGovernment")
 BACKENDS = ("azureml", "local")
@@ -82,12 +99,25 @@ _MAX_CONFIG_BYTES = 1 << 20
 def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
     """Find the config file as ``azureml.core.Workspace.from_config(path)`` would.
 
-    ``path`` may be a file (used as is) or a folder to start from (default: the current one).
-    Raises :class:`~mlboot.exceptions.ConfigNotFoundError` listing every place searched.
+    ``path`` may be a file (used as is) or an existing folder to start the upward search from
+    (default: the current one).  A ``path`` that does not exist is never searched from: it is a
+    :class:`~mlboot.exceptions.ConfigNotFoundError` naming it, so a mistyped file name cannot
+    select a ``config.json`` found elsewhere.  When the search finds nothing, the error lists
+    every place searched.
     """
-    start = Path(os.path.abspath(os.path.expanduser(_path_text(path))))
+    text = _path_text(path)
+    start = Path(os.path.abspath(os.path.expanduser(text)))
     if start.is_file():
         return start
+    if path is not None and not start.is_dir():
+        raise ConfigNotFoundError(
+            f"workspace config file {text!r} does not exist (looked for {str(start)!r}); a "
+            "path that is not an existing folder is not searched from, so that a mistyped name "
+            "never selects another workspace's config. Fix: correct the path, pass the folder "
+            "that holds config.json to search upwards from it, or leave the path out to search "
+            "from the current folder.",
+            searched=[str(start)],
+        )
     searched = candidate_paths(start)
     for candidate in searched:
         if candidate.is_file():
@@ -107,11 +137,12 @@ def _path_text(path: object) -> str:
     if path is None:
         return "."
     text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
-    if not isinstance(text, str):
+    if not isinstance(text, str) or "\x00" in text:
         raise InvalidInputError(
             "path",
             path,
-            "it must be a str or os.PathLike naming a config file or a folder, or None",
+            "it must be a str or os.PathLike without NUL characters naming a config file or a "
+            "folder, or None",
             "Fix: pass the path as a string or pathlib.Path, or leave it out to search from the "
             "current folder",
         )
@@ -173,6 +204,7 @@ def _text(where: str, key: str, value: object) -> str:
 def _values_from_file(file: Path) -> dict[str, str]:
     data = _read_json(file)
     where = f"workspace config file {str(file)!r}"
+    _warn_unknown_keys(data, where)
     values: dict[str, str] = {}
     scope = data.get("Scope")
     if scope:
@@ -197,6 +229,18 @@ def _values_from_file(file: Path) -> dict[str, str]:
         if data.get(config_key) is not None:
             values[key] = _text(where, config_key, data[config_key])
     return values
+
+
+def _warn_unknown_keys(data: Mapping[str, object], where: str) -> None:
+    for key in data:
+        if key in KNOWN_KEYS or key in _TOOL_KEYS:
+            continue
+        close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        warn(
+            f"{where}: unknown key {key!r} is ignored; {hint}the keys mlboot reads are "
+            f"{', '.join(KNOWN_KEYS)}. Fix: correct or remove the key."
+        )
 
 
 def _validate(values: Mapping[str, str], where: str) -> None:

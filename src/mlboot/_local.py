@@ -78,6 +78,7 @@ from mlboot._local_supervisor import (
 )
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
+from mlboot._warnings import warn
 from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, ServiceError
 
 if TYPE_CHECKING:
@@ -708,12 +709,9 @@ def check_environment(
             if to_install
             else "Ignore this if the script does not need it"
         )
-        logger.warning(
-            "Environment %r does not match this interpreter (%s), which local runs use: %s. %s.",
-            environment.name,
-            sys.executable,
-            "; ".join(problems),
-            fix,
+        warn(
+            f"Environment {environment.name!r} does not match this interpreter "
+            f"({sys.executable}), which local runs use: {'; '.join(problems)}. {fix}."
         )
     return problems
 

@@ -114,13 +114,6 @@ def submit_script(
         tags=tag_map,
         max_run_duration_seconds=duration,
     )
-    if environment is None:
-        logger.info(
-            "No environment given: on Azure ML the run uses azureml-core's default environment "
-            "(its openmpi4.1.0-ubuntu22.04 CPU image, Python 3.8, azureml-defaults); on the "
-            "local backend, the launching Python. Pass "
-            "environment=mlboot.Environment.from_pip_requirements(...) to choose your own."
-        )
     backend = workspace.backend
     details = backend.submit_run(workspace.ref, request)
     run = run_from_details(workspace, details)

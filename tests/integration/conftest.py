@@ -101,3 +101,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.integration)
+            # Most runs here leave the environment out on purpose; the warning that this issues
+            # is pinned once, with pytest.warns, in test_mlboot_against_emulator.py.
+            item.add_marker(
+                pytest.mark.filterwarnings(
+                    "ignore:No environment given:mlboot.exceptions.MlbootWarning"
+                )
+            )

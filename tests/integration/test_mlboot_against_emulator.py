@@ -216,7 +216,9 @@ def test_submitted_snapshot_is_exactly_the_precheck_list_and_the_run_completes(
         metrics={"loss": [0.5, 0.25], "accuracy": 0.9},
         outputs={"model.txt": b"weights"},
     )
-    run = _submit(workspace, source_dir)
+    with pytest.warns(mlboot.exceptions.MlbootWarning, match="No environment given") as caught:
+        run = _submit(workspace, source_dir)
+    assert len(caught.list) == 1
     uploaded = emulator.snapshots[emulator.run(run.id).snapshot_id]
     assert sorted(uploaded.files) == list(mlboot.plan_snapshot(source_dir).files)
     assert emulator.run(run.id).definition is not None
