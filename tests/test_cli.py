@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -358,6 +359,7 @@ def test_runs_commands_follow_a_run_submitted_without_waiting(project: Path, gat
     canceled = mlboot(project, "runs", "cancel", run_id)
     assert canceled.returncode == ExitCode.OK
     assert canceled.stdout.startswith(f"Asked to cancel run {run_id}")
+    assert re.search(r"it is (CancelRequested|Canceled) now", canceled.stdout), canceled.stdout
 
     waited = mlboot(project, "runs", "wait", run_id)
     assert waited.returncode == ExitCode.RUN_CANCELED

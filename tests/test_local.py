@@ -406,6 +406,8 @@ def test_cancel_ends_the_whole_process_tree(
     assert run.status() is RunStatus.RUNNING
 
     run.cancel()
+    # At once, before the supervisor's next look at the marker: never Running any more.
+    assert run.status() in {RunStatus.CANCEL_REQUESTED, RunStatus.CANCELED}
     assert finish(run) is RunStatus.CANCELED
     assert not alive(script_pid)
     assert not alive(child_pid)
@@ -681,7 +683,7 @@ from pathlib import Path
 from azureml.core import Run
 names = [n for n in os.environ if n.startswith(("AZUREML_", "MLBOOT_"))]
 names += ["MY_SETTING", "PYTHONUNBUFFERED"]
-Path("outputs").mkdir()
+Path("outputs").mkdir(exist_ok=True)
 Path("outputs/env.json").write_text(json.dumps({
     "variables": {n: os.environ.get(n) for n in names},
     "cwd": os.getcwd(),
@@ -900,3 +902,30 @@ def test_the_example_runs_the_whole_workflow_offline_in_its_own_folder(tmp_path:
     created = set(tmp_path.rglob("*")) - before - {elsewhere}
     assert created
     assert all(p.is_relative_to(copy / ".mlboot") for p in created)
+
+
+def test_outputs_and_logs_exist_in_the_working_folder_before_the_script_starts(
+    workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, tmp_path: Path
+) -> None:
+    # As on Azure ML: a script may write outputs/x.csv and logs/x.txt without creating them.
+    write_project(
+        project,
+        {
+            "train.py": (
+                "import os\n"
+                "print('dirs', os.path.isdir('outputs'), os.path.isdir('logs'))\n"
+                "with open('outputs/x.csv', 'w') as f:\n"
+                "    f.write('a,b\\n')\n"
+                "with open('logs/x.txt', 'w') as f:\n"
+                "    f.write('noted\\n')\n"
+            )
+        },
+    )
+    run = submit_script(
+        workspace, "train.py", compute=pool, experiment="e", source_directory=project
+    )
+
+    assert finish(run) is RunStatus.COMPLETED
+    assert "dirs True True" in run.logs()
+    (csv,) = run.download_outputs(tmp_path / "out")
+    assert csv.read_text() == "a,b\n"

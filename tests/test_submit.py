@@ -649,3 +649,36 @@ def test_a_float_argument_reads_back_as_the_same_float(value: float) -> None:
     (text,) = stringify_arguments([value])
 
     assert float(text) == value
+
+
+def test_the_missing_script_hint_names_the_path_that_works_when_given_from_the_current_folder(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)  # `src/finetune.py` exists from here, but not inside `src`
+
+    error = refused(
+        fake,
+        "script",
+        lambda: submit(workspace, project, source_directory="src", script="src/finetune.py"),
+    )
+
+    assert "script='finetune.py'" in error.fix
+    assert "src/finetune.py'" not in error.fix  # never a path that would itself be wrong
+
+
+def test_the_missing_script_hint_finds_a_script_of_that_name_deeper_in_the_folder(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+) -> None:
+    error = refused(fake, "script", lambda: submit(workspace, project, script="finetune.py"))
+
+    assert "script='src/finetune.py'" in error.fix
+    assert (project / "src" / "finetune.py").is_file()
+
+
+def test_the_missing_script_hint_suggests_no_path_when_none_exists(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+) -> None:
+    error = refused(fake, "script", lambda: submit(workspace, project, script="nothing.py"))
+
+    assert "script=" not in error.fix  # no invented path
+    assert str(project) in error.fix

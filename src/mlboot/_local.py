@@ -468,6 +468,10 @@ class LocalBackend:
         if record.get("status") not in TERMINAL_STATUSES:
             settle_if_abandoned(self._root, folder)
             record = folder.read_status()
+        if record.get("status") not in TERMINAL_STATUSES and folder.cancel_marker.exists():
+            # Asked to cancel, not yet ended: say so at once, as Azure ML does, whether or not
+            # the supervisor has noticed the request yet.
+            record = {**record, "status": "CancelRequested"}
         return record
 
     def _details(self, folder: RunFolder) -> RunDetails:

@@ -42,6 +42,8 @@ TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 # tests/test_local_supervisor.py checks that they agree.
 RUN_DIR_VARIABLE = "MLBOOT_RUN_DIR"
 OUTPUTS_FOLDER = "outputs"
+WORKING_FOLDERS = (OUTPUTS_FOLDER, "logs")
+"""Created in the working folder before the script starts, as Azure ML does."""
 
 RUN_ENV_VARIABLE = "_MLBOOT_RUN_ENVIRONMENT"
 """The supervisor's environment variable carrying the script's variables (JSON); removed."""
@@ -477,6 +479,17 @@ class _Supervisor:
             env.pop(name, None)
         env.update(self.environment.get("set", {}))
         command = [sys.executable, str(request["script"]), *map(str, request["arguments"])]
+        try:
+            # As on Azure ML, the script finds ./outputs and ./logs in its working folder.
+            for name in WORKING_FOLDERS:
+                (folder.working_dir / name).mkdir(exist_ok=True)
+        except OSError as exc:
+            folder.write_status(
+                "Failed",
+                end_time=now(),
+                error=f"./{name} could not be created in the working folder: {exc}",
+            )
+            return 0
         started = time.monotonic()
         with folder.log_file.open("ab") as log:
             try:

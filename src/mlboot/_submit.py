@@ -365,11 +365,42 @@ def _check_script(source_directory: object, script: object) -> tuple[Path, str]:
         raise InvalidInputError(
             "script",
             raw,
-            f"it {what} (looked for {candidate})",
-            "pass the script's path relative to source_directory, e.g. 'train.py' or "
-            "'src/train.py'",
+            f"it {what} (looked for {candidate}; the script's path is relative to "
+            f"source_directory, {root})",
+            _script_hint(root, raw),
         )
     return root, relative.as_posix()
+
+
+_HINT_FOLDERS_WALKED = 2000
+"""The search for a script of the same name stops after this many folders: a hint, not a scan."""
+_HINT_PATHS = 3
+
+
+def _script_hint(root: Path, raw: str) -> str:
+    """A fix that names only paths that exist: each one would work as ``script`` as it is."""
+    name = Path(raw).name
+    found: list[str] = []
+    # The path as given, read from the current folder, may already be inside source_directory
+    # (script='src/train.py' with source_directory='src'): its path from the root then works.
+    from_here = Path(os.path.abspath(raw))  # noqa: PTH100  (links are kept, like the root)
+    if from_here.is_file() and from_here.is_relative_to(root):
+        found.append(from_here.relative_to(root).as_posix())
+    for walked, (folder, folders, files) in enumerate(os.walk(root), start=1):
+        folders[:] = sorted(f for f in folders if not f.startswith(".") and f != "__pycache__")
+        if name in files:
+            path = (Path(folder) / name).relative_to(root).as_posix()
+            if path not in found:
+                found.append(path)
+        if len(found) >= _HINT_PATHS or walked >= _HINT_FOLDERS_WALKED:
+            break
+    if found:
+        listing = " or ".join(repr(path) for path in found[:3])
+        return f"pass script={listing}, the path inside source_directory"
+    return (
+        f"pass the script's path relative to source_directory ({root}), or pass the folder "
+        "that holds the script as source_directory"
+    )
 
 
 def _check_source_directory(source_directory: object) -> Path:
