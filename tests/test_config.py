@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
+from mlboot._cli import ExitCode
 from mlboot._config import ENV_VARIABLES, KNOWN_KEYS, find_config_file, load_config
 from mlboot.exceptions import ConfigError, ConfigNotFoundError, MlbootWarning
 
@@ -233,3 +237,27 @@ def test_keys_written_by_azure_mls_own_tools_do_not_warn(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert load_config(file, environ={}).workspace_name == "ws-main"
+
+
+def test_the_cli_refuses_a_mistyped_config_path_instead_of_using_another_workspace(
+    tmp_path: Path,
+) -> None:
+    # A valid config above the folder: an upward search from sub/confg.json would pick it.
+    write(tmp_path / "config.json", {**GOOD, "mlboot_backend": "local"})
+    (tmp_path / "sub").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBOOT_", "AZUREML_"))}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "mlboot", "--config", "sub/confg.json", "runs", "show", "x"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+    assert result.returncode == ExitCode.BAD_INPUT, result.stderr
+    assert f"{tmp_path / 'sub' / 'confg.json'} does not exist" in result.stderr
+    assert "--config" in result.stderr
+    assert not (tmp_path / ".mlboot").exists()  # the other workspace was never touched

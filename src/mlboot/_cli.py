@@ -547,6 +547,14 @@ def exit_code_for(error: BaseException) -> ExitCode:
 
 def _summary(error: BaseException) -> tuple[str, list[str]]:
     """One line for ``error``, and the rest of its text."""
+    if isinstance(error, ConfigNotFoundError) and len(error.searched) == 1:
+        # A path that does not exist: it was not searched from (an upward search tries more).
+        line = (
+            f"workspace config file {error.searched[0]} does not exist. Fix: correct "
+            "--config PATH, give --config the folder that holds config.json, or leave --config "
+            "out to search from here"
+        )
+        return line, [str(error)]
     if isinstance(error, ConfigNotFoundError):
         start = Path(error.searched[0]).parent.parent if error.searched else Path.cwd()
         line = (
