@@ -33,9 +33,11 @@ from mlboot._backend import (
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._validate import check_int
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
+    InvalidInputError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -82,7 +84,9 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = start
+        if isinstance(start, bool) or not isinstance(start, int | float):
+            raise InvalidInputError("start", start, "it must be a number", "pass e.g. 0.0")
+        self._now = float(start)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 
@@ -150,6 +154,21 @@ class _Run:
     request: RunRequest | None = None
 
 
+_FAULT_KINDS = ("transient", "throttled", "network", "server", "not_found", "auth", "permission")
+_FAULT_FIX = f"pass one of {', '.join(_FAULT_KINDS)}, or an exception instance"
+
+
+def _check_operation(operation: object) -> None:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
+        raise InvalidInputError(
+            "operation",
+            operation,
+            "unknown operation: it must be one of the backend's operations: "
+            + ", ".join(sorted(OPERATIONS)),
+            "pass one of those names",
+        )
+
+
 def _fault(kind: FaultKind, operation: str) -> BaseException:
     what = f"fake fault injected into {operation}"
     faults: dict[str, BaseException] = {
@@ -175,6 +194,15 @@ class FakeBackend:
     """
 
     def __init__(self, *, clock: FakeClock | None = None, location: str = "westeurope") -> None:
+        if clock is not None and not isinstance(clock, FakeClock):
+            raise InvalidInputError(
+                "clock", clock, "it must be a FakeClock or None", "pass mlboot.testing.FakeClock()"
+            )
+        given: object = location  # checked at run time, whatever the annotation says
+        if not isinstance(given, str) or not given:
+            raise InvalidInputError(
+                "location", location, "it must be a non-empty str", "pass e.g. 'westeurope'"
+            )
         self._clock = clock if clock is not None else FakeClock()
         self.location = location
         self.calls: list[Call] = []
@@ -210,19 +238,26 @@ class FakeBackend:
 
         ``error`` is a :data:`FaultKind` name or any exception instance.
         """
-        if operation not in OPERATIONS:
-            raise ValueError(
-                f"unknown operation {operation!r}; known: {', '.join(sorted(OPERATIONS))}"
+        _check_operation(operation)
+        check_int("times", times, minimum=1, fix="pass how many calls should fail, e.g. 1")
+        if isinstance(error, str) and error not in _FAULT_KINDS:
+            raise InvalidInputError(
+                "error", error, f"it must be one of {', '.join(_FAULT_KINDS)}", _FAULT_FIX
             )
-        if times < 1:
-            raise ValueError(f"times={times!r} must be at least 1")
+        if not isinstance(error, str | BaseException):
+            raise InvalidInputError(
+                "error", error, "it must be a fault name or an exception", _FAULT_FIX
+            )
         exc = _fault(error, operation) if isinstance(error, str) else error
         self._faults.setdefault(operation, []).append(_Fault(exc, times))
 
     def before(self, operation: str, hook: Callable[[Call], None]) -> None:
         """Run ``hook`` at the start of every call of ``operation`` (e.g. to simulate a race)."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}")
+        _check_operation(operation)
+        if not callable(hook):
+            raise InvalidInputError(
+                "hook", hook, "it must be callable", "pass a function of one Call"
+            )
         self._hooks.setdefault(operation, []).append(hook)
 
     def add_compute(
@@ -281,8 +316,10 @@ class FakeBackend:
 
         The last status repeats.  ``outputs`` maps paths below ``outputs/`` to their bytes.
         """
-        if not statuses:
-            raise ValueError("statuses must name at least one status")
+        if isinstance(statuses, str) or not statuses:
+            raise InvalidInputError(
+                "statuses", statuses, "it must name at least one status", "pass e.g. ['Completed']"
+            )
         self._run_programs.append(
             _RunProgram(tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error)
         )
