@@ -158,6 +158,71 @@ _FAULT_KINDS = ("transient", "throttled", "network", "server", "not_found", "aut
 _FAULT_FIX = f"pass one of {', '.join(_FAULT_KINDS)}, or an exception instance"
 
 
+_PROGRAM_FIX = "see the mlboot.testing.FakeBackend documentation for the values it takes"
+
+
+def _is_count(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _is_pairs(value: object) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(
+            isinstance(pair, tuple)
+            and len(pair) == len(("code", "message"))
+            and all(isinstance(part, str) for part in pair)
+            for pair in value
+        )
+    )
+
+
+def _is_map_of(value: object, kind: type | tuple[type, ...]) -> bool:
+    return value is None or (
+        isinstance(value, Mapping)
+        and all(isinstance(k, str) and isinstance(v, kind) for k, v in value.items())
+    )
+
+
+_PROGRAMMED: dict[str, Callable[[object], bool]] = {
+    "name": lambda v: isinstance(v, str) and bool(v),
+    "run_id": lambda v: isinstance(v, str) and bool(v),
+    "experiment": lambda v: isinstance(v, str) and bool(v),
+    "kind": lambda v: isinstance(v, str) and bool(v),
+    "provisioning_state": lambda v: isinstance(v, str) and bool(v),
+    "logs": lambda v: isinstance(v, str),
+    "vm_size": lambda v: v is None or isinstance(v, str),
+    "vm_priority": lambda v: v is None or isinstance(v, str),
+    "error": lambda v: v is None or isinstance(v, str),
+    "min_nodes": _is_count,
+    "max_nodes": _is_count,
+    "idle_seconds_before_scaledown": _is_count,
+    "seconds": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+    "outcome": lambda v: isinstance(v, str) and v in {"Succeeded", "Failed", "Canceled"},
+    "workspace": lambda v: v is None or isinstance(v, WorkspaceRef),
+    "statuses": lambda v: (
+        isinstance(v, Sequence)
+        and not isinstance(v, str)
+        and len(v) > 0
+        and all(isinstance(item, str) for item in v)
+    ),
+    "errors": _is_pairs,
+    "provisioning_errors": _is_pairs,
+    "metrics": lambda v: _is_map_of(v, Sequence),
+    "outputs": lambda v: _is_map_of(v, bytes),
+}
+
+
+def _check_programmed(**values: object) -> None:
+    """Check what a test programs into the fake, so a typo fails at once and says where."""
+    for field, value in values.items():
+        if not _PROGRAMMED[field](value):
+            raise InvalidInputError(
+                field, value, "the fake backend cannot be programmed with it", _PROGRAM_FIX
+            )
+
+
 def _check_operation(operation: object) -> None:
     if not isinstance(operation, str) or operation not in OPERATIONS:
         raise InvalidInputError(
@@ -231,6 +296,7 @@ class FakeBackend:
 
     def mark_workspace_missing(self, name: str) -> None:
         """Make lookups of the workspace called ``name`` raise ``WorkspaceNotFoundError``."""
+        _check_programmed(name=name)
         self._missing_workspaces.add(name)
 
     def fail(self, operation: str, error: FaultKind | BaseException, *, times: int = 1) -> None:
@@ -275,6 +341,18 @@ class FakeBackend:
         provisioning_errors: Sequence[tuple[str, str]] = (),
     ) -> ComputeInfo:
         """Put an existing compute target in place (in every workspace unless one is named)."""
+        _check_programmed(
+            name=name,
+            workspace=workspace,
+            kind=kind,
+            vm_size=vm_size,
+            vm_priority=vm_priority,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+            provisioning_state=provisioning_state,
+            provisioning_errors=provisioning_errors,
+        )
         info = ComputeInfo(
             name=name,
             kind=kind,
@@ -299,6 +377,7 @@ class FakeBackend:
         errors: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Say how creating the cluster ``name`` goes: how long (fake seconds) and how it ends."""
+        _check_programmed(name=name, seconds=seconds, outcome=outcome, errors=errors)
         self._provisioning[name] = _Provisioning(
             seconds, outcome, tuple(ServiceErrorDetail(c, m) for c, m in errors)
         )
@@ -320,6 +399,9 @@ class FakeBackend:
             raise InvalidInputError(
                 "statuses", statuses, "it must name at least one status", "pass e.g. ['Completed']"
             )
+        _check_programmed(
+            statuses=statuses, logs=logs, metrics=metrics, outputs=outputs, error=error
+        )
         self._run_programs.append(
             _RunProgram(tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error)
         )
@@ -336,6 +418,15 @@ class FakeBackend:
         error: str | None = None,
     ) -> None:
         """Put a run in place that was submitted elsewhere (to test reattaching)."""
+        _check_programmed(
+            run_id=run_id,
+            experiment=experiment,
+            statuses=statuses,
+            logs=logs,
+            metrics=metrics,
+            outputs=outputs,
+            error=error,
+        )
         program = _RunProgram(
             tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error
         )

@@ -328,6 +328,17 @@ TARGETS: dict[str, Target] = {
     "testing.FakeBackend.fail": lambda _: (FakeBackend().fail, {}),
     "testing.FakeBackend.before": lambda _: (FakeBackend().before, {}),
     "testing.FakeBackend.calls_to": lambda w: (w.fake.calls_to, {}),
+    "testing.FakeBackend.add_compute": lambda _: (FakeBackend().add_compute, {}),
+    "testing.FakeBackend.program_provisioning": lambda _: (
+        FakeBackend().program_provisioning,
+        {},
+    ),
+    "testing.FakeBackend.program_run": lambda _: (FakeBackend().program_run, {}),
+    "testing.FakeBackend.add_run": lambda _: (FakeBackend().add_run, {}),
+    "testing.FakeBackend.mark_workspace_missing": lambda _: (
+        FakeBackend().mark_workspace_missing,
+        {},
+    ),
     "testing.Call": lambda _: (Call, {}),
     **{
         f"backend.{name}": functools.partial(_record, getattr(mlboot.backend, name))
