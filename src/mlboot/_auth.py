@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 import attrs
 
-from mlboot.exceptions import AuthenticationError, ConfigError
+from mlboot.exceptions import AuthenticationError, ConfigError, InvalidInputError
 
 __all__ = [
     "AuthMethod",
@@ -25,6 +25,28 @@ __all__ = [
 ]
 
 
+def _check_text(field: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidInputError(
+            field,
+            "<hidden>" if field in {"value", "client_secret"} else value,
+            "it must be a non-empty str without NUL characters" + (", or None" if optional else ""),
+            "pass the value shown in the Azure portal (Microsoft Entra ID, App registrations)",
+        )
+
+
+def _text(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    _check_text(attribute.alias or attribute.name, value)
+
+
+def _optional_text(
+    _instance: object, attribute: attrs.Attribute[str | None], value: object
+) -> None:
+    _check_text(attribute.name, value, optional=True)
+
+
 @attrs.frozen(repr=False)
 class Secret:
     """A string that never shows itself in ``repr``, ``str``, logs or messages.
@@ -32,7 +54,7 @@ class Secret:
     Call :meth:`reveal` at the single place the real value is needed.
     """
 
-    _value: str = attrs.field(alias="value")
+    _value: str = attrs.field(alias="value", validator=_text)
 
     def reveal(self) -> str:
         """The secret value itself."""
@@ -57,7 +79,7 @@ class AzureCliAuth:
 class InteractiveAuth:
     """A browser or device-code login; only chosen by default where a person can answer."""
 
-    tenant_id: str | None = None
+    tenant_id: str | None = attrs.field(default=None, validator=_optional_text)
 
 
 @attrs.frozen
@@ -67,7 +89,7 @@ class ManagedIdentityAuth:
     ``client_id`` selects a user-assigned identity.
     """
 
-    client_id: str | None = None
+    client_id: str | None = attrs.field(default=None, validator=_optional_text)
 
 
 # Environment variable names, as the Azure SDKs and azureml-core read them.
@@ -89,8 +111,8 @@ class ServicePrincipalAuth:
     The secret is held as a :class:`Secret`: it never appears in ``repr`` or messages.
     """
 
-    tenant_id: str
-    client_id: str
+    tenant_id: str = attrs.field(validator=_text)
+    client_id: str = attrs.field(validator=_text)
     client_secret: Secret = attrs.field(converter=_to_secret, repr=False)
 
     @classmethod
@@ -101,6 +123,13 @@ class ServicePrincipalAuth:
         azureml-core reads are accepted too.  Raises :class:`~mlboot.exceptions.ConfigError`
         naming the variables that are missing.
         """
+        if environ is not None and not isinstance(environ, Mapping):
+            raise InvalidInputError(
+                "environ",
+                type(environ).__name__,
+                "it must be a mapping of variable names to values, or None",
+                "pass e.g. dict(os.environ), or None for this process's environment",
+            )
         found = _service_principal_from_env(os.environ if environ is None else environ)
         if found is None:
             names = ", ".join(_SP_VARIABLES[0])

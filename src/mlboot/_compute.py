@@ -21,7 +21,13 @@ from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
 from mlboot._filelock import interprocess_lock
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
-from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
+from mlboot._validate import (
+    COMPUTE_NAME,
+    COMPUTE_NAME_RULE,
+    check_bool,
+    check_int,
+    positive_seconds,
+)
 from mlboot._warnings import warn
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
@@ -94,15 +100,21 @@ class ComputeTarget:
     ``azureml.core.compute.AmlCompute`` with :meth:`to_azureml`.
     """
 
-    name: str
-    vm_size: str
-    vm_priority: str
-    min_nodes: int
-    max_nodes: int
-    idle_seconds_before_scaledown: int
-    provisioning_state: str
-    kind: str = CLUSTER_KIND
-    workspace: Workspace = attrs.field(kw_only=True, eq=False, repr=False)
+    name: str = attrs.field(validator=lambda _, a, v: _check_value_text(a.name, v))
+    vm_size: str = attrs.field(validator=lambda _, a, v: _check_value_text(a.name, v))
+    vm_priority: str = attrs.field(validator=lambda _, a, v: _check_value_text(a.name, v))
+    min_nodes: int = attrs.field(validator=lambda _, a, v: _check_value_count(a.name, v))
+    max_nodes: int = attrs.field(validator=lambda _, a, v: _check_value_count(a.name, v))
+    idle_seconds_before_scaledown: int = attrs.field(
+        validator=lambda _, a, v: _check_value_count(a.name, v)
+    )
+    provisioning_state: str = attrs.field(validator=lambda _, a, v: _check_value_text(a.name, v))
+    kind: str = attrs.field(
+        default=CLUSTER_KIND, validator=lambda _, a, v: _check_value_text(a.name, v)
+    )
+    workspace: Workspace = attrs.field(
+        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: _check_workspace(v)
+    )
 
     def to_azureml(self) -> object:
         """The ``azureml.core.compute.AmlCompute`` behind this value, read fresh from the service.
@@ -133,10 +145,10 @@ def get_or_create_compute_target(
 
     Every argument is checked before anything remote happens
     (:class:`~mlboot.exceptions.InvalidInputError`).  ``vm_priority`` is ``"dedicated"`` or
-    ``"lowpriority"`` in any case.  A ``name`` no compute can have (1 to 255 ASCII letters,
-    digits, ``-``, ``_`` and ``.``) is refused before the lookup; the stricter rules for a new
-    cluster's name are checked only when one is about to be created, so an existing cluster stays
-    reachable by its name.
+    ``"lowpriority"`` in any case.  A ``name`` no compute can have (other than 1 to 24
+    ASCII letters, digits, ``-``, ``_`` and ``.``) is refused before the lookup; the stricter
+    rules for a new cluster's name are checked only when one is about to be created, so an
+    existing cluster stays reachable by its name.
 
     An existing cluster costs one lookup.  Its VM size and priority (compared case-insensitively),
     node counts and idle time are compared with the request; when they differ, ``on_mismatch``
@@ -167,6 +179,8 @@ def get_or_create_compute_target(
     whatever state the cluster is.
     """
     _check_call(workspace, name, on_mismatch=on_mismatch, timeout=timeout)
+    check_bool("wait", wait, fix="pass wait=False to return without waiting for provisioning")
+    check_bool("show_output", show_output, fix="pass show_output=True to print progress")
     spec = _validated_spec(
         vm_size=vm_size,
         vm_priority=vm_priority,
@@ -189,11 +203,7 @@ def get_or_create_compute_target(
 
 
 def _check_count(field: str, value: object, *, minimum: int, fix: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(field, value, "it must be an int", fix)
-    if value < minimum:
-        raise InvalidInputError(field, value, f"it must be at least {minimum}", fix)
-    return value
+    return check_int(field, value, minimum=minimum, fix=fix)
 
 
 def _validated_spec(
@@ -246,7 +256,19 @@ def _validated_spec(
     )
 
 
-def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout: object) -> None:
+_VALUE_FIX = "use the ComputeTarget that get_or_create_compute_target() returns"
+
+
+def _check_value_text(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(field, value, "it must be a non-empty str", _VALUE_FIX)
+
+
+def _check_value_count(field: str, value: object) -> None:
+    check_int(field, value, minimum=0, fix=_VALUE_FIX)
+
+
+def _check_workspace(workspace: object) -> None:
     if not isinstance(workspace, Workspace):
         raise InvalidInputError(
             "workspace",
@@ -254,6 +276,10 @@ def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout
             "it must be an mlboot.Workspace",
             "pass the value mlboot.workspace_from_config() returns",
         )
+
+
+def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout: object) -> None:
+    _check_workspace(workspace)
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
             "name", name, "it must be a non-empty str", "pass the compute cluster's name"

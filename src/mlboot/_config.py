@@ -11,8 +11,9 @@ from pathlib import Path
 
 import attrs
 
+from mlboot._validate import path_text, probe
 from mlboot._warnings import warn
-from mlboot.exceptions import ConfigError, ConfigNotFoundError, InvalidInputError
+from mlboot.exceptions import ConfigError, ConfigNotFoundError
 
 __all__ = ["ENV_VARIABLES", "WorkspaceConfig", "candidate_paths", "find_config_file", "load_config"]
 
@@ -107,9 +108,9 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
     """
     text = _path_text(path)
     start = Path(os.path.abspath(os.path.expanduser(text)))
-    if start.is_file():
+    if _is_file(start):
         return start
-    if path is not None and not start.is_dir():
+    if path is not None and not probe(start)[2]:
         raise ConfigNotFoundError(
             f"workspace config file {text!r} does not exist (looked for {str(start)!r}); a "
             "path that is not an existing folder is not searched from, so that a mistyped name "
@@ -120,7 +121,7 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
         )
     searched = candidate_paths(start)
     for candidate in searched:
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     listing = "\n  ".join(str(p) for p in searched)
     raise ConfigNotFoundError(
@@ -133,20 +134,23 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a path the system refuses (too long once made absolute): no file there
+        return False
+
+
 def _path_text(path: object) -> str:
     if path is None:
         return "."
-    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
-    if not isinstance(text, str) or "\x00" in text:
-        raise InvalidInputError(
-            "path",
-            path,
-            "it must be a str or os.PathLike without NUL characters naming a config file or a "
-            "folder, or None",
-            "Fix: pass the path as a string or pathlib.Path, or leave it out to search from the "
-            "current folder",
-        )
-    return text
+    return path_text(
+        "path",
+        path,
+        what="path to a config file or a folder",
+        fix="pass the path as a str or pathlib.Path, or leave it out to search from the current "
+        "folder",
+    )
 
 
 def _read_json(file: Path) -> dict[str, object]:

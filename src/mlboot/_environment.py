@@ -22,9 +22,16 @@ from typing import Literal, TypeAlias
 
 import attrs
 
+from mlboot._validate import path_text, probe
 from mlboot.exceptions import InvalidInputError
 
-__all__ = ["DEFAULT_ENVIRONMENT_NAME", "Environment", "EnvironmentKind", "local_python_version"]
+__all__ = [
+    "DEFAULT_ENVIRONMENT_NAME",
+    "Environment",
+    "EnvironmentKind",
+    "local_python_version",
+    "validate_environment",
+]
 
 EnvironmentKind: TypeAlias = Literal["pip", "conda", "docker", "registered"]
 """Where an :class:`Environment` comes from."""
@@ -101,16 +108,30 @@ class Environment:
     variables set for the run.
     """
 
-    kind: EnvironmentKind
-    name: str
-    python_version: str | None = None
-    pip_requirements: Path | None = None
-    conda_specification: Path | None = None
-    docker_image: str | None = None
-    version: str | None = None
-    pip_packages: tuple[str, ...] = ()
-    conda_packages: tuple[str, ...] = ()
-    variables: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    kind: EnvironmentKind = attrs.field(validator=lambda _, __, v: _check_kind(v))
+    name: str = attrs.field(validator=lambda env, _, v: _check_name_of(env, v))
+    python_version: str | None = attrs.field(
+        default=None, validator=lambda _, __, v: _check_optional_python_version(v)
+    )
+    pip_requirements: Path | None = attrs.field(
+        default=None, validator=lambda _, a, v: _check_file_field(a.name, v)
+    )
+    conda_specification: Path | None = attrs.field(
+        default=None, validator=lambda _, a, v: _check_file_field(a.name, v)
+    )
+    docker_image: str | None = attrs.field(
+        default=None, validator=lambda _, __, v: _check_image(v, optional=True)
+    )
+    version: str | None = attrs.field(default=None, validator=lambda _, __, v: _check_version(v))
+    pip_packages: tuple[str, ...] = attrs.field(
+        default=(), validator=lambda _, a, v: _check_packages(a.name, v)
+    )
+    conda_packages: tuple[str, ...] = attrs.field(
+        default=(), validator=lambda _, a, v: _check_packages(a.name, v)
+    )
+    variables: Mapping[str, str] = attrs.field(
+        factory=dict, hash=False, validator=lambda env, _, v: _check_shape(env, v)
+    )
 
     @classmethod
     def from_pip_requirements(
@@ -254,6 +275,98 @@ class Environment:
 # -- checks ----------------------------------------------------------------------------------------
 
 
+def validate_environment(environment: Environment) -> None:
+    """Check every field of ``environment`` again, as its constructor did.
+
+    For a value built directly or changed after it was built (``object.__setattr__``), before
+    a run is submitted with it: a bad value raises
+    :class:`~mlboot.exceptions.InvalidInputError` naming the field.
+    """
+    attrs.validate(environment)
+
+
+_KINDS = ("pip", "conda", "docker", "registered")
+_BUILD_FIX = (
+    "build it with Environment.from_pip_requirements(...), from_conda_specification(...), "
+    "from_docker_image(...) or from_registered(...), and do not change it afterwards"
+)
+
+
+def _check_kind(kind: object) -> None:
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise InvalidInputError("kind", kind, f"it must be one of {', '.join(_KINDS)}", _BUILD_FIX)
+
+
+def _check_name_of(environment: Environment, name: object) -> None:
+    if environment.kind == "registered":
+        _check_registered_name(name)
+    else:
+        _check_new_name(name)
+
+
+def _check_optional_python_version(value: object) -> None:
+    if value is not None:
+        _check_python_version(value)
+
+
+def _check_file_field(field: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Path):
+        raise InvalidInputError(field, value, "it must be a pathlib.Path or None", _BUILD_FIX)
+    path_text(field, value, fix=_BUILD_FIX)
+
+
+def _check_packages(field: str, value: object) -> None:
+    if not isinstance(value, tuple) or not all(
+        isinstance(item, str) and item and "\x00" not in item for item in value
+    ):
+        raise InvalidInputError(
+            field, value, "it must be a tuple of requirement strings (no NUL)", _BUILD_FIX
+        )
+
+
+def _check_shape(environment: Environment, variables: object) -> None:
+    """The variables, then that the fields fit the kind (what the class methods guarantee)."""
+    _check_variables(variables)
+    kind = environment.kind
+    files = (environment.pip_requirements, environment.conda_specification)
+    needed = {"pip": files[0], "conda": files[1], "docker": environment.docker_image}
+    if kind in needed and needed[kind] is None:
+        field = {"pip": "pip_requirements", "conda": "conda_specification"}.get(
+            kind, "docker_image"
+        )
+        raise InvalidInputError(field, None, f"a {kind!r} environment needs one", _BUILD_FIX)
+    if files[0] is not None and files[1] is not None:
+        raise InvalidInputError(
+            "pip_requirements",
+            files[0],
+            "an environment takes a conda file or a pip requirements file, not both",
+            _BUILD_FIX,
+        )
+    if kind in {"pip", "conda"} and environment.docker_image is not None:
+        raise InvalidInputError(
+            "docker_image", environment.docker_image, f"a {kind!r} environment has none", _BUILD_FIX
+        )
+    if kind != "registered" and environment.version is not None:
+        raise InvalidInputError(
+            "version", environment.version, "only a registered environment has one", _BUILD_FIX
+        )
+    if kind == "registered" and any(
+        v is not None for v in (*files, environment.docker_image, environment.python_version)
+    ):
+        raise InvalidInputError(
+            "kind",
+            kind,
+            "a registered environment has no files, image or python_version of its own",
+            _BUILD_FIX,
+        )
+    if kind in {"pip", "conda"} and environment.python_version is None:
+        raise InvalidInputError(
+            "python_version", None, f"a {kind!r} environment names its Python", _BUILD_FIX
+        )
+
+
 def _check_new_name(name: object) -> str:
     if not isinstance(name, str) or not _NEW_NAME.fullmatch(name):
         raise InvalidInputError(
@@ -353,7 +466,9 @@ def _check_variables(variables: object) -> dict[str, str]:
     return checked
 
 
-def _check_image(image: object) -> str:
+def _check_image(image: object, *, optional: bool = False) -> str | None:
+    if image is None and optional:
+        return None
     if not isinstance(image, str) or not _IMAGE.fullmatch(image):
         raise InvalidInputError(
             "image",
@@ -367,19 +482,11 @@ def _check_image(image: object) -> str:
 
 
 def _existing_file(field: str, path: object) -> Path:
-    try:
-        raw = os.fspath(path)  # type: ignore[call-overload]  # checked at run time
-    except TypeError:
-        raise InvalidInputError(
-            field, path, "it must be a path to a file", "pass a str or pathlib.Path"
-        ) from None
-    if not isinstance(raw, str) or not raw:
-        raise InvalidInputError(
-            field, path, "it must be a non-empty str path", "pass a str or pathlib.Path"
-        )
+    raw = path_text(field, path, what="path to a file", fix="pass a str or pathlib.Path")
     file = Path(os.path.abspath(raw))  # noqa: PTH100  (like the SDK: no link resolution)
-    if not file.is_file():
-        what = "is not a file" if file.exists() else "does not exist"
+    exists, is_file, _ = probe(file)
+    if not is_file:
+        what = "is not a file" if exists else "does not exist"
         raise InvalidInputError(
             field,
             raw,

@@ -78,6 +78,7 @@ from mlboot._local_supervisor import (
 )
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
+from mlboot._validate import path_text
 from mlboot._warnings import warn
 from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, ServiceError
 
@@ -99,7 +100,8 @@ LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""
 
 _CLUSTER_KIND = "AmlCompute"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z", re.ASCII)
+# At most 250 characters: "<name>.json" must fit the 255-byte limit of a file name.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,249}\Z", re.ASCII)
 _SPAWN_TIMEOUT_SECONDS = 60.0
 _MAX_EXPERIMENT_IN_ID = 200
 
@@ -182,7 +184,12 @@ class LocalBackend:
                 "the local backend needs a POSIX system (Linux or macOS): it relies on fcntl "
                 "locks and process groups. Fix: run it under WSL, or use Azure ML."
             )
-        chosen = Path(os.fspath(root)) if root is not None else Path(".mlboot")
+        fix = "pass the workspace folder as a str or pathlib.Path, or None for .mlboot here"
+        chosen = (
+            Path(".mlboot")
+            if root is None
+            else Path(path_text("root", root, what="path to a folder", fix=fix))
+        )
         self._root = chosen.expanduser().absolute()
         self._clock = SystemClock()
 

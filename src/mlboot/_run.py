@@ -21,10 +21,11 @@ import attrs
 from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
-from mlboot._validate import positive_seconds
+from mlboot._validate import check_bool, path_text, positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     InvalidInputError,
+    LocalStorageError,
     MlbootError,
     NotFoundError,
     RunFailedError,
@@ -72,8 +73,22 @@ class RunStatus(str, enum.Enum):
         return self.value
 
     @classmethod
+    def _missing_(cls, value: object) -> RunStatus:
+        # RunStatus("Nope") raises this InvalidInputError (a ValueError, as enums raise).
+        raise InvalidInputError(
+            "status",
+            value,
+            f"it must be one of {', '.join(member.value for member in cls)}",
+            "use RunStatus.from_service(text) to read any status string the service sends",
+        )
+
+    @classmethod
     def from_service(cls, text: str) -> RunStatus:
         """The member for a status string from the service; :attr:`UNKNOWN` if there is none."""
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                "text", text, "a run status is a str", "pass the status string the service sent"
+            )
         for member in cls:
             if member.value.lower() == text.lower():
                 return member
@@ -133,10 +148,14 @@ class Run:
     :func:`mlboot.get_run`.  Equality and ``repr`` leave the workspace out.
     """
 
-    id: str
-    experiment: str
-    portal_url: str | None = None
-    workspace: Workspace = attrs.field(kw_only=True, eq=False, repr=False)
+    id: str = attrs.field(validator=lambda _, __, v: _check_get_run_id(v, field="id"))
+    experiment: str = attrs.field(validator=lambda _, a, v: _check_str(a.name, v))
+    portal_url: str | None = attrs.field(
+        default=None, validator=lambda _, a, v: _check_str(a.name, v, optional=True)
+    )
+    workspace: Workspace = attrs.field(
+        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: _check_workspace(v)
+    )
 
     def status(self) -> RunStatus:
         """The run's status now (one request; a transient failure is retried, bounded)."""
@@ -187,13 +206,12 @@ class Run:
         """
         limit = _check_timeout(timeout)
         first_pause = _check_poll_interval(poll_interval)
-        if not isinstance(cancel_on_interrupt, bool):
-            raise InvalidInputError(
-                "cancel_on_interrupt",
-                cancel_on_interrupt,
-                "it must be True or False",
-                "pass cancel_on_interrupt=True to cancel the run on Ctrl-C",
-            )
+        check_bool(
+            "cancel_on_interrupt",
+            cancel_on_interrupt,
+            fix="pass cancel_on_interrupt=True to cancel the run on Ctrl-C",
+        )
+        check_bool("show_output", show_output, fix="pass show_output=True to print the log")
         stream = _LogStream(self) if show_output else None
         try:
             return self._wait(limit, first_pause, stream)
@@ -352,8 +370,18 @@ class Run:
         created if needed, and existing files of the same names are overwritten.
         """
         folder = _check_destination(destination)
-        folder.mkdir(parents=True, exist_ok=True)
-        return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
+        except MlbootError:
+            raise
+        except OSError as exc:
+            raise LocalStorageError(
+                f"cannot download the outputs of run {self.id!r} into {str(folder)!r}: "
+                f"{exc.strerror or exc}. Fix: pass a folder you can write to, with room to spare.",
+                errno=exc.errno,
+                filename=exc.filename if isinstance(exc.filename, str) else str(folder),
+            ) from exc
 
     def to_azureml(self) -> object:
         """The ``azureml.core.Run`` behind this handle, for features mlboot does not wrap.
@@ -391,7 +419,14 @@ def run_from_details(workspace: Workspace, details: RunDetails) -> Run:
     )
 
 
-def _check_get_run(workspace: object, run_id: object) -> None:
+def _check_str(field: str, value: object, *, optional: bool = False) -> None:
+    if not isinstance(value, str) and not (optional and value is None):
+        raise InvalidInputError(
+            field, value, "it must be a str", "use the Run that submit_script or get_run returns"
+        )
+
+
+def _check_workspace(workspace: object) -> None:
     if not isinstance(workspace, Workspace):
         raise InvalidInputError(
             "workspace",
@@ -399,35 +434,48 @@ def _check_get_run(workspace: object, run_id: object) -> None:
             "it must be an mlboot.Workspace",
             "pass the value mlboot.workspace_from_config() returns",
         )
-    if not isinstance(run_id, str) or not run_id or run_id != run_id.strip():
+
+
+def _check_get_run(workspace: object, run_id: object) -> None:
+    _check_workspace(workspace)
+    _check_get_run_id(run_id)
+
+
+def _check_get_run_id(run_id: object, *, field: str = "run_id") -> None:
+    if (
+        not isinstance(run_id, str)
+        or not run_id
+        or run_id != run_id.strip()
+        or not run_id.isprintable()
+    ):
         raise InvalidInputError(
-            "run_id",
+            field,
             run_id,
-            "it must be a non-empty str without surrounding spaces",
+            "it must be a non-empty str of printable characters, without surrounding spaces",
             "pass the run's id, as Run.id or Azure ML studio shows it",
         )
 
 
 def _check_destination(destination: object) -> Path:
-    try:
-        raw = os.fspath(destination)  # type: ignore[call-overload]  # checked at run time
-    except TypeError:
-        raw = None
-    if not isinstance(raw, str) or not raw:
-        raise InvalidInputError(
-            "destination",
-            destination,
-            "it must be a non-empty path (str or pathlib.Path)",
-            "pass the folder to download into",
-        )
+    raw = path_text(
+        "destination", destination, what="path to a folder", fix="pass the folder to download into"
+    )
     folder = Path(raw)
-    if folder.exists() and not folder.is_dir():
-        raise InvalidInputError(
-            "destination",
-            raw,
-            "it exists and is not a folder",
-            "pass a folder (it is created if it does not exist)",
-        )
+    for path, what in (
+        (folder, "it exists and is not a folder"),
+        (folder / "outputs", "its outputs entry exists and is not a folder"),
+    ):
+        try:
+            wrong = path.exists() and not path.is_dir()
+        except OSError:  # e.g. too long for the system: mkdir will say so
+            wrong = False
+        if wrong:
+            raise InvalidInputError(
+                "destination",
+                raw,
+                what,
+                f"pass a folder (it is created if it does not exist), or move {path} away",
+            )
     return folder
 
 

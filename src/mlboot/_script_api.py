@@ -28,7 +28,7 @@ from typing import Literal, SupportsFloat, TypeAlias
 
 from mlboot._backend import MetricValue
 from mlboot._log import logger
-from mlboot.exceptions import InvalidInputError
+from mlboot.exceptions import InvalidInputError, LocalStorageError
 
 __all__ = [
     "METRICS_FILE",
@@ -90,7 +90,7 @@ def _checked_value(name: object, value: object) -> MetricValue:
         return int(value)
     # Anything float() takes: numpy and torch scalars, Fraction, Decimal...
     if isinstance(value, SupportsFloat):
-        with contextlib.suppress(TypeError, ValueError):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
             return float(value)
     raise refused
 
@@ -160,7 +160,15 @@ def output_dir() -> Path:
     script behaves the same when started by hand.
     """
     folder = Path.cwd() / OUTPUTS_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. ./outputs is a file
+        raise LocalStorageError(
+            f"cannot create the outputs folder {str(folder)!r}: {exc.strerror or exc}. Fix: "
+            "move away the file of that name, or make the working directory writable.",
+            errno=exc.errno,
+            filename=str(folder),
+        ) from exc
     return folder
 
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import attrs
 
 from mlboot._log import logger as _logger
+from mlboot._validate import path_text, probe
 from mlboot.exceptions import InvalidInputError, SnapshotTooLargeError
 
 __all__ = [
@@ -156,6 +157,13 @@ def plan_snapshot(
             raise InvalidInputError(
                 field, limit, "must be a whole number >= 0", f"Pass an int, e.g. {field}=100."
             )
+    if environ is not None and not isinstance(environ, Mapping):
+        raise InvalidInputError(
+            "environ",
+            environ,
+            "it must be a mapping of variable names to values, or None",
+            "pass e.g. dict(os.environ), or None for this process's environment",
+        )
     env = os.environ if environ is None else environ
 
     root = _check_root(source_directory)
@@ -204,18 +212,16 @@ def plan_snapshot(
 
 
 def _check_root(source_directory: str | os.PathLike[str]) -> Path:
-    try:
-        raw = os.fspath(source_directory)
-    except TypeError:
-        raise InvalidInputError(
-            "source_directory",
-            source_directory,
-            "must be a path to a folder",
-            "Pass a str or pathlib.Path naming the folder that holds your training script.",
-        ) from None
+    raw = path_text(
+        "source_directory",
+        source_directory,
+        what="path to a folder",
+        fix="Pass a str or pathlib.Path naming the folder that holds your training script.",
+    )
     # The SDK works on os.path.abspath(source_directory): ".." is folded but links are kept.
     root = Path(os.path.abspath(raw))  # noqa: PTH100  (resolve() would follow links)
-    if not root.exists():
+    exists, _, _ = probe(root)
+    if not exists:
         raise InvalidInputError(
             "source_directory",
             raw,

@@ -16,11 +16,18 @@ from typing import Protocol, TypeAlias
 
 from mlboot._backend import RunRequest
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
-from mlboot._environment import Environment
+from mlboot._environment import Environment, validate_environment
 from mlboot._log import logger
 from mlboot._run import Run, run_from_details
 from mlboot._snapshot import plan_snapshot
-from mlboot._validate import COMPUTE_NAME, COMPUTE_NAME_RULE, positive_seconds
+from mlboot._validate import (
+    COMPUTE_NAME,
+    COMPUTE_NAME_RULE,
+    check_int,
+    path_text,
+    positive_seconds,
+    probe,
+)
 from mlboot._workspace import Workspace
 from mlboot.exceptions import InvalidInputError
 
@@ -179,7 +186,12 @@ def _stringify_argument(position: int, value: object) -> str:
     if isinstance(value, str):
         text = str.__str__(value)
     elif isinstance(value, int):
-        text = int.__repr__(value)
+        try:
+            text = int.__repr__(value)
+        except ValueError:  # over Python's limit on the digits of an int turned into text
+            raise InvalidInputError(
+                field, "an int of over 4300 digits", "it is too long to pass as text", "pass a str"
+            ) from None
     elif isinstance(value, float):
         text = float.__repr__(value)
     elif isinstance(value, os.PathLike):
@@ -268,15 +280,7 @@ def _check_tags(tags: object) -> dict[str, str]:
 
 
 def _check_node_count(node_count: object) -> int:
-    if isinstance(node_count, bool) or not isinstance(node_count, int):
-        raise InvalidInputError(
-            "node_count", node_count, "it must be an int (not a bool)", "pass e.g. node_count=2"
-        )
-    if node_count < 1:
-        raise InvalidInputError(
-            "node_count", node_count, "it must be at least 1", "pass e.g. node_count=1"
-        )
-    return node_count
+    return check_int("node_count", node_count, minimum=1, fix="pass e.g. node_count=1")
 
 
 def _check_distribution(distribution: object, node_count: int) -> None:
@@ -309,6 +313,10 @@ def _check_environment(environment: object) -> None:
             "build one with mlboot.Environment.from_pip_requirements(...), "
             "from_conda_specification(...), from_docker_image(...) or from_registered(...)",
         )
+    if environment is not None:
+        # A value built directly, or changed after it was built, is checked here rather than
+        # failing later where the run is prepared.
+        validate_environment(environment)
 
 
 def max_run_duration_seconds(value: object) -> int | None:
@@ -327,17 +335,10 @@ def max_run_duration_seconds(value: object) -> int | None:
 def _check_script(source_directory: object, script: object) -> tuple[Path, str]:
     """The source folder (absolute, links kept) and the script's POSIX path inside it."""
     root = _check_source_directory(source_directory)
-    try:
-        raw = os.fspath(script)  # type: ignore[call-overload]  # checked at run time
-    except TypeError:
-        raw = None
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidInputError(
-            "script",
-            script,
-            "it must be a non-empty path (str or pathlib.Path)",
-            "pass the script's path relative to source_directory, e.g. 'train.py'",
-        )
+    fix = "pass the script's path relative to source_directory, e.g. 'train.py'"
+    raw = path_text("script", script, fix=fix)
+    if not raw.strip():
+        raise InvalidInputError("script", script, "it must be a non-empty path", fix)
     # normpath folds '..' the way the path reads; the link check below catches the rest.
     candidate = Path(os.path.normpath(root / raw))
     try:
@@ -350,8 +351,14 @@ def _check_script(source_directory: object, script: object) -> tuple[Path, str]:
             "pass a path relative to source_directory, or move the script into it (only "
             "source_directory is uploaded)",
         ) from None
-    real_root = root.resolve()
-    real_script = candidate.resolve()
+    try:
+        real_root = root.resolve()
+        real_script = candidate.resolve()
+        is_file, exists = candidate.is_file(), candidate.exists()
+    except OSError as exc:  # e.g. a path the system finds too long once joined to the folder
+        raise InvalidInputError(
+            "script", raw, f"the system refuses the path {candidate} ({exc.strerror or exc})", fix
+        ) from exc
     if not real_script.is_relative_to(real_root):
         raise InvalidInputError(
             "script",
@@ -360,8 +367,8 @@ def _check_script(source_directory: object, script: object) -> tuple[Path, str]:
             f"{real_script}",
             "copy the script into source_directory instead of linking to it",
         )
-    if not candidate.is_file():
-        what = "is not a file" if candidate.exists() else "does not exist"
+    if not is_file:
+        what = "is not a file" if exists else "does not exist"
         raise InvalidInputError(
             "script",
             raw,
@@ -404,20 +411,16 @@ def _script_hint(root: Path, raw: str) -> str:
 
 
 def _check_source_directory(source_directory: object) -> Path:
-    try:
-        raw = os.fspath(source_directory)  # type: ignore[call-overload]  # checked at run time
-    except TypeError:
-        raw = None
-    if not isinstance(raw, str) or not raw:
-        raise InvalidInputError(
-            "source_directory",
-            source_directory,
-            "it must be a non-empty path (str or pathlib.Path) to a folder",
-            "pass the folder that holds your training code, e.g. '.' or 'src'",
-        )
+    raw = path_text(
+        "source_directory",
+        source_directory,
+        what="path to a folder",
+        fix="pass the folder that holds your training code, e.g. '.' or 'src'",
+    )
     root = Path(os.path.abspath(raw))  # noqa: PTH100  (like azureml-core: links are kept)
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
+    exists, _, is_dir = probe(root)
+    if not is_dir:
+        what = "is not a folder" if exists else "does not exist"
         raise InvalidInputError(
             "source_directory",
             raw,

@@ -4,18 +4,53 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from mlboot._backend import Backend, WorkspaceRef
 from mlboot._config import WorkspaceConfig, load_config
 from mlboot._log import logger
+from mlboot.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
 
-__all__ = ["Workspace", "workspace_from_config"]
+__all__ = ["Workspace", "check_backend", "workspace_from_config"]
+
+# What a value needs to be used as a backend: the members of the Backend protocol.
+_BACKEND_MEMBERS = tuple(sorted(name for name in vars(Backend) if not name.startswith("_")))
+_BACKEND_NAMES = ("azureml", "local")
+_BACKEND_FIX = (
+    "pass 'local' or 'azureml', an mlboot.LocalBackend, an mlboot.testing.FakeBackend, or None "
+    "to use the config's mlboot_backend key (else MLBOOT_BACKEND, else Azure ML)"
+)
+
+
+def check_backend(field: str, backend: object) -> None:
+    """Refuse a value that lacks a member of the :class:`~mlboot.backend.Backend` protocol."""
+    missing = [name for name in _BACKEND_MEMBERS if not hasattr(backend, name)]
+    if isinstance(backend, str | bytes) or missing:
+        raise InvalidInputError(
+            field,
+            backend,
+            "it must be a backend (a value with every method of mlboot.backend.Backend)",
+            _BACKEND_FIX,
+        )
+
+
+def _check_text(field: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise InvalidInputError(
+            field,
+            value,
+            "it must be a non-empty str of printable characters"
+            + (", or None" if optional else ""),
+            "build the Workspace with mlboot.workspace_from_config(), or pass the names Azure ML "
+            "studio shows",
+        )
 
 
 @attrs.frozen
@@ -26,13 +61,17 @@ class Workspace:
     Reach the underlying ``azureml.core.Workspace`` with :meth:`to_azureml`.
     """
 
-    name: str
-    subscription_id: str
-    resource_group: str
-    location: str
-    cloud: str = "AzureCloud"
-    config_path: Path | None = attrs.field(default=None, eq=False)
-    backend: Backend = attrs.field(kw_only=True, eq=False, repr=False)
+    name: str = attrs.field(validator=lambda _, a, v: _check_text(a.name, v))
+    subscription_id: str = attrs.field(validator=lambda _, a, v: _check_text(a.name, v))
+    resource_group: str = attrs.field(validator=lambda _, a, v: _check_text(a.name, v))
+    location: str = attrs.field(validator=lambda _, a, v: _check_text(a.name, v))
+    cloud: str = attrs.field(default="AzureCloud", validator=lambda _, a, v: _check_text(a.name, v))
+    config_path: Path | None = attrs.field(
+        default=None, eq=False, validator=lambda _, a, v: _check_config_path(a.name, v)
+    )
+    backend: Backend = attrs.field(
+        kw_only=True, eq=False, repr=False, validator=lambda _, a, v: check_backend(a.name, v)
+    )
 
     @property
     def ref(self) -> WorkspaceRef:
@@ -49,15 +88,22 @@ class Workspace:
         return self.backend.azureml_workspace(self.ref)
 
 
+def _check_config_path(field: str, value: object) -> None:
+    if value is not None and not isinstance(value, Path):
+        raise InvalidInputError(
+            field, value, "it must be a pathlib.Path or None", "pass Path(...) or leave it out"
+        )
+
+
 def _default_backend() -> Backend:
     from mlboot._azureml import AzureMLBackend  # noqa: PLC0415  (keeps azureml out of import mlboot)
 
     return AzureMLBackend()
 
 
-def _configured_backend(config: WorkspaceConfig) -> Backend:
-    """The backend the configuration names: ``mlboot_backend`` in the file, else MLBOOT_BACKEND."""
-    if config.backend == "local":
+def _configured_backend(config: WorkspaceConfig, name: str | None = None) -> Backend:
+    """The backend ``name`` names, else ``mlboot_backend`` in the file, else MLBOOT_BACKEND."""
+    if (name or config.backend) == "local":
         from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
 
         return LocalBackend(default_root(config.source))
@@ -68,7 +114,7 @@ def workspace_from_config(
     path: str | os.PathLike[str] | None = None,
     *,
     auth: Credential | None = None,
-    backend: Backend | None = None,
+    backend: Backend | Literal["local", "azureml"] | None = None,
 ) -> Workspace:
     """Load the workspace named by ``config.json`` and check that it exists.
 
@@ -82,7 +128,9 @@ def workspace_from_config(
     CLI, then an interactive login only where a person can answer.
 
     ``backend`` replaces the azureml-core backend, e.g. with :class:`mlboot.testing.FakeBackend`
-    or :class:`mlboot.LocalBackend`.  Without it, the config file's ``mlboot_backend`` key, else
+    or :class:`mlboot.LocalBackend`; the strings ``"local"`` (a :class:`~mlboot.LocalBackend` as
+    below) and ``"azureml"`` choose by name, whatever the configuration says.  Without it, the
+    config file's ``mlboot_backend`` key, else
     the ``MLBOOT_BACKEND`` variable, may choose ``"local"``: a :class:`~mlboot.LocalBackend`
     whose folder is ``.mlboot/`` beside the config file (see :doc:`/howto/local`).
 
@@ -93,8 +141,19 @@ def workspace_from_config(
     :class:`~mlboot.exceptions.NetworkError` or another
     :class:`~mlboot.exceptions.ServiceError` at once.
     """
+    if isinstance(backend, str) and backend in _BACKEND_NAMES:
+        named: str | None = backend
+    elif backend is not None:
+        check_backend("backend", backend)
+        named = None
+    else:
+        named = None
     config = load_config(path)
-    chosen = backend if backend is not None else _configured_backend(config)
+    chosen = (
+        _configured_backend(config, named)
+        if backend is None or isinstance(backend, str)
+        else backend
+    )
     ref = WorkspaceRef(config.subscription_id, config.resource_group, config.workspace_name)
     info = chosen.get_workspace(
         ref, credential=auth, cloud=config.cloud, tenant_id=config.tenant_id

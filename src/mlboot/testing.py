@@ -33,9 +33,11 @@ from mlboot._backend import (
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._validate import check_int
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
+    InvalidInputError,
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
@@ -82,7 +84,9 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = start
+        if isinstance(start, bool) or not isinstance(start, int | float):
+            raise InvalidInputError("start", start, "it must be a number", "pass e.g. 0.0")
+        self._now = float(start)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 
@@ -150,6 +154,86 @@ class _Run:
     request: RunRequest | None = None
 
 
+_FAULT_KINDS = ("transient", "throttled", "network", "server", "not_found", "auth", "permission")
+_FAULT_FIX = f"pass one of {', '.join(_FAULT_KINDS)}, or an exception instance"
+
+
+_PROGRAM_FIX = "see the mlboot.testing.FakeBackend documentation for the values it takes"
+
+
+def _is_count(value: object) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _is_pairs(value: object) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(
+            isinstance(pair, tuple)
+            and len(pair) == len(("code", "message"))
+            and all(isinstance(part, str) for part in pair)
+            for pair in value
+        )
+    )
+
+
+def _is_map_of(value: object, kind: type | tuple[type, ...]) -> bool:
+    return value is None or (
+        isinstance(value, Mapping)
+        and all(isinstance(k, str) and isinstance(v, kind) for k, v in value.items())
+    )
+
+
+_PROGRAMMED: dict[str, Callable[[object], bool]] = {
+    "name": lambda v: isinstance(v, str) and bool(v),
+    "run_id": lambda v: isinstance(v, str) and bool(v),
+    "experiment": lambda v: isinstance(v, str) and bool(v),
+    "kind": lambda v: isinstance(v, str) and bool(v),
+    "provisioning_state": lambda v: isinstance(v, str) and bool(v),
+    "logs": lambda v: isinstance(v, str),
+    "vm_size": lambda v: v is None or isinstance(v, str),
+    "vm_priority": lambda v: v is None or isinstance(v, str),
+    "error": lambda v: v is None or isinstance(v, str),
+    "min_nodes": _is_count,
+    "max_nodes": _is_count,
+    "idle_seconds_before_scaledown": _is_count,
+    "seconds": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+    "outcome": lambda v: isinstance(v, str) and v in {"Succeeded", "Failed", "Canceled"},
+    "workspace": lambda v: v is None or isinstance(v, WorkspaceRef),
+    "statuses": lambda v: (
+        isinstance(v, Sequence)
+        and not isinstance(v, str)
+        and len(v) > 0
+        and all(isinstance(item, str) for item in v)
+    ),
+    "errors": _is_pairs,
+    "provisioning_errors": _is_pairs,
+    "metrics": lambda v: _is_map_of(v, Sequence),
+    "outputs": lambda v: _is_map_of(v, bytes),
+}
+
+
+def _check_programmed(**values: object) -> None:
+    """Check what a test programs into the fake, so a typo fails at once and says where."""
+    for field, value in values.items():
+        if not _PROGRAMMED[field](value):
+            raise InvalidInputError(
+                field, value, "the fake backend cannot be programmed with it", _PROGRAM_FIX
+            )
+
+
+def _check_operation(operation: object) -> None:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
+        raise InvalidInputError(
+            "operation",
+            operation,
+            "unknown operation: it must be one of the backend's operations: "
+            + ", ".join(sorted(OPERATIONS)),
+            "pass one of those names",
+        )
+
+
 def _fault(kind: FaultKind, operation: str) -> BaseException:
     what = f"fake fault injected into {operation}"
     faults: dict[str, BaseException] = {
@@ -175,6 +259,15 @@ class FakeBackend:
     """
 
     def __init__(self, *, clock: FakeClock | None = None, location: str = "westeurope") -> None:
+        if clock is not None and not isinstance(clock, FakeClock):
+            raise InvalidInputError(
+                "clock", clock, "it must be a FakeClock or None", "pass mlboot.testing.FakeClock()"
+            )
+        given: object = location  # checked at run time, whatever the annotation says
+        if not isinstance(given, str) or not given:
+            raise InvalidInputError(
+                "location", location, "it must be a non-empty str", "pass e.g. 'westeurope'"
+            )
         self._clock = clock if clock is not None else FakeClock()
         self.location = location
         self.calls: list[Call] = []
@@ -203,6 +296,7 @@ class FakeBackend:
 
     def mark_workspace_missing(self, name: str) -> None:
         """Make lookups of the workspace called ``name`` raise ``WorkspaceNotFoundError``."""
+        _check_programmed(name=name)
         self._missing_workspaces.add(name)
 
     def fail(self, operation: str, error: FaultKind | BaseException, *, times: int = 1) -> None:
@@ -210,19 +304,26 @@ class FakeBackend:
 
         ``error`` is a :data:`FaultKind` name or any exception instance.
         """
-        if operation not in OPERATIONS:
-            raise ValueError(
-                f"unknown operation {operation!r}; known: {', '.join(sorted(OPERATIONS))}"
+        _check_operation(operation)
+        check_int("times", times, minimum=1, fix="pass how many calls should fail, e.g. 1")
+        if isinstance(error, str) and error not in _FAULT_KINDS:
+            raise InvalidInputError(
+                "error", error, f"it must be one of {', '.join(_FAULT_KINDS)}", _FAULT_FIX
             )
-        if times < 1:
-            raise ValueError(f"times={times!r} must be at least 1")
+        if not isinstance(error, str | BaseException):
+            raise InvalidInputError(
+                "error", error, "it must be a fault name or an exception", _FAULT_FIX
+            )
         exc = _fault(error, operation) if isinstance(error, str) else error
         self._faults.setdefault(operation, []).append(_Fault(exc, times))
 
     def before(self, operation: str, hook: Callable[[Call], None]) -> None:
         """Run ``hook`` at the start of every call of ``operation`` (e.g. to simulate a race)."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}")
+        _check_operation(operation)
+        if not callable(hook):
+            raise InvalidInputError(
+                "hook", hook, "it must be callable", "pass a function of one Call"
+            )
         self._hooks.setdefault(operation, []).append(hook)
 
     def add_compute(
@@ -240,6 +341,18 @@ class FakeBackend:
         provisioning_errors: Sequence[tuple[str, str]] = (),
     ) -> ComputeInfo:
         """Put an existing compute target in place (in every workspace unless one is named)."""
+        _check_programmed(
+            name=name,
+            workspace=workspace,
+            kind=kind,
+            vm_size=vm_size,
+            vm_priority=vm_priority,
+            min_nodes=min_nodes,
+            max_nodes=max_nodes,
+            idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+            provisioning_state=provisioning_state,
+            provisioning_errors=provisioning_errors,
+        )
         info = ComputeInfo(
             name=name,
             kind=kind,
@@ -264,6 +377,7 @@ class FakeBackend:
         errors: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Say how creating the cluster ``name`` goes: how long (fake seconds) and how it ends."""
+        _check_programmed(name=name, seconds=seconds, outcome=outcome, errors=errors)
         self._provisioning[name] = _Provisioning(
             seconds, outcome, tuple(ServiceErrorDetail(c, m) for c, m in errors)
         )
@@ -281,8 +395,13 @@ class FakeBackend:
 
         The last status repeats.  ``outputs`` maps paths below ``outputs/`` to their bytes.
         """
-        if not statuses:
-            raise ValueError("statuses must name at least one status")
+        if isinstance(statuses, str) or not statuses:
+            raise InvalidInputError(
+                "statuses", statuses, "it must name at least one status", "pass e.g. ['Completed']"
+            )
+        _check_programmed(
+            statuses=statuses, logs=logs, metrics=metrics, outputs=outputs, error=error
+        )
         self._run_programs.append(
             _RunProgram(tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error)
         )
@@ -299,6 +418,15 @@ class FakeBackend:
         error: str | None = None,
     ) -> None:
         """Put a run in place that was submitted elsewhere (to test reattaching)."""
+        _check_programmed(
+            run_id=run_id,
+            experiment=experiment,
+            statuses=statuses,
+            logs=logs,
+            metrics=metrics,
+            outputs=outputs,
+            error=error,
+        )
         program = _RunProgram(
             tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error
         )

@@ -138,6 +138,27 @@ def _ignored_script(ctx: Context) -> object:
     return ctx.submit()
 
 
+def _outputs_is_a_file(ctx: Context) -> object:
+    (ctx.tmp / "dest").mkdir()
+    (ctx.tmp / "dest" / "outputs").write_text("", encoding="utf-8")
+    return ctx.run().download_outputs(ctx.tmp / "dest")
+
+
+def _long_name_on_local(ctx: Context) -> object:
+    local = attrs.evolve(ctx.workspace, backend=mlboot.LocalBackend(ctx.tmp / "local"))
+    return mlboot.get_or_create_compute_target(
+        local, "a" * 253, vm_size="Standard_DS3_v2", max_nodes=1
+    )
+
+
+def _environment_changed_after_building(ctx: Context) -> object:
+    requirements = ctx.tmp / "requirements.txt"
+    requirements.write_text("attrs\n", encoding="utf-8")
+    environment = mlboot.Environment.from_pip_requirements(requirements)
+    object.__setattr__(environment, "variables", {"A": 1})
+    return ctx.submit(environment=environment)
+
+
 def _existing_file_destination(ctx: Context) -> object:
     target = ctx.tmp / "a-file"
     target.write_text("", encoding="utf-8")
@@ -239,6 +260,25 @@ REGISTRY: list[BadInput] = [
         "nested.json",
     ),
     BadInput("config-path-int", lambda c: c.load(123), InvalidInputError, "path"),
+    BadInput("config-path-nul", lambda c: c.load("conf\x00ig.json"), InvalidInputError, "path"),
+    BadInput(
+        "config-backend-unknown-name",
+        lambda c: mlboot.workspace_from_config(c.keys(), backend="k8s"),  # type: ignore[arg-type]
+        InvalidInputError,
+        "backend",
+    ),
+    BadInput(
+        "local-backend-root-nul",
+        lambda _: mlboot.LocalBackend("a\x00b"),
+        InvalidInputError,
+        "root",
+    ),
+    BadInput(
+        "local-backend-root-int",
+        lambda _: mlboot.LocalBackend(123),  # type: ignore[arg-type]
+        InvalidInputError,
+        "root",
+    ),
     BadInput("config-path-bytes", lambda c: c.load(b"config.json"), InvalidInputError, "path"),
     BadInput(
         "config-directory-instead-of-file",
@@ -366,6 +406,19 @@ REGISTRY: list[BadInput] = [
         "name",
     ),
     BadInput(
+        "compute-name-longer-than-any-rule-on-local",
+        _long_name_on_local,
+        InvalidInputError,
+        "name",
+    ),
+    BadInput(
+        "compute-show-output-str",
+        lambda c: c.cluster(show_output="yes"),
+        InvalidInputError,
+        "show_output",
+    ),
+    BadInput("compute-wait-int", lambda c: c.cluster(wait=1), InvalidInputError, "wait"),
+    BadInput(
         "compute-new-name-reserved",
         lambda c: c.cluster("local"),
         InvalidInputError,
@@ -476,6 +529,24 @@ REGISTRY: list[BadInput] = [
     ),
     BadInput("submit-script-ignored", _ignored_script, InvalidInputError, "script"),
     BadInput(
+        "submit-script-nul",
+        lambda c: c.submit(script="tr\x00ain.py"),
+        InvalidInputError,
+        "script",
+    ),
+    BadInput(
+        "submit-source-nul",
+        lambda c: c.submit(source_directory="s\x00rc"),
+        InvalidInputError,
+        "source_directory",
+    ),
+    BadInput(
+        "submit-environment-changed-after-building",
+        _environment_changed_after_building,
+        InvalidInputError,
+        "variables['A']",
+    ),
+    BadInput(
         "submit-source-is-file",
         lambda c: c.submit(source_directory=c.source / "train.py"),
         InvalidInputError,
@@ -520,6 +591,24 @@ REGISTRY: list[BadInput] = [
     ),
     BadInput(
         "download-destination-is-file", _existing_file_destination, InvalidInputError, "destination"
+    ),
+    BadInput(
+        "download-destination-outputs-is-file",
+        _outputs_is_a_file,
+        InvalidInputError,
+        "destination",
+    ),
+    BadInput(
+        "download-destination-nul",
+        lambda c: c.run().download_outputs("a\x00b"),
+        InvalidInputError,
+        "destination",
+    ),
+    BadInput(
+        "wait-show-output-str",
+        lambda c: c.run().wait(show_output="yes"),  # type: ignore[arg-type]
+        InvalidInputError,
+        "show_output",
     ),
     BadInput(
         "download-destination-empty",
@@ -599,7 +688,7 @@ CLI_CASES = [
         "cli-missing-config",
         ["runs", "show", "run-1", "--config", "{tmp}/none"],
         ExitCode.BAD_INPUT,
-        "no workspace config file found",
+        "none does not exist",
         id="cli-missing-config",
     ),
     pytest.param(
