@@ -95,7 +95,7 @@ def test_a_secret_has_no_dict_for_vars_and_cannot_be_changed() -> None:
         with pytest.raises(TypeError):
             vars(holder)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        secret._value = "other"  # type: ignore[misc]
+        secret._value = "other"
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         del secret._value
     assert secret.reveal() == VALUE
