@@ -7,11 +7,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeAlias
+from typing import NoReturn, SupportsIndex, TypeAlias, final
 
 import attrs
 
-from mlboot.exceptions import AuthenticationError, ConfigError, InvalidInputError
+from mlboot.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    InvalidInputError,
+    SecretExposureError,
+)
 
 __all__ = [
     "AuthMethod",
@@ -23,6 +28,10 @@ __all__ = [
     "ServicePrincipalAuth",
     "resolve_default_auth",
 ]
+
+
+_MASK = "********"
+"""What a displayed secret reads as."""
 
 
 def _check_text(field: str, value: object, *, optional: bool = False) -> None:
@@ -47,27 +56,157 @@ def _optional_text(
     _check_text(attribute.name, value, optional=True)
 
 
-@attrs.frozen(repr=False)
-class Secret:
-    """A string that never shows itself in ``repr``, ``str``, logs or messages.
+# Words of an environment variable's name (split at "_") that say its value is a secret; a word
+# counts when it is one of these or ends with one ("PGPASSWORD", "APIKEY", "OAUTH").
+_SECRET_WORDS = (
+    "TOKEN",
+    "SECRET",
+    "SECRETS",
+    "PASSWORD",
+    "PASSWD",
+    "PASS",
+    "PASSPHRASE",
+    "KEY",
+    "KEYS",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "AUTH",
+    "SAS",
+)
+_SECRET_PHRASES = ("CONNECTION_STRING", "CONNECTIONSTRING")
 
-    Call :meth:`reveal` at the single place the real value is needed.
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name says that its value is a secret.
+
+    Case-insensitive.  The name is split at ``_`` into words; it looks secret when a word is, or
+    ends with, TOKEN, SECRET(S), PASSWORD, PASSWD, PASS, PASSPHRASE, KEY(S), CREDENTIAL(S),
+    AUTH or SAS, or when it contains CONNECTION_STRING.  So ``HF_TOKEN``, ``WANDB_API_KEY``,
+    ``AWS_SECRET_ACCESS_KEY``, ``PGPASSWORD``, ``AZURE_STORAGE_CONNECTION_STRING`` and
+    ``SAS_URL`` do; ``TOKENIZERS_PARALLELISM``, ``KEYBOARD`` and ``AZURE_AUTHORITY_HOST`` do not.
+    """
+    upper = name.upper()
+    if any(phrase in upper for phrase in _SECRET_PHRASES):
+        return True
+    return any(word.endswith(_SECRET_WORDS) for word in upper.split("_"))
+
+
+class Undisclosed:
+    """Stands in for a value an error message must not show; its ``repr`` describes it."""
+
+    __slots__ = ("_description",)
+
+    def __init__(self, value: object) -> None:
+        self._description = f"<{type(value).__name__}, not shown>"
+
+    def __repr__(self) -> str:
+        return self._description
+
+
+@final
+class Secret:
+    """A string that never shows itself: not in ``repr``, ``str``, f-strings, logs or messages.
+
+    Call :meth:`reveal` at the single place the real value is needed.  The generic ways of
+    looking into an object never reach the value either: a ``Secret`` is not an attrs class, so
+    ``attrs.asdict`` of an object holding one keeps it as it is (masked); it has no
+    ``__dict__`` for ``vars()``; ``json.dumps`` refuses it like any unknown type (with
+    ``default=str``, it is masked); ``copy.copy`` and ``copy.deepcopy`` give the same object
+    back (it is immutable).  Pickling one, or anything holding one, raises
+    :class:`~mlboot.exceptions.SecretExposureError` (a ``TypeError``): a pickle is a file, and
+    files are where secrets leak from.  Two secrets are equal when their values are (compared
+    in constant time).
+
+    >>> from mlboot import Secret
+    >>> token = Secret("hf_not-a-real-token")
+    >>> token, f"{token}"
+    (Secret('********'), "Secret('********')")
+    >>> token.reveal()
+    'hf_not-a-real-token'
     """
 
-    _value: str = attrs.field(alias="value", validator=_text)
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise InvalidInputError(
+                "value",
+                Undisclosed(value),
+                "a Secret holds a str",
+                "pass the secret as a str, e.g. mlboot.Secret(os.environ['HF_TOKEN'])",
+            )
+        _check_text("value", value)  # never shows the value (NUL characters, empty)
+        object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:
         """The secret value itself."""
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('********')"
+        return f"Secret({_MASK!r})"
 
     __str__ = __repr__
 
+    def __format__(self, format_spec: str) -> str:
+        return format(repr(self), format_spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        import hmac  # noqa: PLC0415  (it imports hashlib, which import mlboot must not)
+
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __delattr__(self, name: str) -> None:
+        raise attrs.exceptions.FrozenInstanceError
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        raise SecretExposureError(
+            "a Secret cannot be pickled: the pickle would hold its value. Fix: pass the value to "
+            "the other process through its environment, or pickle the object without the "
+            "secret and build the Secret again where it is needed."
+        )
+
+    def __reduce__(self) -> NoReturn:
+        self.__reduce_ex__(0)
+
+    def __getstate__(self) -> NoReturn:
+        self.__reduce_ex__(0)
+
+
+def revealed(values: Mapping[str, str | Secret]) -> dict[str, str]:
+    """``values`` with every :class:`Secret` replaced by its value: for the script's process."""
+    return {
+        name: value.reveal() if isinstance(value, Secret) else value
+        for name, value in values.items()
+    }
+
 
 def _to_secret(value: str | Secret) -> Secret:
-    return value if isinstance(value, Secret) else Secret(value)
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            "client_secret",
+            Undisclosed(value),
+            "it must be a str or an mlboot.Secret",
+            "pass the app registration's client secret, e.g. os.environ['AZURE_CLIENT_SECRET']",
+        )
+    _check_text("client_secret", value)
+    return Secret(value)
 
 
 @attrs.frozen
@@ -108,7 +247,9 @@ _MSI_ENDPOINT_VARIABLES = ("MSI_ENDPOINT", "IDENTITY_ENDPOINT")
 class ServicePrincipalAuth:
     """A service principal (an app registration) and its client secret.
 
-    The secret is held as a :class:`Secret`: it never appears in ``repr`` or messages.
+    The secret is held as a :class:`Secret` (a ``str`` is wrapped in one): it never appears in
+    ``repr``, messages or ``attrs.asdict``, and pickling the object raises
+    :class:`~mlboot.exceptions.SecretExposureError`.
     """
 
     tenant_id: str = attrs.field(validator=_text)

@@ -28,6 +28,7 @@ from mlboot._auth import (
     ServicePrincipalAuth,
     person_can_answer,
     resolve_default_auth,
+    revealed,
 )
 from mlboot._backend import (
     ComputeInfo,
@@ -598,7 +599,8 @@ def _run_script_run_config(
     config.run_config.node_count = request.node_count
     if request.environment is not None and request.environment.variables:
         # The run configuration's variables; Environment.environment_variables is deprecated.
-        config.run_config.environment_variables = dict(request.environment.variables)
+        # Secrets are revealed here, the one place the run needs their values.
+        config.run_config.environment_variables = revealed(request.environment.variables)
     return config
 
 

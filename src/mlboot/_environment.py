@@ -22,6 +22,7 @@ from typing import Literal, TypeAlias
 
 import attrs
 
+from mlboot._auth import Secret, Undisclosed, looks_secret
 from mlboot._validate import path_text, probe
 from mlboot.exceptions import InvalidInputError
 
@@ -105,7 +106,10 @@ class Environment:
     ``"registered"``).  ``python_version`` is the Python the run gets, or ``None`` where the
     image or the registered environment decides.  ``pip_packages`` and ``conda_packages`` are
     the requirements read from the files, as written there.  ``variables`` are environment
-    variables set for the run.
+    variables set for the run, each a ``str`` or a :class:`~mlboot.Secret`.  A value given as a
+    ``str`` under a name that looks like a secret's (``HF_TOKEN``, ``WANDB_API_KEY``...: the
+    rule is in :doc:`/howto/environments`) is held as a :class:`~mlboot.Secret` too, so it never
+    shows in ``repr``, messages or ``attrs.asdict``; the script gets every value unchanged.
     """
 
     kind: EnvironmentKind = attrs.field(validator=lambda _, __, v: _check_kind(v))
@@ -129,7 +133,7 @@ class Environment:
     conda_packages: tuple[str, ...] = attrs.field(
         default=(), validator=lambda _, a, v: _check_packages(a.name, v)
     )
-    variables: Mapping[str, str] = attrs.field(
+    variables: Mapping[str, str | Secret] = attrs.field(
         factory=dict, hash=False, validator=lambda env, _, v: _check_shape(env, v)
     )
 
@@ -140,7 +144,7 @@ class Environment:
         *,
         python_version: str | None = None,
         name: str = DEFAULT_ENVIRONMENT_NAME,
-        variables: Mapping[str, str] | None = None,
+        variables: Mapping[str, str | Secret] | None = None,
     ) -> Environment:
         """An environment that pip-installs the requirements file ``path``.
 
@@ -169,7 +173,7 @@ class Environment:
         *,
         python_version: str | None = None,
         name: str = DEFAULT_ENVIRONMENT_NAME,
-        variables: Mapping[str, str] | None = None,
+        variables: Mapping[str, str | Secret] | None = None,
     ) -> Environment:
         """An environment built from the conda environment file ``path`` (``environment.yml``).
 
@@ -200,7 +204,7 @@ class Environment:
         pip_requirements: str | os.PathLike[str] | None = None,
         python_version: str | None = None,
         name: str = DEFAULT_ENVIRONMENT_NAME,
-        variables: Mapping[str, str] | None = None,
+        variables: Mapping[str, str | Secret] | None = None,
     ) -> Environment:
         """An environment based on the Docker image ``image`` (``registry/path:tag``).
 
@@ -256,7 +260,7 @@ class Environment:
         name: str,
         version: str | int | None = None,
         *,
-        variables: Mapping[str, str] | None = None,
+        variables: Mapping[str, str | Secret] | None = None,
     ) -> Environment:
         """An environment registered in the workspace, or a curated one (``AzureML-...``).
 
@@ -435,17 +439,19 @@ def _python_version_with_pin(value: str | None, pinned: str | None, file: Path) 
     return checked
 
 
-def _check_variables(variables: object) -> dict[str, str]:
+def _check_variables(variables: object) -> dict[str, str | Secret]:
+    # A str under a name that looks like a secret's is held as a Secret; no message shows the
+    # value of a Secret or of such a name.
     if variables is None:
         return {}
     if not isinstance(variables, Mapping):
         raise InvalidInputError(
             "variables",
-            variables,
-            "it must be a mapping of names to values",
+            Undisclosed(variables),
+            "it must be a mapping of names to values (not shown: it may hold secrets)",
             "pass a dict, e.g. {'TOKENIZERS_PARALLELISM': 'false'}",
         )
-    checked: dict[str, str] = {}
+    checked: dict[str, str | Secret] = {}
     for key, value in variables.items():
         if not isinstance(key, str) or not _VARIABLE_NAME.fullmatch(key):
             raise InvalidInputError(
@@ -455,14 +461,24 @@ def _check_variables(variables: object) -> dict[str, str]:
                 "starting with a digit",
                 "rename the variable, e.g. 'MY_SETTING'",
             )
-        if not isinstance(value, str) or "\x00" in value:
+        hidden = (
+            " (not shown: it is a Secret)"
+            if isinstance(value, Secret)
+            else " (not shown: its name looks like a secret's)"
+            if looks_secret(key)
+            else ""
+        )
+        text = value.reveal() if isinstance(value, Secret) else value
+        if not isinstance(text, str) or "\x00" in text:
             raise InvalidInputError(
                 f"variables[{key!r}]",
-                value,
-                "an environment variable's value must be a str without NUL characters",
-                f"pass str(value), e.g. {{{key!r}: '1'}}",
+                value if isinstance(value, Secret) or not hidden else Undisclosed(value),
+                "an environment variable's value must be a str or an mlboot.Secret, without NUL "
+                "characters" + hidden,
+                f"pass str(value), e.g. {{{key!r}: '1'}}, or mlboot.Secret(value) for a secret",
             )
-        checked[key] = value
+        wrap = hidden and not isinstance(value, Secret) and text  # an empty value hides nothing
+        checked[key] = Secret(text) if wrap else value
     return checked
 
 

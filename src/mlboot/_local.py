@@ -582,9 +582,12 @@ def _copy_snapshot(root: Path, files: Iterable[str], destination: Path) -> None:
 def _script_environment(
     ref: WorkspaceRef, request: RunRequest, folder: RunFolder
 ) -> dict[str, object]:
+    from mlboot._auth import revealed  # noqa: PLC0415  (only paid for on submit)
+
     variables: dict[str, str] = {"PYTHONUNBUFFERED": "1"}
     if request.environment is not None:
-        variables.update(request.environment.variables)
+        # Secrets reach the script through the supervisor's environment, never through a file.
+        variables.update(revealed(request.environment.variables))
     # The variables azureml-core's Run.get_context() reads (azureml/_run_impl/constants.py),
     # minus the service endpoint and token: azureml-core then falls back to an offline run.
     variables.update(

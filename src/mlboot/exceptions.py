@@ -26,6 +26,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RunFailedError",
+    "SecretExposureError",
     "ServiceError",
     "SnapshotTooLargeError",
     "ThrottledError",
@@ -199,6 +200,15 @@ class RunFailedError(MlbootError, RuntimeError):
         self.error = error
         self.log_tail = tuple(log_tail)
         super().__init__(message)
+
+
+class SecretExposureError(MlbootError, TypeError):
+    """An operation would write a :class:`mlboot.Secret`'s value out: pickling it, or anything
+    holding it (a :class:`mlboot.ServicePrincipalAuth`, an :class:`mlboot.Environment`).
+
+    A ``TypeError``, as Python's own "cannot pickle" errors are.  The message never contains
+    the value.
+    """
 
 
 class WaitTimeoutError(MlbootError, TimeoutError):
