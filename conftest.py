@@ -10,6 +10,8 @@ import pytest
 from sybil import Sybil
 from sybil.parsers import myst, rest
 
+from mlboot.testing import FakeBackend
+
 _VARIABLE_PREFIXES = ("MLBOOT_", "AZURE_", "AZUREML_", "MSI_", "IDENTITY_")
 
 
@@ -38,6 +40,21 @@ def in_tmp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.chdir(previous)
 
 
+@pytest.fixture(scope="module")
+def offline_fake() -> Iterator[FakeBackend]:
+    """A document's fake Azure ML: ``workspace_from_config()`` without ``backend=`` uses it.
+
+    So each how-to can start with the plain launcher a reader copies, and still run here, with
+    no Azure account.  A config file that chooses the local backend keeps it.
+    """
+    from mlboot import _workspace  # noqa: PLC0415  (the seam the pytest plugin's mlboot_offline uses)
+
+    fake = FakeBackend()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_workspace, "_default_backend", lambda: fake)
+        yield fake
+
+
 _markdown = Sybil(
     parsers=[
         myst.PythonCodeBlockParser(),
@@ -46,7 +63,7 @@ _markdown = Sybil(
     ],
     patterns=["*.md"],
     path="docs",
-    fixtures=["in_tmp_folder"],
+    fixtures=["in_tmp_folder", "offline_fake"],
     excludes=["_build/*"],
 )
 _docstrings = Sybil(

@@ -1,19 +1,91 @@
-"""Developer tasks: `nox` runs the default sessions; `nox -l` lists them all."""
+"""Developer tasks: `nox` runs the default sessions; `nox -l` lists them all.
+
+Which Pythons the sessions run on (see `session_pythons`):
+
+- on a developer's machine, every supported version (3.10 to 3.13, from the pyproject
+  classifiers) that is installed, as ``python3.X`` on the PATH or as the Python running nox;
+  the sessions that need one Python (``integration``, ``pyright``, ``docs``, ``bench``) take the
+  newest of those, ``lint`` the oldest.  One Python is enough for ``nox`` to pass.
+- on CI (the ``CI`` environment variable set, as ``.ci/run`` has it), every supported version,
+  found or not: a missing one fails its sessions with "interpreter not found".
+
+nox never downloads a Python (``download_python = "never"``): what runs is what is installed.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import nox
 
-nox.needs_version = ">=2024.10.9"
+nox.needs_version = ">=2025.10.14"  # the first with nox.options.download_python
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["lint", "typecheck", "pyright", "tests", "integration", "docs"]
 nox.options.error_on_missing_interpreters = True
+nox.options.download_python = "never"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-PYTHONS = nox.project.python_versions(PYPROJECT)  # every version the classifiers promise
 ROOT = Path(__file__).parent
+
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def is_ci(environ: Mapping[str, str]) -> bool:
+    """``CI`` set to anything but an empty or false-looking value, as CI services set it."""
+    return environ.get("CI", "").strip().lower() not in _FALSE
+
+
+def python_runs(version: str) -> bool:
+    """Whether ``python<version>`` on the PATH starts and is that version.
+
+    A pyenv shim for a version that is installed but not selected exists on the PATH and fails
+    when run, so finding the file is not enough.
+    """
+    executable = shutil.which(f"python{version}")
+    if executable is None:
+        return False
+    try:
+        answer = subprocess.run(  # noqa: S603  (an interpreter found on the PATH, fixed code)
+            [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return answer.returncode == 0 and answer.stdout.strip() == version
+
+
+def session_pythons(
+    supported: Iterable[str],
+    *,
+    ci: bool,
+    current: str = f"{sys.version_info.major}.{sys.version_info.minor}",
+    runs: Callable[[str], bool] = python_runs,
+) -> list[str]:
+    """The Python versions the version sessions run on, oldest first.
+
+    On CI: every supported version, so that a missing interpreter fails the run.  Elsewhere: the
+    supported versions that are installed (``runs``), always counting the Python running nox
+    (``current``).  When none of them is installed, every supported version, so that nox says
+    which interpreters it did not find instead of running nothing.
+    """
+    versions = list(supported)
+    if ci:
+        return versions
+    found = [v for v in versions if v == current or runs(v)]
+    return found or versions
+
+
+SUPPORTED = nox.project.python_versions(PYPROJECT)  # every version the classifiers promise
+PYTHONS = session_pythons(SUPPORTED, ci=is_ci(os.environ))
+NEWEST, OLDEST = PYTHONS[-1], PYTHONS[0]
 
 
 def _install(session: nox.Session, *groups: str) -> None:
@@ -28,14 +100,14 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "--ignore=tests/integration", "-p", "no:cacheprovider", *session.posargs)
 
 
-@nox.session(python=PYTHONS[-1])
+@nox.session(python=NEWEST)
 def integration(session: nox.Session) -> None:
     """The real SDK end to end against the Azure ML emulator on 127.0.0.1."""
     _install(session, "tests", "integration")
     session.run("pytest", "tests/integration", "-p", "no:cacheprovider", *session.posargs)
 
 
-@nox.session(python=PYTHONS[0])
+@nox.session(python=OLDEST)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over everything."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
@@ -50,7 +122,7 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src", "tests/typing", f"--python-version={session.python}")
 
 
-@nox.session(python=PYTHONS[-1])
+@nox.session(python=NEWEST)
 def pyright(session: nox.Session) -> None:
     """pyright on the typing test file: the public API as a second checker sees it."""
     _install(session, "typecheck", "tests")
@@ -58,15 +130,21 @@ def pyright(session: nox.Session) -> None:
     session.run("pyright", "tests/typing")
 
 
-@nox.session(python=PYTHONS[-1])
+@nox.session(python=NEWEST)
 def docs(session: nox.Session) -> None:
-    """Build the documentation with Sphinx; every warning is an error."""
+    """Build the documentation (every warning an error), then check it in a real browser.
+
+    The browser check (docs/check_rendering.py) needs Chromium: on CI it must be there
+    (``.ci/run`` installs it); elsewhere it is skipped, saying so, when it is not.
+    """
     _install(session, "docs")
     out = ROOT / "docs" / "_build"
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", str(out / "html"))
+    browser = ["--require-browser"] if is_ci(os.environ) else []
+    session.run("python", "docs/check_rendering.py", str(out / "html"), *browser, *session.posargs)
 
 
-@nox.session(python=PYTHONS[-1])
+@nox.session(python=NEWEST)
 def bench(session: nox.Session) -> None:
     """Benchmarks: mlboot against the raw SDK, side by side, as ratios (not run by default)."""
     _install(session, "tests", "integration")

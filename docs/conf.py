@@ -23,6 +23,9 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = "mlboot"
+# Code blocks wrap long lines (see _static/mlboot.css).
+html_static_path = ["_static"]
+html_css_files = ["mlboot.css"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

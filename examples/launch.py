@@ -12,6 +12,7 @@ log in with ``az login``, and the same script runs the same job on Azure ML.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def main() -> int:
     downloaded = run.download_outputs(HERE / ".mlboot" / "downloads" / run.id)
     for path in downloaded:
         print(f"Output:   {path}")
-    print(f"Again:    python -m mlboot runs show {run.id} --config {HERE / 'config.json'}")
+    # The interpreter that ran this script has mlboot, wherever it is: the command works as printed.
+    again = [sys.executable, "-m", "mlboot", "runs", "show", run.id]
+    print(f"Again:    {shlex.join([*again, '--config', str(HERE / 'config.json')])}")
     return 0 if status is mlboot.RunStatus.COMPLETED else 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -902,6 +903,21 @@ def test_the_example_runs_the_whole_workflow_offline_in_its_own_folder(tmp_path:
     created = set(tmp_path.rglob("*")) - before - {elsewhere}
     assert created
     assert all(p.is_relative_to(copy / ".mlboot") for p in created)
+
+    # The command it prints last works as printed, from anywhere, with no venv on the PATH.
+    (again,) = [line for line in out.splitlines() if line.startswith("Again:    ")]
+    shown = subprocess.run(  # noqa: S603  (the command the example printed)
+        shlex.split(again.removeprefix("Again:    ")),
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**_child_env(), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert run_id in shown.stdout
+    assert "Completed" in shown.stdout
 
 
 def test_outputs_and_logs_exist_in_the_working_folder_before_the_script_starts(
