@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -328,6 +329,44 @@ def test_a_wait_returns_when_the_run_ends_not_at_its_next_poll(
     assert "quick" in run.logs()
     waiters = workspace.backend.run_folder(run.id) / "waiters"
     assert not waiters.exists() or not list(waiters.iterdir())
+
+
+def test_show_output_shows_a_line_while_the_script_still_runs(
+    workspace: Workspace,
+    pool: mlboot.ComputeTarget,
+    project: Path,
+    gate: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The script prints, then holds until the gate exists; only the wait's output opens it,
+    # so the run can complete only if the line was shown before the script ended.
+    script = "print('ready', flush=False)\n" + WAIT_FOR_GATE.replace(
+        'print("released")', "sys.exit(0 if gate.exists() else 3)"
+    )
+    write_project(project, {"train.py": script})
+
+    class OpensTheGate(io.StringIO):
+        def write(self, text: str) -> int:
+            if "ready" in text:
+                gate.touch()
+            return super().write(text)
+
+    shown = OpensTheGate()
+    monkeypatch.setattr(sys, "stdout", shown)
+    run = submit_script(
+        workspace,
+        "train.py",
+        compute=pool,
+        experiment="streamed",
+        source_directory=project,
+        arguments=[str(gate)],
+    )
+
+    assert run.wait(timeout=DEADLINE, show_output=True, poll_interval=DEADLINE - 5) is (
+        RunStatus.COMPLETED
+    )
+    out = shown.getvalue()
+    assert out.index("ready") < out.index(f"Run {run.id} ended Completed")
 
 
 def test_the_same_training_script_runs_unchanged_outside_any_run(project: Path) -> None:

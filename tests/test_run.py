@@ -496,6 +496,23 @@ def test_show_output_prints_each_piece_of_the_log_once(
     assert "Running" in out
 
 
+def test_show_output_reads_the_log_as_often_as_the_sdk_between_slow_status_reads(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = GrowingLogBackend([f"line {n}\n" for n in range(40)])
+    run = start(fake, make_workspace(fake), project, statuses=["Running", "Completed"])
+
+    run.wait(show_output=True, poll_interval=60.0)
+
+    # One 60 s pause between the two status reads, the log read every 2 s within it, as
+    # azureml-core's wait_for_completion(show_output=True) does for the first half minute.
+    assert len(fake.calls_to("get_run_status")) == 2
+    assert fake.clock.sleeps[:13] == [2.0] * 13
+    assert sum(fake.clock.sleeps) == pytest.approx(60.0)
+    assert fake.reads >= 20
+    assert "line 20" in capsys.readouterr().out
+
+
 def test_status_lines_never_join_a_partial_log_line(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import os
 import sys
 from pathlib import Path
@@ -42,6 +43,17 @@ LOG_TAIL_LINES = 50
 _MAX_POLL_SECONDS = 60.0
 _UNKNOWN_STATUSES_SEEN: set[str] = set()
 _POLL_GROWTH = 1.5
+_LOCAL_FOLLOW_SECONDS = 0.25
+"""How often ``wait(show_output=True)`` reads a local run's log between two status reads."""
+
+
+def _sdk_follow_seconds(elapsed: float) -> float:
+    """azureml-core's pause between two log reads of ``wait_for_completion(show_output=True)``.
+
+    ``Run._wait_before_polling`` in azureml/core/run.py: 2 s for the first half minute, then a
+    sigmoid up to 60 s at about three minutes.
+    """
+    return max(2.0, 60.0 / (1.0 + 100.0 * math.exp(-elapsed / 20.0)))
 
 
 class RunStatus(str, enum.Enum):
@@ -284,11 +296,49 @@ class Run:
                     f"run.cancel() to stop it; follow it at {self.portal_url or 'Azure ML studio'}."
                 )
             seconds = pause if limit is None else min(pause, limit - elapsed)
-            if waiter is not None:
-                waiter.pause_until_status_changes(ref, self.id, text, seconds)
+            if stream is None:
+                self._pause(waiter, text, seconds)
             else:
-                clock.sleep(seconds)
+                self._pause_following(waiter, text, seconds, stream, started)
             pause = min(pause * _POLL_GROWTH, longest_pause)
+
+    def _pause(self, waiter: StatusChangeWaiter | None, text: str, seconds: float) -> None:
+        if waiter is not None:
+            waiter.pause_until_status_changes(self.workspace.ref, self.id, text, seconds)
+        else:
+            self.workspace.backend.clock.sleep(seconds)
+
+    def _pause_following(
+        self,
+        waiter: StatusChangeWaiter | None,
+        text: str,
+        seconds: float,
+        stream: _LogStream,
+        started: float,
+    ) -> None:
+        """Pause ``seconds`` before the next status read, following the log meanwhile.
+
+        The log is read every :data:`_LOCAL_FOLLOW_SECONDS` on a backend that can wake a pause
+        (the local one), else on azureml-core's own streaming schedule, so the status back-off
+        never delays the output.  A waiter's pause that ends early means the status changed:
+        the pause ends there, for the status read to see it.
+        """
+        clock = self.workspace.backend.clock
+        end = clock.monotonic() + seconds
+        while True:
+            now = clock.monotonic()
+            left = end - now
+            if left <= 0:
+                return
+            every = (
+                _LOCAL_FOLLOW_SECONDS if waiter is not None else _sdk_follow_seconds(now - started)
+            )
+            tick = min(left, every)
+            self._pause(waiter, text, tick)
+            after = clock.monotonic()
+            if after >= end or (waiter is not None and after - now < tick):
+                return  # the status read comes next, and follows the log itself
+            stream.follow(final=False)
 
     def _finished(self, status: RunStatus, stream: _LogStream | None) -> RunStatus:
         if status is RunStatus.FAILED:
