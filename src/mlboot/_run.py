@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 
 from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import positive_seconds
@@ -352,7 +353,8 @@ class Run:
         created if needed, and existing files of the same names are overwritten.
         """
         folder = _check_destination(destination)
-        folder.mkdir(parents=True, exist_ok=True)
+        with translated("creating the folder to download the outputs into", near=folder):
+            folder.mkdir(parents=True, exist_ok=True)
         return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
 
     def to_azureml(self) -> object:
