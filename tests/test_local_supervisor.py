@@ -90,7 +90,9 @@ def test_the_supervisor_loads_without_the_rest_of_mlboot() -> None:
         timeout=DEADLINE,
     )
     mlboot_modules, heavy, init_ran = result.stdout.splitlines()
-    assert mlboot_modules == "['mlboot', 'mlboot._local_supervisor', 'mlboot.exceptions']"
+    assert mlboot_modules == (
+        "['mlboot', 'mlboot._local_supervisor', 'mlboot._localio', 'mlboot.exceptions']"
+    )
     assert heavy == "[]"
     assert init_ran == "False"  # mlboot/__init__.py was never executed
     assert supervisor.BOOTSTRAP.endswith(

@@ -25,6 +25,7 @@ from mlboot._compute import ComputeTarget, get_or_create_compute_target
 from mlboot._config import load_config
 from mlboot._environment import Environment
 from mlboot._local import LocalBackend, default_root
+from mlboot._localio import storage_error
 from mlboot._log import logger
 from mlboot._run import Run, RunStatus, get_run
 from mlboot._submit import submit_script
@@ -656,6 +657,9 @@ def _run(options: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
     except Exception as error:  # noqa: BLE001  (one line, never a traceback)
+        if isinstance(error, OSError) and not isinstance(error, MlbootError):
+            # A file the system refused (stdout redirected to a full disk...): not a bug.
+            error = storage_error(error, f"mlboot {options.command}")
         return _report(error, options)
 
 

@@ -40,6 +40,8 @@ runs take slots strictly in submission order: only the oldest living entry of th
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
@@ -50,7 +52,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlboot._backend import (
     ComputeInfo,
@@ -76,11 +78,18 @@ from mlboot._local_supervisor import (
     wait_for_change,
     write_json,
 )
+from mlboot._localio import storage_error, translated
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
 from mlboot._validate import path_text
 from mlboot._warnings import warn
-from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, ServiceError
+from mlboot.exceptions import (
+    ConflictError,
+    InvalidInputError,
+    LocalStorageError,
+    NotFoundError,
+    ServiceError,
+)
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
@@ -131,6 +140,28 @@ def default_root(config_source: Path | None) -> Path:
     if folder.name in {".azureml", "aml_config"}:
         folder = folder.parent
     return folder / ".mlboot"
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _on_disk(doing: str) -> Callable[[_Method], _Method]:
+    """Raise a file error of the method as a LocalStorageError saying that ``doing`` failed.
+
+    The one place where the local backend's file errors (a full disk, a read-only folder...)
+    become mlboot's: every public method goes through it.  The error names the file the
+    operating system named, else the workspace folder.
+    """
+
+    def decorate(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def translating(self: LocalBackend, *args: Any, **kwargs: Any) -> Any:
+            with translated(doing, near=self.root):
+                return method(self, *args, **kwargs)
+
+        return cast("_Method", translating)
+
+    return decorate
 
 
 def _is_name(value: object) -> bool:
@@ -190,7 +221,9 @@ class LocalBackend:
             if root is None
             else Path(path_text("root", root, what="path to a folder", fix=fix))
         )
-        self._root = chosen.expanduser().absolute()
+        # No file is touched here: a read-only or full folder is reported on first use.
+        with translated("finding the current folder, to place the local workspace in"):
+            self._root = chosen.expanduser().absolute()
         self._clock = SystemClock()
 
     @property
@@ -208,6 +241,7 @@ class LocalBackend:
 
     # -- workspace -----------------------------------------------------------------------------
 
+    @_on_disk("opening the local workspace folder")
     def get_workspace(
         self,
         ref: WorkspaceRef,
@@ -217,23 +251,17 @@ class LocalBackend:
         tenant_id: str | None,
     ) -> WorkspaceInfo:
         del credential, cloud, tenant_id  # a folder needs no login
-        try:
-            (self._root / "computes").mkdir(parents=True, exist_ok=True)
-            (self._root / "runs").mkdir(exist_ok=True)
-            write_json(
-                self._root / "workspace.json",
-                {
-                    "subscription_id": ref.subscription_id,
-                    "resource_group": ref.resource_group,
-                    "workspace_name": ref.name,
-                    "location": LOCAL_LOCATION,
-                },
-            )
-        except OSError as exc:
-            raise ServiceError(
-                f"cannot use {str(self._root)!r} as the local workspace folder: "
-                f"{exc.strerror or exc}. Fix: make it writable, or pass another root."
-            ) from exc
+        (self._root / "computes").mkdir(parents=True, exist_ok=True)
+        (self._root / "runs").mkdir(exist_ok=True)
+        write_json(
+            self._root / "workspace.json",
+            {
+                "subscription_id": ref.subscription_id,
+                "resource_group": ref.resource_group,
+                "workspace_name": ref.name,
+                "location": LOCAL_LOCATION,
+            },
+        )
         return WorkspaceInfo(ref=ref, location=LOCAL_LOCATION)
 
     def azureml_workspace(self, ref: WorkspaceRef) -> object:
@@ -256,10 +284,12 @@ class LocalBackend:
         except FileNotFoundError:
             return None
 
+    @_on_disk("reading a local compute target")
     def get_compute(self, ref: WorkspaceRef, name: str) -> ComputeInfo | None:
         del ref
         return self._read_compute(name)
 
+    @_on_disk("creating a local compute target")
     def create_compute(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
         del ref
         file = self._compute_file(name)
@@ -284,8 +314,10 @@ class LocalBackend:
         )
         file.parent.mkdir(parents=True, exist_ok=True)
         temporary = file.with_name(f".{file.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        temporary.write_text(json.dumps(_compute_to_json(info), indent=2) + "\n", encoding="utf-8")
         try:
+            temporary.write_text(
+                json.dumps(_compute_to_json(info), indent=2) + "\n", encoding="utf-8"
+            )
             # link() fails when the name exists: create-if-absent, complete or not at all.
             os.link(temporary, file)
         except FileExistsError:
@@ -293,10 +325,11 @@ class LocalBackend:
                 f"compute target {name!r} already exists in the local workspace {self._root}"
             ) from None
         finally:
-            temporary.unlink()
+            temporary.unlink(missing_ok=True)
         (pool_dir(self._root, name) / "queue").mkdir(parents=True, exist_ok=True)
         return info
 
+    @_on_disk("reading a local compute target")
     def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
         found = self.get_compute(ref, name)
         if found is None:
@@ -305,6 +338,7 @@ class LocalBackend:
             )
         return found
 
+    @_on_disk("updating a local compute target")
     def update_compute_scale(
         self,
         ref: WorkspaceRef,
@@ -331,6 +365,7 @@ class LocalBackend:
 
     # -- runs ----------------------------------------------------------------------------------
 
+    @_on_disk("submitting a local run")
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
         from mlboot._snapshot import plan_snapshot  # noqa: PLC0415  (only paid for on submit)
 
@@ -368,26 +403,33 @@ class LocalBackend:
                     "submitted_at": now(),
                 },
             )
+            # Written while there is room: it is what records the run's end on a full disk.
+            folder.make_reserve()
+            lock = try_lock(folder.lock_file)
         except OSError as exc:
             shutil.rmtree(folder.path, ignore_errors=True)
-            raise ServiceError(
-                f"cannot prepare the local run in {folder.path}: {exc}. Fix: check the free "
-                "space and permissions of the workspace folder."
+            raise storage_error(
+                exc, f"preparing local run {folder.run_id}", near=folder.path
             ) from exc
-        lock = try_lock(folder.lock_file)
         if lock is None:  # pragma: no cover  (a brand-new folder nobody else knows of)
             raise ServiceError(f"the new run folder {folder.path} is already in use")
+        queue = pool_dir(self._root, compute.name) / "queue"
         try:
-            folder.write_status("NotStarted", submitted_at=now())
-            queue = pool_dir(self._root, compute.name) / "queue"
-            queue.mkdir(parents=True, exist_ok=True)
-            (queue / queue_entry).touch()
+            try:
+                folder.write_status("NotStarted", submitted_at=now())
+                queue.mkdir(parents=True, exist_ok=True)
+                (queue / queue_entry).touch()
+            except OSError:  # nobody knows of the run yet: leave nothing of it behind
+                with contextlib.suppress(OSError):
+                    (queue / queue_entry).unlink(missing_ok=True)
+                shutil.rmtree(folder.path, ignore_errors=True)
+                raise
             try:
                 self._start_supervisor(folder, lock, _script_environment(ref, request, folder))
             except (OSError, ServiceError) as exc:
                 (queue / queue_entry).unlink(missing_ok=True)
                 folder.write_status("Failed", error=f"the run could not be started: {exc}")
-                if isinstance(exc, ServiceError):
+                if isinstance(exc, ServiceError | LocalStorageError):
                     raise
                 raise ServiceError(f"cannot start the local run {folder.run_id}: {exc}") from exc
         finally:
@@ -423,7 +465,9 @@ class LocalBackend:
         package = str(Path(__file__).resolve().parent)
         env = dict(os.environ)
         env[RUN_ENV_VARIABLE] = json.dumps(script_env)
-        with folder.supervisor_log_file.open("ab") as supervisor_log:
+        with translated(f"starting local run {folder.run_id}", near=folder.path):
+            supervisor_log = folder.supervisor_log_file.open("ab")
+        with supervisor_log:
             first = subprocess.Popen(  # noqa: S603  (our own interpreter and our own code)
                 [sys.executable, "-S", "-c", BOOTSTRAP, str(folder.path), str(lock), package],
                 stdin=subprocess.DEVNULL,
@@ -463,6 +507,7 @@ class LocalBackend:
             )
         return folder
 
+    @_on_disk("finding a local run")
     def run_folder(self, run_id: str) -> Path:
         """The folder of run ``run_id``: its log, metrics, ``outputs/`` and snapshot (``wd/``).
 
@@ -494,10 +539,12 @@ class LocalBackend:
             end_time=record.get("end_time"),
         )
 
+    @_on_disk("reading the status of a local run")
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
         del ref
         return status_of(self._status(self._folder(run_id)))
 
+    @_on_disk("reading a local run")
     def get_run_details(self, ref: WorkspaceRef, run_id: str) -> RunDetails:
         del ref
         return self._details(self._folder(run_id))
@@ -518,6 +565,7 @@ class LocalBackend:
         folder = RunFolder(self._root / "runs" / run_id)
         wait_for_change(folder, status, seconds, sleep=self._clock.sleep)
 
+    @_on_disk("reading the log of a local run")
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         del ref
         folder = self._folder(run_id)
@@ -526,25 +574,30 @@ class LocalBackend:
         except FileNotFoundError:
             return ""
 
+    @_on_disk("reading the metrics of a local run")
     def get_run_metrics(self, ref: WorkspaceRef, run_id: str) -> Metrics:
         del ref
         return read_metrics(self._folder(run_id).path)
 
+    @_on_disk("copying the outputs of a local run")
     def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
         del ref
         source = self._folder(run_id).outputs
         written: list[Path] = []
-        for folder, _, files in os.walk(source):
+        for folder, _, files in os.walk(source, onerror=_unless_missing):
             for name in sorted(files):
                 path = Path(folder, name)
                 if not path.is_file():
                     continue
                 target = Path(destination) / OUTPUTS_FOLDER / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+                # A write that fails without naming its file (copy2's sendfile) was the target's.
+                with translated(f"copying {str(path)!r} to {str(target)!r}", near=target):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
                 written.append(target)
         return sorted(written)
 
+    @_on_disk("canceling a local run")
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         del ref
         folder = self._folder(run_id)
@@ -557,6 +610,12 @@ class LocalBackend:
     def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
         del ref, run_id
         raise NotImplementedError("the local backend has no azureml-core objects to hand out")
+
+
+def _unless_missing(error: OSError) -> None:
+    """``os.walk``'s error handler: no folder (no outputs yet) is empty; any other error raises."""
+    if not isinstance(error, FileNotFoundError):
+        raise error
 
 
 def _refuse_distribution(request: RunRequest) -> None:

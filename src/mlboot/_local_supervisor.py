@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from mlboot.exceptions import ServiceError
+from mlboot._localio import room_to_grow, storage_error, translated
+from mlboot.exceptions import LocalStorageError, ServiceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: ``typing`` is not worth importing in the supervisor
@@ -56,6 +57,9 @@ CANCEL_GRACE_SECONDS = 5.0
 LEFTOVER_GRACE_SECONDS = 2.0
 """How long processes a finished script left behind have between SIGTERM and SIGKILL."""
 LOG_TAIL_BYTES = 16 * 1024
+RESERVE_BYTES = 8 * 1024
+"""The size of a run's status reserve: room for its final status once the disk is full."""
+_SHORTEST_CUT_ERROR = 64
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -88,8 +92,13 @@ def now() -> str:
 def write_json(path: Path, data: Mapping[str, object]) -> None:
     # Readers in other processes see the old file or the new one, never half of one.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    try:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        temporary.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk leaves no half-written file behind
+            temporary.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -114,7 +123,13 @@ def try_lock(path: Path) -> int | None:
     """An open descriptor holding an exclusive flock on ``path``, or ``None`` if someone has it."""
     import fcntl  # noqa: PLC0415  (POSIX only; LocalBackend refuses other systems up front)
 
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in {errno.EROFS, errno.EACCES, errno.EPERM}:
+            raise
+        # A read-only folder: flock needs no write access to a file that exists.
+        descriptor = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -127,12 +142,20 @@ def try_lock(path: Path) -> int | None:
 
 
 class RunFolder:
-    """The files of one run, and the only code that reads or writes them."""
+    """The files of one run, and the only code that reads or writes them.
 
-    def __init__(self, path: Path) -> None:
+    ``write_json`` writes a whole JSON file atomically (:func:`write_json`, unless a test
+    passes a failing one to play a full disk).
+    """
+
+    def __init__(
+        self, path: Path, *, write_json: Callable[[Path, Mapping[str, object]], None] = write_json
+    ) -> None:
         self.path = path
+        self._write_json = write_json
         self.request_file = path / "run.json"
         self.status_file = path / "status.json"
+        self.reserve_file = path / "status.reserve"
         self.lock_file = path / "supervisor.lock"
         self.log_file = path / "std_log.txt"
         self.supervisor_log_file = path / "supervisor_log.txt"
@@ -157,14 +180,76 @@ class RunFolder:
     def write_status(self, status: str | None = None, **fields: object) -> None:
         """Change the status (``None``: keep it) and fields, then wake every waiter.
 
-        Only the holder of the lock may.
+        Only the holder of the lock may.  A file error is raised as a
+        :class:`~mlboot.exceptions.LocalStorageError`, except for a final status (Completed,
+        Failed, Canceled): that one is then recorded as ``Failed``, saying why, in the status
+        reserve (:meth:`make_reserve`), which needs no free space.
         """
-        record = self.read_status()
-        record.update(fields)
-        if status is not None:
-            record["status"] = status
-        write_json(self.status_file, record)
-        self.wake_waiters(final=record.get("status") in TERMINAL_STATUSES)
+        doing = f"recording the status of local run {self.run_id}"
+        with translated(doing, path=self.status_file):
+            record = self.read_status()
+            record.update(fields)
+            if status is not None:
+                record["status"] = status
+            final = record.get("status") in TERMINAL_STATUSES
+            try:
+                self._write_json(self.status_file, record)
+            except OSError as exc:
+                if not final:
+                    raise
+                problem = storage_error(exc, doing, path=self.status_file)
+                self._record_in_reserve(self._ending_on_full_disk(record, problem), problem)
+        self.wake_waiters(final=final)
+
+    def make_reserve(self) -> None:
+        """Write the status reserve: a file of :data:`RESERVE_BYTES` whose blocks are allocated.
+
+        Once the disk is full, the final status is written over it in place (no new space
+        needed) and it is renamed over ``status.json`` (readers see the old status or the new
+        one, never half of one).  On a copy-on-write file system (btrfs, ZFS) even an
+        overwrite needs free space, so there the reserve may not be enough.
+        """
+        self.reserve_file.write_bytes(b" " * (RESERVE_BYTES - 1) + b"\n")
+
+    def _ending_on_full_disk(
+        self, record: Mapping[str, Any], problem: LocalStorageError
+    ) -> dict[str, Any]:
+        """The final record the status reserve gets: ``Failed``, saying what the disk refused."""
+        error = disk_failure(problem, str(record.get("status")), record.get("error"))
+        return dict(record, status="Failed", error=error)
+
+    def _record_in_reserve(self, record: dict[str, Any], problem: LocalStorageError) -> None:
+        """Write ``record`` over the reserve in place, then rename it over ``status.json``.
+
+        An error too long for the reserve loses its middle.  Raises ``problem`` if the reserve
+        cannot be used (there is none, or the disk refuses even that).
+        """
+        try:
+            descriptor = os.open(self.reserve_file, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:  # none (a run of an older mlboot), or used already
+            raise problem from None
+        try:
+            size = os.fstat(descriptor).st_size
+            error = str(record.get("error", ""))
+            while True:
+                data = json.dumps(dict(record, error=error), indent=2, sort_keys=True).encode()
+                if len(data) < size or len(error) < _SHORTEST_CUT_ERROR:
+                    break
+                keep = max(0, len(error) - (len(data) - size) - _SHORTEST_CUT_ERROR)
+                head = keep // 3
+                error = f"{error[:head]} [...] {error[len(error) - (keep - head) :]}"
+            view = memoryview(data + b"\n" + b" " * max(0, size - len(data) - 1))
+            offset = 0
+            while offset < len(view):
+                offset += os.pwrite(descriptor, view[offset:], offset)
+        except OSError:
+            raise problem from None
+        finally:
+            os.close(descriptor)
+        try:
+            self.reserve_file.replace(self.status_file)
+        except OSError:
+            raise problem from None
 
     def wake_waiters(self, *, final: bool = False) -> None:
         """Write a byte into every waiter's FIFO, and remove those nobody reads any more.
@@ -286,6 +371,15 @@ def _open_waiter(folder: RunFolder) -> tuple[Path, int, int]:
     return fifo, descriptors[0], descriptors[1]
 
 
+def disk_failure(problem: LocalStorageError, ending: str, prior: object) -> str:
+    """The error of a run that a disk problem ended: what it was about to be, then the problem."""
+    before = f"{ending}: {prior}" if prior else ending
+    return (
+        "the disk refused the run's files, so its log, metrics and outputs may be incomplete "
+        f"(it was about to end {before}): {problem}"
+    )
+
+
 def pool_dir(root: Path, compute_name: str) -> Path:
     return root / "computes" / compute_name.casefold()
 
@@ -366,8 +460,10 @@ class _Stopped(BaseException):
 
 
 def _say(message: str) -> None:
-    sys.stderr.write(f"{now()} {message}\n")
-    sys.stderr.flush()
+    """A note in the supervisor's log; never raises (the disk may be full)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"{now()} {message}\n")
+        sys.stderr.flush()
 
 
 def supervise(run_dir: str, lock: int) -> int:
@@ -377,7 +473,7 @@ def supervise(run_dir: str, lock: int) -> int:
     process exits, which is how other processes tell a live supervisor from a dead one.
     """
     del lock  # held, on purpose, until the process exits
-    folder = RunFolder(Path(run_dir))
+    folder = _SupervisedFolder(Path(run_dir))
     environment = json.loads(os.environ.pop(RUN_ENV_VARIABLE, "{}"))
 
     def stop(signum: int, frame: object) -> None:
@@ -397,19 +493,69 @@ def supervise(run_dir: str, lock: int) -> int:
         if supervisor is not None and supervisor.script_pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(supervisor.script_pid, signal.SIGKILL)
-        record = folder.read_status()
-        if record.get("status") not in TERMINAL_STATUSES:
-            what = f"stopped by {exc}" if isinstance(exc, _Stopped) else f"failed: {exc!r}"
-            folder.write_status(
-                "Failed",
-                end_time=now(),
-                error=f"the local supervisor of this run {what}; see {folder.supervisor_log_file}",
-            )
+        try:
+            record = folder.read_status()
+            if record.get("status") not in TERMINAL_STATUSES:
+                what = (
+                    f"stopped by {exc}"
+                    if isinstance(exc, _Stopped)
+                    else f"failed: {exc}"
+                    if isinstance(exc, LocalStorageError)
+                    else f"failed: {exc!r}"
+                )
+                folder.write_status(
+                    "Failed",
+                    end_time=now(),
+                    error=(
+                        f"the local supervisor of this run {what}; see {folder.supervisor_log_file}"
+                    ),
+                )
+        except (OSError, ServiceError) as again:  # even the status reserve failed
+            _say(f"the final status could not be recorded: {again}")
         return 1
 
 
+class _SupervisedFolder(RunFolder):
+    """The supervisor's run folder: a disk that refuses a file ends the run, not the supervisor.
+
+    A status other than the final one that cannot be written is noted and skipped.  The first
+    such problem (or a log that cannot grow, :meth:`check_log_room`) turns the final status into
+    ``Failed``, saying what the disk refused and where.
+    """
+
+    problem: LocalStorageError | None = None
+
+    def write_status(self, status: str | None = None, **fields: object) -> None:
+        final = status in TERMINAL_STATUSES
+        if final and self.problem is not None:
+            fields["error"] = disk_failure(self.problem, str(status), fields.get("error"))
+            status = "Failed"
+        try:
+            super().write_status(status, **fields)
+        except LocalStorageError as exc:
+            if final:
+                raise  # even the status reserve failed
+            _say(str(exc))
+            if self.problem is None:
+                self.problem = exc
+
+    def _ending_on_full_disk(
+        self, record: Mapping[str, Any], problem: LocalStorageError
+    ) -> dict[str, Any]:
+        if self.problem is not None:  # the final record says what the disk refused already
+            return dict(record, status="Failed")
+        return super()._ending_on_full_disk(record, problem)
+
+    def check_log_room(self) -> None:
+        """Note a problem if the script's log cannot grow: its writes were refused too."""
+        error = room_to_grow(self.log_file)
+        if error is not None and self.problem is None:
+            self.problem = storage_error(error, f"writing the log of local run {self.run_id}")
+            _say(str(self.problem))
+
+
 class _Supervisor:
-    def __init__(self, folder: RunFolder, environment: Mapping[str, Any]) -> None:
+    def __init__(self, folder: _SupervisedFolder, environment: Mapping[str, Any]) -> None:
         self.folder = folder
         self.request = folder.read_request()
         self.root = folder.path.parent.parent
@@ -514,6 +660,7 @@ class _Supervisor:
         reason = self.watch(process, started)
         code = process.returncode
         _end_process_group(process.pid, LEFTOVER_GRACE_SECONDS)
+        folder.check_log_room()
         if reason is None:
             folder.write_status("Finalizing", exit_code=code)
         collect_error = _collect_outputs(folder)
@@ -705,8 +852,9 @@ def _collect_outputs(folder: RunFolder) -> str | None:
         else:
             folder.outputs.mkdir(exist_ok=True)
     except OSError as exc:
-        _say(f"collecting outputs failed: {exc}")
-        return f"the run's outputs could not be collected from {source}: {exc}"
+        message = str(storage_error(exc, f"collecting the run's outputs from {source}"))
+        _say(message)
+        return message
     return None
 
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import attrs
 
 from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import check_bool, path_text, positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
     InvalidInputError,
-    LocalStorageError,
     MlbootError,
     NotFoundError,
     RunFailedError,
@@ -420,18 +420,10 @@ class Run:
         created if needed, and existing files of the same names are overwritten.
         """
         folder = _check_destination(destination)
-        try:
+        with translated("creating the folder to download the outputs into", near=folder):
             folder.mkdir(parents=True, exist_ok=True)
+        with translated(f"downloading the outputs of run {self.id!r}", near=folder):
             return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
-        except MlbootError:
-            raise
-        except OSError as exc:
-            raise LocalStorageError(
-                f"cannot download the outputs of run {self.id!r} into {str(folder)!r}: "
-                f"{exc.strerror or exc}. Fix: pass a folder you can write to, with room to spare.",
-                errno=exc.errno,
-                filename=exc.filename if isinstance(exc.filename, str) else str(folder),
-            ) from exc
 
     def to_azureml(self) -> object:
         """The ``azureml.core.Run`` behind this handle, for features mlboot does not wrap.

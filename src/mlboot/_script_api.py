@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal, SupportsFloat, TypeAlias
 
 from mlboot._backend import MetricValue
+from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError, LocalStorageError
 
@@ -178,7 +179,11 @@ def _append_local(run_dir: Path, name: str, value: MetricValue, step: int | None
     record = {"name": name, "value": value, "step": step, "time": time.time()}
     # json.dumps writes NaN/Infinity for non-finite floats, which json.loads reads back.
     line = json.dumps(record, allow_nan=True) + "\n"
-    with (run_dir / METRICS_FILE).open("a", encoding="utf-8") as file:
+    path = run_dir / METRICS_FILE
+    with (
+        translated(f"mlboot.log_metric: recording {name!r}", path=path),
+        path.open("a", encoding="utf-8") as file,
+    ):
         # Processes of one run (data loader workers, ranks) may log at the same moment.
         fcntl.flock(file.fileno(), fcntl.LOCK_EX)
         file.write(line)
