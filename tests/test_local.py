@@ -984,3 +984,68 @@ def test_outputs_and_logs_exist_in_the_working_folder_before_the_script_starts(
     assert "dirs True True" in run.logs()
     (csv,) = run.download_outputs(tmp_path / "out")
     assert csv.read_text() == "a,b\n"
+
+
+def test_a_folder_left_by_a_killed_submitter_is_never_a_run_and_is_removed_later(
+    workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, root: Path
+) -> None:
+    runs = root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    old = runs / "e_1700000000_deadbeef"  # a submitter killed while copying the snapshot
+    (old / "wd").mkdir(parents=True)
+    (old / "wd" / "train.py").write_text("print('half')\n", encoding="utf-8")
+    an_hour_and_more = time.time() - 3700
+    os.utime(old, (an_hour_and_more, an_hour_and_more))
+    young = runs / "e_1700000001_cafebabe"  # a submit that may still be under way
+    young.mkdir()
+
+    with pytest.raises(NotFoundError):
+        mlboot.get_run(workspace, old.name)  # never listed or reached as a run
+
+    write_project(project, {"train.py": "print('ran')\n"})
+    run = submit_script(
+        workspace, "train.py", compute=pool, experiment="e", source_directory=project
+    )
+
+    assert finish(run) is RunStatus.COMPLETED
+    assert not old.exists()
+    assert young.exists()  # too new to judge: left alone
+
+
+@pytest.mark.parametrize("as_secret", [True, False], ids=["Secret", "secret-looking-name"])
+def test_a_secret_variable_reaches_the_script_and_no_file_of_the_workspace(
+    workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, root: Path, as_secret: bool
+) -> None:
+    token = "hf_planted-" + os.urandom(6).hex()
+    write_project(
+        project,
+        {
+            "train.py": (
+                "import os, sys\n"
+                "print('token matches:', os.environ['HF_TOKEN'] == sys.argv[1][::-1])\n"
+            )
+        },
+    )
+    environment = Environment.from_docker_image(
+        "python:3.11", variables={"HF_TOKEN": mlboot.Secret(token) if as_secret else token}
+    )
+    assert token not in repr(environment)
+
+    with pytest.warns(MlbootWarning, match="Docker image") as caught:  # not used locally
+        run = submit_script(
+            workspace,
+            "train.py",
+            compute=pool,
+            experiment="e",
+            source_directory=project,
+            environment=environment,
+            arguments=[token[::-1]],  # the script checks the value without the test planting it
+        )
+    assert all(token not in str(w.message) for w in caught.list)
+
+    assert finish(run) is RunStatus.COMPLETED
+    assert "token matches: True" in run.logs()
+    files = [Path(top, name) for top, _, names in os.walk(root) for name in names]
+    assert any(path.name == "run.json" for path in files)  # the scan reached the run folder
+    leaked = [path for path in files if path.is_file() and token.encode() in path.read_bytes()]
+    assert leaked == []

@@ -449,6 +449,7 @@ class LocalBackend:
     def _new_run_folder(self, experiment: str) -> RunFolder:
         runs = self._root / "runs"
         runs.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_folders(runs)
         # Azure ML's own form: <experiment>_<unix time>_<8 hex digits>.
         prefix = f"{experiment[:_MAX_EXPERIMENT_IN_ID]}_{int(time.time())}"
         while True:
@@ -616,6 +617,40 @@ def _unless_missing(error: OSError) -> None:
     """``os.walk``'s error handler: no folder (no outputs yet) is empty; any other error raises."""
     if not isinstance(error, FileNotFoundError):
         raise error
+
+
+ABANDONED_AFTER_SECONDS = 3600.0
+"""A run folder still without ``run.json`` this long after it was made lost its submitter."""
+
+
+def _remove_abandoned_folders(runs: Path) -> None:
+    """Remove the run folders a killed submitter left half made (no ``run.json``).
+
+    ``run.json`` is the last thing a submit writes before the run exists, within seconds of the
+    folder's creation; a folder without it an hour later can only be the remains of a submitter
+    that was killed.  Such folders are never runs (``get_run`` says not found), and this keeps
+    them from piling up.
+    """
+    limit = time.time() - ABANDONED_AFTER_SECONDS
+    try:
+        entries = list(os.scandir(runs))
+    except OSError:
+        return  # the submit itself reports a folder it cannot use
+    for entry in entries:
+        if _abandoned(entry, limit):
+            logger.info("Removing the half-made run folder %s of a killed submit", entry.path)
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _abandoned(entry: os.DirEntry[str], limit: float) -> bool:
+    try:
+        return (
+            entry.is_dir(follow_symlinks=False)
+            and entry.stat(follow_symlinks=False).st_mtime < limit
+            and not (Path(entry.path) / "run.json").is_file()
+        )
+    except OSError:
+        return False
 
 
 def _refuse_distribution(request: RunRequest) -> None:
