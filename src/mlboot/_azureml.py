@@ -13,7 +13,9 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
+import time
 import urllib.parse
 import warnings
 from collections.abc import Iterator
@@ -41,6 +43,8 @@ from mlboot._backend import (
     WorkspaceRef,
 )
 from mlboot._clock import Clock, SystemClock
+from mlboot._deadline import DeadlineReachedError, carried
+from mlboot._deadline import current as current_deadline
 from mlboot._retry import call_with_retries
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -61,7 +65,12 @@ if TYPE_CHECKING:
     from mlboot._distribution import Distribution
     from mlboot._environment import Environment
 
-__all__ = ["AzureMLBackend", "sdk_authentication", "translate_sdk_error"]
+__all__ = [
+    "AzureMLBackend",
+    "install_deadline_hooks",
+    "sdk_authentication",
+    "translate_sdk_error",
+]
 
 _STATUS_PATTERNS = (
     re.compile(r"Response Code:\s*(\d{3})"),
@@ -285,6 +294,7 @@ class AzureMLBackend:
         return self._clock
 
     def _sdk_workspace(self, ref: WorkspaceRef) -> Any:
+        install_deadline_hooks()
         with self._lock:
             found = self._workspaces.get(ref)
         if found is None:
@@ -306,6 +316,8 @@ class AzureMLBackend:
     ) -> WorkspaceInfo:
         auth = sdk_authentication(credential, cloud=cloud, tenant_id=tenant_id)
         from azureml.core import Workspace  # noqa: PLC0415  (the SDK loads only on use)
+
+        install_deadline_hooks()
 
         doing = f"looking up {ref}"
         _check_reachable(_arm_endpoint(auth), doing)
@@ -948,3 +960,185 @@ def _arm_endpoint(auth: Any) -> str:
     with contextlib.suppress(Exception):
         return str(auth._cloud_type.endpoints.resource_manager)  # noqa: SLF001  (no public accessor)
     return ""
+
+
+# -- deadlines: the SDK's retries and requests honour the public call's deadline ---------------
+
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+class _DeadlineAwareTime:
+    """Stands in for ``time`` in the SDK modules whose retry loops sleep.
+
+    Outside an mlboot call with a deadline it is :mod:`time` itself; inside one, a back-off
+    sleep that would end after the deadline is not slept: the call ends at once, from the error
+    that asked for the retry (the one being handled when the SDK sleeps).
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            time.sleep(seconds)
+        else:
+            deadline.sleep(seconds, cause=sys.exc_info()[1])
+
+
+def install_deadline_hooks() -> None:
+    """Make every retry azureml-core (and the libraries under it) makes honour mlboot's deadlines.
+
+    Installed once per process, at the backend's first remote call.  Each hook is a plain pass
+    through unless the calling thread runs an mlboot call with a deadline
+    (:mod:`mlboot._deadline`):
+
+    * ``azureml._restclient.clientbase`` (the data plane's and run history's loop: 3 retries,
+      32/64/128 s after a 429) and ``azureml._file_utils`` (log downloads) sleep through
+      :class:`_DeadlineAwareTime`;
+    * urllib3's ``Retry`` (msrest's 3 retries on 5xx, and 429 with ``Retry-After``) stops
+      retrying when the next wait would end after the deadline, and the last answer stands,
+      as when its retries run out;
+    * ``requests.Session.request`` gets a time-out no longer than the time left, and is not
+      sent once the deadline has passed;
+    * the vendored storage client's retry (the snapshot's blob uploads) sleeps through the
+      deadline too, and the SDK's worker threads run their tasks under the deadline of the
+      call that queued them.
+    """
+    global _hooks_installed  # noqa: PLW0603  (one installation per process)
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        import requests  # noqa: PLC0415  (the SDK loads only on use)
+        from azureml._common.async_utils.worker_pool import WorkerPool  # noqa: PLC0415
+        from azureml._file_utils import file_utils  # noqa: PLC0415
+        from azureml._restclient import clientbase  # noqa: PLC0415
+        from azureml._vendor.azure_storage.blob._shared.policies import (  # noqa: PLC0415
+            StorageRetryPolicy,
+        )
+        from urllib3.util.retry import Retry  # noqa: PLC0415
+
+        clientbase.time = _DeadlineAwareTime()
+        file_utils.time = _DeadlineAwareTime()
+        _hook_urllib3_retry(Retry)
+        _hook_requests(requests.Session)
+        _hook_storage_retry(StorageRetryPolicy)
+        _hook_worker_pool(WorkerPool)
+        _hooks_installed = True
+
+
+def _urllib3_delay(retry: Any, response: Any) -> float:
+    # What urllib3's Retry.sleep(response) would sleep: Retry-After if honoured, else back-off.
+    if retry.respect_retry_after_header and response:
+        after = retry.get_retry_after(response)
+        if after:
+            return float(after)
+    return float(retry.get_backoff_time())
+
+
+def _hook_urllib3_retry(retry_class: Any) -> None:
+    from urllib3.exceptions import MaxRetryError, ResponseError  # noqa: PLC0415
+
+    original_increment = retry_class.increment
+    original_sleep = retry_class.sleep
+
+    def increment(
+        self: Any,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Any:
+        new = original_increment(
+            self,
+            method,
+            url,
+            response=response,
+            error=error,
+            _pool=_pool,
+            _stacktrace=_stacktrace,
+        )
+        deadline = current_deadline()
+        if deadline is not None and not deadline.allows(_urllib3_delay(new, response)):
+            # As when the retries run out: a response is returned as it is, an error raised.
+            status = getattr(response, "status", None)
+            reason = error or ResponseError(
+                f"HTTP {status}: the next retry would end after mlboot's deadline"
+            )
+            raise MaxRetryError(_pool, url, reason) from reason
+        return new
+
+    def sleep(self: Any, response: Any = None) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            original_sleep(self, response)
+        else:
+            deadline.sleep(_urllib3_delay(self, response), cause=None)
+
+    retry_class.increment = increment
+    retry_class.sleep = sleep
+
+
+# The index of timeout in Session.request's positional parameters after method and url.
+_TIMEOUT_POSITION = 6
+
+
+def _clamped_timeout(timeout: Any, left: float) -> Any:
+    if timeout is None:
+        return left
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        return min(float(timeout), left)
+    if isinstance(timeout, tuple) and len(timeout) == 2:  # noqa: PLR2004  (connect, read)
+        return tuple(left if part is None else min(float(part), left) for part in timeout)
+    return timeout
+
+
+def _hook_requests(session_class: Any) -> None:
+    original_request = session_class.request
+
+    def request(self: Any, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+        deadline = current_deadline()
+        if deadline is not None:
+            left = deadline.remaining()
+            if left <= 0:
+                deadline.trip(sys.exc_info()[1])
+                raise DeadlineReachedError(deadline)
+            if len(args) > _TIMEOUT_POSITION:
+                args = (
+                    *args[:_TIMEOUT_POSITION],
+                    _clamped_timeout(args[_TIMEOUT_POSITION], left),
+                    *args[_TIMEOUT_POSITION + 1 :],
+                )
+            else:
+                kwargs["timeout"] = _clamped_timeout(kwargs.get("timeout"), left)
+        return original_request(self, method, url, *args, **kwargs)
+
+    session_class.request = request
+
+
+def _hook_storage_retry(policy_class: Any) -> None:
+    original_sleep = policy_class.sleep
+
+    def sleep(self: Any, settings: Any, transport: Any) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            original_sleep(self, settings, transport)
+            return
+        backoff = self.get_backoff_time(settings)
+        if backoff and backoff > 0:
+            deadline.sleep(float(backoff), cause=sys.exc_info()[1])
+
+    policy_class.sleep = sleep
+
+
+def _hook_worker_pool(pool_class: Any) -> None:
+    original_submit = pool_class.submit
+
+    def submit(self: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+        return original_submit(self, carried(func), *args, **kwargs)
+
+    pool_class.submit = submit

@@ -18,6 +18,7 @@ from typing import Literal, TypeAlias
 import attrs
 
 from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
+from mlboot._deadline import bounded
 from mlboot._filelock import interprocess_lock
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
@@ -166,14 +167,16 @@ def get_or_create_compute_target(
 
     With ``wait=True`` the call returns once provisioning has succeeded, polling the state and
     reporting progress on the ``mlboot`` logger at INFO (and on stdout with ``show_output=True``)
-    at least every 30 s.  ``timeout`` bounds the whole call, in seconds: the provisioning wait on
-    the backend's clock, and a turn waited for another thread or process creating the same name
-    in real time.
+    at least every 30 s.  ``timeout`` bounds the whole call, in seconds, whatever the service
+    answers: the lookup and the create with azureml-core's own retries of them (a retry the SDK
+    would make after the deadline is not waited for), the provisioning wait on the backend's
+    clock, and a turn waited for another thread or process creating the same name in real time.
     The default, 30 minutes, is well above the few minutes a cluster usually takes and above the
     25 minutes after which azureml-core's own ``AmlCompute.wait_for_completion`` gives up, yet
     ends a stuck CI job long before its own limit.  On time-out
-    :class:`~mlboot.exceptions.WaitTimeoutError` says the state so far and the cluster is left
-    alone; call again to resume waiting.  A failed or canceled provisioning raises
+    :class:`~mlboot.exceptions.WaitTimeoutError` says the state so far (or, when the service
+    kept throttling or failing, the call and its last answer, from which it is raised) and the
+    cluster is left alone; call again to resume waiting.  A failed or canceled provisioning raises
     :class:`~mlboot.exceptions.ComputeProvisioningError` with the service's error codes and
     messages (a quota error, for instance).  With ``wait=False`` the call returns at once, in
     whatever state the cluster is.
@@ -189,13 +192,22 @@ def get_or_create_compute_target(
         idle_seconds_before_scaledown=idle_seconds_before_scaledown,
     )
     progress = _Progress(show_output=show_output)
-    started = workspace.backend.clock.monotonic()
-    with _creation_lock(workspace.ref, name, timeout=timeout):
-        info = _find_or_create(workspace, name, spec, on_mismatch, progress)
-    if wait:
-        info = _wait_for_provisioning(
-            workspace, info, started=started, timeout=timeout, progress=progress
-        )
+    clock = workspace.backend.clock
+    started = clock.monotonic()
+    with bounded(
+        clock,
+        timeout,
+        what=f"get_or_create_compute_target for {name!r} in {workspace.ref}",
+        limit=f"its time-out (timeout={timeout:g} s)",
+        fix="try again later (the service was throttling or failing), or pass a longer "
+        "timeout; calling again is safe: an existing cluster is looked up, never created twice.",
+    ):
+        with _creation_lock(workspace.ref, name, timeout=timeout):
+            info = _find_or_create(workspace, name, spec, on_mismatch, progress)
+        if wait:
+            info = _wait_for_provisioning(
+                workspace, info, started=started, timeout=timeout, progress=progress
+            )
     return _target(workspace, info)
 
 

@@ -1,9 +1,9 @@
 """mlboot's one retry policy, for the operations mlboot itself repeats (status polls, lookups).
 
-Exponential back-off with full jitter, honouring a service's ``Retry-After``, bounded both in
-attempts and in total time.  Only errors marked ``transient`` are retried: a 401, 403, 404 or a
-validation error fails at once.  Calls the SDK already retries itself are not wrapped again, so
-retries never multiply.
+Exponential back-off with full jitter, honouring a service's ``Retry-After``, bounded in
+attempts, in total time and by the deadline of the public call it runs in.  Only errors marked
+``transient`` are retried: a 401, 403, 404 or a validation error fails at once.  Calls the SDK
+already retries itself are not wrapped again, so retries never multiply.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TypeVar
 import attrs
 
 from mlboot._clock import Clock
+from mlboot._deadline import current as current_deadline
 from mlboot._log import logger
 from mlboot.exceptions import ServiceError
 
@@ -57,7 +58,9 @@ def call_with_retries(
 ) -> T:
     """Call ``operation``; on a transient :class:`~mlboot.exceptions.ServiceError`, try again.
 
-    The last error is re-raised unchanged when the attempts or the time run out.
+    The last error is re-raised unchanged when the attempts or the time run out.  No retry is
+    waited for past the deadline of the call this runs in (:mod:`mlboot._deadline`): the
+    deadline is marked as reached and the error raised, for the call to report as a time-out.
     """
     started = clock.monotonic()
     retry = 0
@@ -69,6 +72,10 @@ def call_with_retries(
             if not exc.transient or retry >= policy.attempts:
                 raise
             delay = policy.delay(retry, exc.retry_after, rng)
+            deadline = current_deadline()
+            if deadline is not None and not deadline.allows(delay):
+                deadline.trip(exc, delay)  # the call's bound() reports it as a time-out
+                raise
             if clock.monotonic() - started + delay > policy.max_total_seconds:
                 raise
             logger.warning(

@@ -10,6 +10,7 @@ log for a failed run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import math
@@ -20,6 +21,7 @@ from pathlib import Path
 import attrs
 
 from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._deadline import CALL_BOUND_SECONDS, bounded
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
@@ -170,14 +172,26 @@ class Run:
     )
 
     def status(self) -> RunStatus:
-        """The run's status now (one request; a transient failure is retried, bounded)."""
+        """The run's status now (one request; a transient failure is retried, bounded).
+
+        Returns or raises within 120 s, whatever the service answers: when it keeps throttling
+        or failing, :class:`~mlboot.exceptions.WaitTimeoutError` is raised from its last error.
+        """
+        return RunStatus.from_service(self._read_status())
+
+    def _read_status(self) -> str:
         backend, ref = self.workspace.backend, self.workspace.ref
-        text = call_with_retries(
-            lambda: backend.get_run_status(ref, self.id),
-            clock=backend.clock,
-            what=f"reading the status of run {self.id!r}",
-        )
-        return RunStatus.from_service(text)
+        what = f"reading the status of run {self.id!r}"
+        with bounded(
+            backend.clock,
+            CALL_BOUND_SECONDS,
+            what=what,
+            limit=f"the bound of one status read ({CALL_BOUND_SECONDS:g} s)",
+            fix="try again later (the service was throttling or failing); the run itself goes on.",
+        ):
+            return call_with_retries(
+                lambda: backend.get_run_status(ref, self.id), clock=backend.clock, what=what
+            )
 
     def wait(
         self,
@@ -202,8 +216,10 @@ class Run:
         between two polls is ``poll_interval`` seconds; each pause is half as long again as the
         one before, up to 60 s (or ``poll_interval`` if that is longer); on the local backend a
         pause ends early, as soon as the run's status changes.  A transient failure of one poll
-        is retried with back-off (a few times, within two minutes, so a wait may overrun its
-        time-out by that much); a lasting or a permanent one is raised.
+        is retried with back-off (a few times, within two minutes), and so are azureml-core's
+        own retries, but never past the time-out: the wait returns or raises within it, whatever
+        the service answers (``WaitTimeoutError``, raised from the service's last error, when
+        it kept throttling or failing).  A lasting or a permanent failure is raised.
 
         With ``show_output=True`` the status changes and the run's log are printed on stdout as
         they come, each piece of the log once.  Without it nothing is printed; status changes go
@@ -226,12 +242,25 @@ class Run:
         check_bool("show_output", show_output, fix="pass show_output=True to print the log")
         stream = _LogStream(self) if show_output else None
         try:
-            return self._wait(limit, first_pause, stream)
+            with self._wait_deadline(limit):
+                return self._wait(limit, first_pause, stream)
         except KeyboardInterrupt as interrupt:
             message = self._interrupted(cancel=cancel_on_interrupt, stream=stream)
             if sys.version_info >= (3, 11):  # the traceback shows it, logging configured or not
                 interrupt.add_note(message)
             raise
+
+    def _wait_deadline(self, limit: float | None) -> contextlib.AbstractContextManager[object]:
+        if limit is None:
+            return contextlib.nullcontext()
+        return bounded(
+            self.workspace.backend.clock,
+            limit,
+            what=f"waiting for run {self.id!r} (experiment {self.experiment!r})",
+            limit=f"the time-out (timeout={limit:g} s)",
+            fix="call run.wait() again later, or with a longer timeout (the service was "
+            "throttling or failing); the run was left running.",
+        )
 
     def _interrupted(self, *, cancel: bool, stream: _LogStream | None) -> str:
         if cancel:
@@ -260,7 +289,7 @@ class Run:
     def _wait(
         self, limit: float | None, first_pause: float, stream: _LogStream | None
     ) -> RunStatus:
-        backend, ref = self.workspace.backend, self.workspace.ref
+        backend = self.workspace.backend
         clock = backend.clock
         # Checked once: a runtime Protocol check inspects the backend's attributes every time.
         waiter = backend if isinstance(backend, StatusChangeWaiter) else None
@@ -271,11 +300,7 @@ class Run:
         if stream is not None:
             stream.say(f"Run {self.id} ({self.experiment}): {self.portal_url or 'no portal URL'}")
         while True:
-            text = call_with_retries(
-                lambda: backend.get_run_status(ref, self.id),
-                clock=clock,
-                what=f"reading the status of run {self.id!r}",
-            )
+            text = self._read_status()
             status = RunStatus.from_service(text)
             elapsed = clock.monotonic() - started
             if stream is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol, TypeAlias
 
 from mlboot._backend import RunRequest
+from mlboot._deadline import bounded
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment, validate_environment
 from mlboot._log import logger
@@ -32,6 +33,7 @@ from mlboot._workspace import Workspace
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
+    "SUBMIT_TIMEOUT_SECONDS",
     "Argument",
     "NamedCompute",
     "check_experiment_name",
@@ -47,6 +49,9 @@ _EXPERIMENT_RULE = (
     "an experiment name must be 1 to 255 ASCII letters, digits, '_' or '-', starting with a "
     "letter or digit"
 )
+
+SUBMIT_TIMEOUT_SECONDS = 600.0
+"""The default bound of :func:`submit_script`: twice azureml-core's 300 s for a snapshot upload."""
 
 Argument: TypeAlias = "str | int | float | os.PathLike[str]"
 """One command-line argument for the script; it reaches the script as ``str(value)``."""
@@ -72,6 +77,7 @@ def submit_script(
     node_count: int = 1,
     tags: Mapping[str, str] | None = None,
     max_run_duration: float | dt.timedelta | None = None,
+    timeout: float | dt.timedelta = SUBMIT_TIMEOUT_SECONDS,
 ) -> Run:
     """Submit ``script`` to run on ``compute`` as a run of ``experiment``; return its handle.
 
@@ -90,6 +96,14 @@ def submit_script(
     :class:`~mlboot.exceptions.SnapshotTooLargeError` for a source folder over the snapshot
     limits, before anything remote happens.  Returns once the service has accepted the run;
     call :meth:`Run.wait` to wait for it.
+
+    ``timeout`` (seconds, or a :class:`~datetime.timedelta`; default 600) bounds the whole
+    call, the snapshot upload and azureml-core's own retries included, whatever the service
+    answers: a retry the SDK would make after the deadline is not waited for, and
+    :class:`~mlboot.exceptions.WaitTimeoutError` is raised from the service's last error.  The
+    default is twice azureml-core's own 300 s limit for uploading a snapshot.  A submit that
+    timed out may still have created the run, if the service had accepted it (look in the
+    experiment before submitting again).
     """
     _check_workspace(workspace)
     experiment_name = check_experiment_name(experiment)
@@ -100,6 +114,11 @@ def submit_script(
     _check_distribution(distribution, nodes)
     _check_environment(environment)
     duration = max_run_duration_seconds(max_run_duration)
+    limit = positive_seconds(
+        "timeout",
+        timeout,
+        fix="pass e.g. timeout=600 (the default), or a longer one for a slow upload",
+    )
     root, script_path = _check_script(source_directory, script)
     plan = plan_snapshot(root)
     if script_path not in plan.files:
@@ -122,7 +141,15 @@ def submit_script(
         max_run_duration_seconds=duration,
     )
     backend = workspace.backend
-    details = backend.submit_run(workspace.ref, request)
+    with bounded(
+        backend.clock,
+        limit,
+        what=f"submitting {script_path!r} as a run of experiment {experiment_name!r}",
+        limit=f"its time-out (timeout={limit:g} s)",
+        fix="try again later (the service was throttling or failing), or pass a longer "
+        "timeout; first look in the experiment for a run the service may have accepted.",
+    ):
+        details = backend.submit_run(workspace.ref, request)
     run = run_from_details(workspace, details)
     logger.info(
         "Submitted %s (%d files, %d bytes) as run %s of experiment %r on %r: %s",

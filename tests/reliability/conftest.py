@@ -123,6 +123,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         f"(policy: {DEFAULT_POLICY.attempts} attempts, {DEFAULT_POLICY.max_total_seconds:g} s; "
         f"bound reached in tests: {ledger.attempt_bound})"
     )
+    if ledger.deadline_calls:
+        write(
+            f"time-outs and bounds under lasting faults: {ledger.deadline_calls} calls, "
+            f"{ledger.deadline_calls_held} ended within theirs (at most "
+            f"{ledger.deadline_share_max:.0%} of the bound used)"
+        )
     write(f"interrupts handled: {ledger.interrupts}")
     if ledger.no_credentials_seconds is not None:
         in_all, after_import = ledger.no_credentials_seconds

@@ -35,6 +35,9 @@ class Ledger:
     chars_scanned: int = 0
     secrets_leaked: int = 0
     no_credentials_seconds: tuple[float, float] | None = None  # (in all, after the import)
+    deadline_calls: int = 0
+    deadline_calls_held: int = 0
+    deadline_share_max: float = 0.0  # the largest elapsed / bound seen
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def bad_input(self, case_id: str, *, handled: bool, lookup: bool = False) -> None:
@@ -63,6 +66,14 @@ class Ledger:
     def bound(self, attempts: int) -> None:
         with self._lock:
             self.attempt_bound = max(self.attempt_bound, attempts)
+
+    def deadline(self, elapsed: float, bound: float) -> None:
+        """A call with a time-out or a documented bound took ``elapsed`` seconds."""
+        with self._lock:
+            self.deadline_calls += 1
+            if elapsed <= bound:
+                self.deadline_calls_held += 1
+            self.deadline_share_max = max(self.deadline_share_max, elapsed / bound)
 
     def interrupt(self) -> None:
         with self._lock:

@@ -16,13 +16,16 @@ import pytest
 from reliability_ledger import LEDGER
 
 import mlboot
+from mlboot._deadline import CALL_BOUND_SECONDS
 from mlboot._retry import DEFAULT_POLICY
 from mlboot.exceptions import (
     AuthenticationError,
     MlbootError,
+    NetworkError,
     NotFoundError,
     PermissionDeniedError,
     ServiceError,
+    ThrottledError,
     WaitTimeoutError,
 )
 from mlboot.testing import FakeBackend, FaultKind
@@ -222,13 +225,14 @@ def test_slow_status_polls_still_end_the_wait_on_time(scenario: Scenario) -> Non
     assert scenario.fake.clock.monotonic() <= 100 + 25 + 5
 
 
-def test_slow_and_failing_status_polls_stop_at_the_total_time_bound(scenario: Scenario) -> None:
+def test_slow_and_failing_status_polls_stop_at_the_status_bound(scenario: Scenario) -> None:
     scenario.fake.add_run("run-1", statuses=("Running", "Completed"))
     _slow(scenario.fake, "get_run_status", 50.0)
     scenario.fake.fail("get_run_status", "transient", times=10)
     run = mlboot.Run(id="run-1", experiment="e", workspace=scenario.workspace)
-    with pytest.raises(ServiceError):
+    with pytest.raises(WaitTimeoutError, match="bound of one status read") as info:
         run.status()
+    assert isinstance(info.value.__cause__, ServiceError)
     attempts = len(scenario.fake.calls_to("get_run_status"))
     # 50 s per answer: no retry starts once 120 s have passed, so fewer than 4 attempts.
     assert attempts == 3
@@ -271,3 +275,58 @@ def test_a_failed_run_survives_transient_faults_reading_its_error(scenario: Scen
     assert len(scenario.fake.calls_to("get_run_details")) == 3
     assert len(scenario.fake.calls_to("get_run_logs")) == 2
     LEDGER.fault(3, survived=True, attempts=3)
+
+
+# -- lasting faults: every time-out and documented bound holds -------------------------------
+
+
+LASTING: dict[str, Callable[[str], BaseException]] = {
+    "throttled-retry-after-25": lambda op: ThrottledError(f"{op}: HTTP 429", retry_after=25.0),
+    "throttled": lambda op: ThrottledError(f"{op}: HTTP 429", retry_after=1.0),
+    "server": lambda op: ServiceError(f"{op}: HTTP 500", status=500, transient=True),
+    "network": lambda op: NetworkError(f"{op}: connection reset"),
+}
+
+
+def _wait_30(s: Scenario) -> object:
+    s.fake.add_run("run-1", statuses=("Running",))
+    return mlboot.Run(id="run-1", experiment="e", workspace=s.workspace).wait(timeout=30)
+
+
+def _provisioning_60(s: Scenario) -> object:
+    s.fake.program_provisioning("gpu-new", seconds=10_000)
+    return mlboot.get_or_create_compute_target(
+        s.workspace, "gpu-new", vm_size="Standard_NC6s_v3", max_nodes=2, timeout=60
+    )
+
+
+# call -> (the operation that keeps failing, the call, its time-out or documented bound)
+BOUNDED_CALLS: dict[str, tuple[str, Callable[[Scenario], object], float]] = {
+    "Run.wait(timeout=30)": ("get_run_status", _wait_30, 30.0),
+    "Run.status()": ("get_run_status", _status, CALL_BOUND_SECONDS),
+    "get_or_create_compute_target(timeout=60)": (
+        "get_compute_provisioning",
+        _provisioning_60,
+        60.0,
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(LASTING))
+@pytest.mark.parametrize("call", sorted(BOUNDED_CALLS))
+def test_every_time_out_and_bound_holds_under_a_lasting_fault(
+    scenario: Scenario, call: str, fault: str
+) -> None:
+    operation, exercise, bound = BOUNDED_CALLS[call]
+    scenario.fake.fail(operation, LASTING[fault](operation), times=100_000)
+    clock = scenario.fake.clock
+    started = clock.monotonic()
+    # The retries run out first (a typed transient error) or the deadline does (a time-out).
+    with pytest.raises((WaitTimeoutError, ServiceError)) as info:
+        exercise(scenario)
+    elapsed = clock.monotonic() - started
+    assert elapsed <= bound, info.value
+    if isinstance(info.value, ServiceError):
+        assert info.value.transient
+    LEDGER.deadline(elapsed, bound)
+    LEDGER.fault(len(scenario.fake.calls_to(operation)), survived=False, attempts=1)
