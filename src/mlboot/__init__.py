@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlboot._environment import Environment
     from mlboot._local import LocalBackend
     from mlboot._run import Run, RunStatus, get_run
+    from mlboot._run_list import RunInfo, list_runs
     from mlboot._script_api import log_metric, log_metrics, output_dir
     from mlboot._snapshot import SnapshotPlan, plan_snapshot
     from mlboot._submit import submit_script
@@ -47,6 +48,7 @@ __all__ = [
     "MpiDistribution",
     "PyTorchDistribution",
     "Run",
+    "RunInfo",
     "RunStatus",
     "Secret",
     "ServicePrincipalAuth",
@@ -55,6 +57,7 @@ __all__ = [
     "exceptions",
     "get_or_create_compute_target",
     "get_run",
+    "list_runs",
     "log_metric",
     "log_metrics",
     "output_dir",
@@ -76,6 +79,7 @@ _SOURCES = {
     "MpiDistribution": "_distribution",
     "PyTorchDistribution": "_distribution",
     "Run": "_run",
+    "RunInfo": "_run_list",
     "RunStatus": "_run",
     "Secret": "_auth",
     "ServicePrincipalAuth": "_auth",
@@ -83,6 +87,7 @@ _SOURCES = {
     "Workspace": "_workspace",
     "get_or_create_compute_target": "_compute",
     "get_run": "_run",
+    "list_runs": "_run_list",
     "log_metric": "_script_api",
     "log_metrics": "_script_api",
     "output_dir": "_script_api",

@@ -9,6 +9,7 @@ records, and SDK exceptions into :mod:`mlboot.exceptions` at one boundary
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -490,6 +491,27 @@ class AzureMLBackend:
         with _translated(f"reading the details of run {run_id!r} in {ref}"):
             return _run_details(run, run.get_details())
 
+    def list_runs(
+        self, ref: WorkspaceRef, *, experiment: str | None, status: str | None, limit: int
+    ) -> list[RunDetails]:
+        from azureml.core import Experiment, Run  # noqa: PLC0415  (the SDK loads only on use)
+
+        workspace = self._sdk_workspace(ref)
+        found: list[tuple[str, RunDetails]] = []
+        with _translated(f"listing the runs of {ref}"):
+            # One query for the experiments (filtered by name when given), then at most `limit`
+            # runs of each, newest first, from the service's own pages; merged below.
+            for each in Experiment.list(workspace, experiment_name=experiment):
+                if experiment is not None and each.name != experiment:
+                    continue
+                runs = Run.list(each, status=status, _rehydrate_runs=False)
+                for run in itertools.islice(runs, limit):
+                    dto = run._run_dto  # noqa: SLF001  (the listed values, without a request per run)
+                    details = _run_listed(run, dto)
+                    found.append((str(dto.get("created_utc") or details.start_time or ""), details))
+        found.sort(key=lambda entry: entry[0], reverse=True)
+        return [details for _, details in found[:limit]]
+
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         run = self._sdk_run(ref, run_id)
         with _translated(f"reading the log of run {run_id!r} in {ref}"):
@@ -737,6 +759,18 @@ def _run_details(run: Any, details: dict[str, Any] | None) -> RunDetails:
         error=None if details is None else _run_error_message(details.get("error")),
         start_time=None if details is None else _run_optional_str(details.get("startTimeUtc")),
         end_time=None if details is None else _run_optional_str(details.get("endTimeUtc")),
+    )
+
+
+def _run_listed(run: Any, dto: dict[str, Any]) -> RunDetails:
+    """Describe a run from the record a run query returned (no request of its own)."""
+    return RunDetails(
+        run_id=str(run.id),
+        experiment=str(run.experiment.name),
+        status=str(dto.get("status") or "NotStarted"),
+        portal_url=_run_portal_url(run),
+        start_time=_run_optional_str(dto.get("start_time_utc")),
+        end_time=_run_optional_str(dto.get("end_time_utc")),
     )
 
 

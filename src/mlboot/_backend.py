@@ -197,6 +197,17 @@ class Backend(Protocol):
         """The run's details, including the service's error for a failed run."""
         ...
 
+    def list_runs(
+        self, ref: WorkspaceRef, *, experiment: str | None, status: str | None, limit: int
+    ) -> list[RunDetails]:
+        """Up to ``limit`` (> 0) runs of the workspace, newest first.
+
+        Only runs of ``experiment`` and only runs whose status is ``status`` (a
+        :class:`~mlboot.RunStatus` value) when given; an experiment that does not exist has no
+        runs.
+        """
+        ...
+
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         """The run's user log text so far (stdout and stderr of the script)."""
         ...

@@ -550,6 +550,37 @@ class LocalBackend:
         del ref
         return self._details(self._folder(run_id))
 
+    def list_runs(
+        self, ref: WorkspaceRef, *, experiment: str | None, status: str | None, limit: int
+    ) -> list[RunDetails]:
+        """Newest first (by submission); a folder without a readable run.json is skipped."""
+        del ref
+        submitted: list[tuple[str, str, RunFolder]] = []
+        try:
+            paths = list((self._root / "runs").iterdir())
+        except FileNotFoundError:
+            return []
+        for path in paths:
+            folder = RunFolder(path)
+            try:
+                request = folder.read_request()
+            except (OSError, ServiceError):  # being created, or not a run's folder
+                continue
+            if experiment is None or request.get("experiment") == experiment:
+                submitted.append((str(request.get("submitted_at", "")), folder.run_id, folder))
+        found: list[RunDetails] = []
+        for _, _, folder in sorted(submitted, key=lambda entry: entry[:2], reverse=True):
+            try:
+                details = self._details(folder)
+            except (OSError, ServiceError) as exc:
+                logger.warning("Skipping local run %s: %s", folder.run_id, exc)
+                continue
+            if status is None or details.status == status:
+                found.append(details)
+                if len(found) == limit:
+                    break
+        return found
+
     def pause_until_status_changes(
         self, ref: WorkspaceRef, run_id: str, status: str, seconds: float
     ) -> None:

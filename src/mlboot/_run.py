@@ -11,12 +11,14 @@ log for a failed run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import enum
 import math
 import os
 import sys
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 
@@ -225,12 +227,13 @@ class Run:
         they come, each piece of the log once.  Without it nothing is printed; status changes go
         to the ``mlboot`` logger at INFO.
 
-        Ctrl-C (:class:`KeyboardInterrupt`) stops only the waiting: the run goes on in Azure ML,
-        a warning on the ``mlboot`` logger (and on stdout with ``show_output=True``) gives its id
-        and how to reattach (``mlboot.get_run(workspace, run_id)``), and the interrupt is
-        raised again, carrying the same words as a note that its traceback shows (Python
-        3.11+).  With ``cancel_on_interrupt=True`` the run is canceled instead (one cancel
-        request), then the interrupt is raised again.
+        Ctrl-C (:class:`KeyboardInterrupt`) stops only the waiting: the run goes on (in Azure
+        ML, or on this machine for the local backend), one message gives its id and how to
+        reattach (``mlboot.get_run(workspace, run_id)``), on stdout with ``show_output=True``,
+        else as a warning on the ``mlboot`` logger, and the interrupt is raised again,
+        carrying the same words as a note that its traceback shows (Python 3.11+).  With
+        ``cancel_on_interrupt=True`` the run is canceled instead (one cancel request), then the
+        interrupt is raised again.
         """
         limit = _check_timeout(timeout)
         first_pause = _check_poll_interval(poll_interval)
@@ -263,27 +266,31 @@ class Run:
         )
 
     def _interrupted(self, *, cancel: bool, stream: _LogStream | None) -> str:
+        # Said once: on stdout when the caller streams the run, else as a logged warning.
+        service = backend_name(self.workspace.backend)
+        where = f"in {service}" if service == "Azure ML" else f"on {service}"
+        advice = interrupt_advice.get() or _python_advice
         if cancel:
             try:
                 self.cancel()
             except MlbootError as exc:  # the interrupt must still reach the caller
                 message = (
                     f"Interrupted: could not cancel run {self.id} ({exc}); it may still be "
-                    f"running. Reattach with mlboot.get_run(workspace, {self.id!r}) and call "
-                    ".cancel() on it."
+                    f"running {where}. {advice(self, cancel_failed=True)}"
                 )
             else:
-                message = f"Interrupted: asked Azure ML to cancel run {self.id}."
+                message = f"Interrupted: asked {service} to cancel run {self.id}."
         else:
+            portal = f" Portal: {self.portal_url}." if self.portal_url else ""
             message = (
                 f"Interrupted: stopped waiting, but run {self.id} (experiment "
-                f"{self.experiment!r}) is still running in Azure ML. Reattach with "
-                f"mlboot.get_run(workspace, {self.id!r}); stop it with .cancel(). "
-                f"Portal: {self.portal_url or 'Azure ML studio'}."
+                f"{self.experiment!r}) is still running {where}. "
+                f"{advice(self, cancel_failed=False)}{portal}"
             )
-        logger.warning("%s", message)
         if stream is not None:
             stream.say(message)
+        else:
+            logger.warning("%s", message)
         return message
 
     def _wait(
@@ -474,6 +481,34 @@ def get_run(workspace: Workspace, run_id: str) -> Run:
             "shows it on the run's page) and that this is the workspace it was submitted to."
         ) from exc
     return run_from_details(workspace, details)
+
+
+class InterruptAdvice(Protocol):
+    """How to reattach to ``run`` after Ctrl-C (or cancel it, if that failed), in your terms."""
+
+    def __call__(self, run: Run, *, cancel_failed: bool) -> str: ...
+
+
+interrupt_advice: contextvars.ContextVar[InterruptAdvice | None] = contextvars.ContextVar(
+    "mlboot_interrupt_advice", default=None
+)
+"""The advice :meth:`Run.wait` gives on Ctrl-C; ``None``: Python calls (the ``mlboot`` command
+sets shell commands)."""
+
+
+def _python_advice(run: Run, *, cancel_failed: bool) -> str:
+    if cancel_failed:
+        return f"Reattach with mlboot.get_run(workspace, {run.id!r}) and call .cancel() on it."
+    return f"Reattach with mlboot.get_run(workspace, {run.id!r}); stop it with .cancel()."
+
+
+def backend_name(backend: object) -> str:
+    """What runs ``backend``'s runs, for messages: ``"Azure ML"`` or ``"the local backend"``."""
+    from mlboot._local import LocalBackend  # noqa: PLC0415  (paid for only by this message)
+
+    if isinstance(backend, LocalBackend):
+        return "the local backend"
+    return "Azure ML"  # the azureml-core adapter, and the fake that stands in for it
 
 
 def run_from_details(workspace: Workspace, details: RunDetails) -> Run:

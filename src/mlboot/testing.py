@@ -68,6 +68,7 @@ OPERATIONS = frozenset(
         "submit_run",
         "get_run_status",
         "get_run_details",
+        "list_runs",
         "get_run_logs",
         "get_run_metrics",
         "download_run_outputs",
@@ -615,6 +616,20 @@ class FakeBackend:
         self._enter("get_run_details", ref=ref, run_id=run_id)
         with self._lock:
             return self._run(ref, run_id).details
+
+    def list_runs(
+        self, ref: WorkspaceRef, *, experiment: str | None, status: str | None, limit: int
+    ) -> list[RunDetails]:
+        """The runs added or submitted, newest (the last one) first; listing moves no status."""
+        self._enter("list_runs", ref=ref, experiment=experiment, status=status, limit=limit)
+        with self._lock:
+            found = [
+                run.details
+                for run in reversed(self._runs.values())
+                if (experiment is None or run.details.experiment == experiment)
+                and (status is None or run.details.status == status)
+            ]
+        return found[:limit]
 
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         self._enter("get_run_logs", ref=ref, run_id=run_id)

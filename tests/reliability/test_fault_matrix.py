@@ -111,6 +111,11 @@ def _download(s: Scenario) -> object:
     return _existing_run(s).download_outputs(s.tmp / "out")
 
 
+def _list(s: Scenario) -> object:
+    _existing_run(s)
+    return mlboot.list_runs(s.workspace)
+
+
 def _cancel(s: Scenario) -> object:
     _existing_run(s).cancel()
     return None
@@ -130,6 +135,7 @@ OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
     "get_run_metrics": (_metrics, False),
     "download_run_outputs": (_download, False),
     "cancel_run": (_cancel, False),
+    "list_runs": (_list, True),
 }
 
 PERMANENT: dict[FaultKind, type[MlbootError]] = {

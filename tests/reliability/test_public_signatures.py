@@ -246,6 +246,8 @@ TARGETS: dict[str, Target] = {
     "get_or_create_compute_target": lambda _: (mlboot.get_or_create_compute_target, {}),
     "submit_script": lambda _: (mlboot.submit_script, {}),
     "get_run": lambda _: (mlboot.get_run, {}),
+    "list_runs": lambda w: (mlboot.list_runs, {"workspace": [w.fake_ws, w.local_ws]}),
+    "RunInfo": lambda w: (mlboot.RunInfo, {"run": [w.run], "status": [mlboot.RunStatus.RUNNING]}),
     "Run": lambda _: (mlboot.Run, {"id": ["r1"], "experiment": ["exp"], "portal_url": [None]}),
     "Run.status": lambda w: (w.run.status, {}),
     "Run.wait": lambda w: (w.run.wait, {}),
