@@ -9,7 +9,7 @@ import attrs
 
 from mlboot._backend import RunDetails
 from mlboot._retry import call_with_retries
-from mlboot._run import Run, RunStatus, run_from_details
+from mlboot._run import Run, RunStatus, _check_workspace, run_from_details
 from mlboot._workspace import Workspace
 from mlboot.exceptions import InvalidInputError
 
@@ -93,13 +93,7 @@ def parse_time(text: str | None) -> dt.datetime | None:
 def _check(
     workspace: object, experiment: object, status: object, limit: object
 ) -> RunStatus | None:
-    if not isinstance(workspace, Workspace):
-        raise InvalidInputError(
-            "workspace",
-            type(workspace).__name__,
-            "it must be an mlboot.Workspace",
-            "pass the value mlboot.workspace_from_config() returns",
-        )
+    _check_workspace(workspace)
     if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
         raise InvalidInputError(
             "experiment",
