@@ -17,6 +17,8 @@ The workspace folder::
       computes/<name>.json           a pool: the ComputeInfo fields
       computes/<name>/slot-<k>.lock  k < max_nodes; held (flock) while a run executes
       computes/<name>/queue/<t>_<id> runs waiting for a slot, first come first served
+      .mlboot-workspace              marks the folder: no snapshot ever includes it
+      incoming/<run_id>/             a run being prepared (locked); renamed into runs/ when whole
       runs/<run_id>/
         run.json                     what was submitted
         status.json                  status, error, times, exit code (replaced atomically)
@@ -40,6 +42,7 @@ runs take slots strictly in submission order: only the oldest living entry of th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +82,14 @@ from mlboot._local_supervisor import (
 )
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
-from mlboot.exceptions import ConflictError, InvalidInputError, NotFoundError, ServiceError
+from mlboot.exceptions import (
+    AbandonedRunError,
+    ConflictError,
+    InvalidInputError,
+    MlbootWarning,
+    NotFoundError,
+    ServiceError,
+)
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
@@ -100,6 +111,13 @@ LOCAL_LOCATION = "local"
 _CLUSTER_KIND = "AmlCompute"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}\Z", re.ASCII)
 _SPAWN_TIMEOUT_SECONDS = 60.0
+_STALE_UNLOCKED_SECONDS = 3600.0
+"""A folder in ``incoming/`` without its lock file is abandoned once this old."""
+_MARKER_TEXT = (
+    "This folder is an mlboot local workspace (mlboot.LocalBackend): its runs, logs and "
+    "outputs.\nmlboot never includes a folder holding this file in a run's snapshot, on any "
+    "backend.\n"
+)
 _MAX_EXPERIMENT_IN_ID = 200
 
 # Azure ML's run-context variables that would make azureml-core's Run.get_context() (or
@@ -212,6 +230,7 @@ class LocalBackend:
         try:
             (self._root / "computes").mkdir(parents=True, exist_ok=True)
             (self._root / "runs").mkdir(exist_ok=True)
+            self._mark_workspace()
             write_json(
                 self._root / "workspace.json",
                 {
@@ -227,6 +246,14 @@ class LocalBackend:
                 f"{exc.strerror or exc}. Fix: make it writable, or pass another root."
             ) from exc
         return WorkspaceInfo(ref=ref, location=LOCAL_LOCATION)
+
+    def _mark_workspace(self) -> None:
+        """Write the file that keeps this folder out of every snapshot, if it is missing."""
+        from mlboot._snapshot import LOCAL_WORKSPACE_MARKER  # noqa: PLC0415
+
+        marker = self._root / LOCAL_WORKSPACE_MARKER
+        if not marker.is_file():
+            _write_text_atomically(marker, _MARKER_TEXT)
 
     def azureml_workspace(self, ref: WorkspaceRef) -> object:
         del ref
@@ -324,7 +351,7 @@ class LocalBackend:
     # -- runs ----------------------------------------------------------------------------------
 
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        from mlboot._snapshot import plan_snapshot  # noqa: PLC0415  (only paid for on submit)
+        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
 
         _refuse_distribution(request)
         compute = self._read_compute(request.compute)
@@ -333,43 +360,54 @@ class LocalBackend:
                 f"compute target {request.compute!r} does not exist in the local workspace "
                 f"{self._root}. Fix: create it first with mlboot.get_or_create_compute_target()."
             )
+        try:
+            self._mark_workspace()
+        except OSError as exc:
+            raise ServiceError(
+                f"cannot use {str(self._root)!r} as the local workspace folder: "
+                f"{exc.strerror or exc}. Fix: make it writable, or pass another root."
+            ) from exc
         plan = plan_snapshot(request.source_directory)
         check_environment(request.environment)
-        folder = self._new_run_folder(request.experiment)
+        self._remove_abandoned_preparations()
+        # Prepared in incoming/, holding the run's lock, then renamed into runs/ whole: a
+        # submitter killed meanwhile never leaves a folder without run.json among the runs.
+        prepared, lock = self._new_run_folder(request.experiment)
         try:
-            _copy_snapshot(plan.root, plan.files, folder.working_dir)
-            queue_entry = f"{time.time_ns():020d}_{folder.run_id}"
-            write_json(
-                folder.request_file,
-                {
-                    "run_id": folder.run_id,
-                    "experiment": request.experiment,
-                    "compute": compute.name,
-                    "script": request.script,
-                    "arguments": list(request.arguments),
-                    "tags": dict(request.tags),
-                    "max_run_duration_seconds": request.max_run_duration_seconds,
-                    "source_directory": str(plan.root),
-                    "snapshot_files": len(plan.files),
-                    "queue_entry": queue_entry,
-                    "workspace": {
-                        "subscription_id": ref.subscription_id,
-                        "resource_group": ref.resource_group,
-                        "workspace_name": ref.name,
+            try:
+                materialize_snapshot(plan, prepared.working_dir)
+                queue_entry = f"{time.time_ns():020d}_{prepared.run_id}"
+                write_json(
+                    prepared.request_file,
+                    {
+                        "run_id": prepared.run_id,
+                        "experiment": request.experiment,
+                        "compute": compute.name,
+                        "script": request.script,
+                        "arguments": list(request.arguments),
+                        "tags": dict(request.tags),
+                        "max_run_duration_seconds": request.max_run_duration_seconds,
+                        "source_directory": str(plan.root),
+                        "snapshot_files": len(plan.files),
+                        "queue_entry": queue_entry,
+                        "workspace": {
+                            "subscription_id": ref.subscription_id,
+                            "resource_group": ref.resource_group,
+                            "workspace_name": ref.name,
+                        },
+                        "submitted_at": now(),
                     },
-                    "submitted_at": now(),
-                },
-            )
-        except OSError as exc:
-            shutil.rmtree(folder.path, ignore_errors=True)
-            raise ServiceError(
-                f"cannot prepare the local run in {folder.path}: {exc}. Fix: check the free "
-                "space and permissions of the workspace folder."
-            ) from exc
-        lock = try_lock(folder.lock_file)
-        if lock is None:  # pragma: no cover  (a brand-new folder nobody else knows of)
-            raise ServiceError(f"the new run folder {folder.path} is already in use")
-        try:
+                )
+                folder = RunFolder(self._root / "runs" / prepared.run_id)
+                prepared.path.rename(folder.path)
+            except BaseException as exc:
+                shutil.rmtree(prepared.path, ignore_errors=True)
+                if not isinstance(exc, OSError):
+                    raise
+                raise ServiceError(
+                    f"cannot prepare the local run in {prepared.path}: {exc}. Fix: check the "
+                    "free space and permissions of the workspace folder."
+                ) from exc
             folder.write_status("NotStarted", submitted_at=now())
             queue = pool_dir(self._root, compute.name) / "queue"
             queue.mkdir(parents=True, exist_ok=True)
@@ -396,18 +434,57 @@ class LocalBackend:
         )
         return self._details(folder)
 
-    def _new_run_folder(self, experiment: str) -> RunFolder:
-        runs = self._root / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
+    def _new_run_folder(self, experiment: str) -> tuple[RunFolder, int]:
+        """A new folder in ``incoming/`` and the descriptor holding its run's lock."""
+        incoming = self._root / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        (self._root / "runs").mkdir(exist_ok=True)
         # Azure ML's own form: <experiment>_<unix time>_<8 hex digits>.
         prefix = f"{experiment[:_MAX_EXPERIMENT_IN_ID]}_{int(time.time())}"
         while True:
-            path = runs / f"{prefix}_{secrets.token_hex(4)}"
+            run_id = f"{prefix}_{secrets.token_hex(4)}"
+            path = incoming / run_id
+            if (self._root / "runs" / run_id).exists():  # pragma: no cover  (1 in 4 billion)
+                continue
             try:
                 path.mkdir()
             except FileExistsError:  # pragma: no cover  (one chance in four billion)
                 continue
-            return RunFolder(path)
+            folder = RunFolder(path)
+            lock = try_lock(folder.lock_file)
+            if lock is None:  # pragma: no cover  (a brand-new folder nobody else knows of)
+                raise ServiceError(f"the new run folder {folder.path} is already in use")
+            return folder, lock
+
+    def _remove_abandoned_preparations(self) -> None:
+        """Remove what submitters killed while preparing a run left in ``incoming/``."""
+        try:
+            entries = list(os.scandir(self._root / "incoming"))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and _preparation_abandoned(Path(entry.path)):
+                logger.info("Removing %s, left by a submitter that was killed", entry.path)
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def run_ids(self) -> list[str]:
+        """The ids of the runs in this workspace, sorted; a folder without ``run.json`` is none.
+
+        Such a folder is left by a submitter killed while an earlier mlboot prepared it in
+        ``runs/`` (or made by hand): it is skipped here, and :meth:`run_folder` or ``get_run``
+        on its name raise :class:`~mlboot.exceptions.NotFoundError` saying it is abandoned.
+        """
+        try:
+            entries = list(os.scandir(self._root / "runs"))
+        except FileNotFoundError:
+            return []
+        return sorted(
+            entry.name
+            for entry in entries
+            if _is_name(entry.name)
+            and entry.is_dir(follow_symlinks=False)
+            and RunFolder(Path(entry.path)).request_file.is_file()
+        )
 
     def _start_supervisor(self, folder: RunFolder, lock: int, script_env: object) -> None:
         # -S: the supervisor needs the standard library and mlboot's own folder, not site-packages
@@ -448,6 +525,14 @@ class LocalBackend:
             )
         folder = RunFolder(self._root / "runs" / run_id)
         if not folder.request_file.is_file():
+            if folder.path.is_dir() and not folder.path.is_symlink():
+                raise AbandonedRunError(
+                    f"{run_id!r} in the local workspace {self._root} is not a run: its folder "
+                    f"{folder.path} has no run.json, so its submission never finished (the "
+                    "submitting process was killed); it is abandoned. Fix: delete that folder, "
+                    "and submit again.",
+                    path=str(folder.path),
+                )
             raise NotFoundError(
                 f"run {run_id!r} was not found in the local workspace {self._root}. Fix: check "
                 f"the id against the folders in {self._root / 'runs'}, and that this is the "
@@ -519,19 +604,35 @@ class LocalBackend:
         return read_metrics(self._folder(run_id).path)
 
     def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
+        """Copy the regular files of the run's ``outputs/`` to ``destination/outputs/``.
+
+        Never follows a link, in the outputs or in ``destination`` (see
+        :func:`mlboot._links.download_tree`): a link already in ``destination`` raises
+        :class:`~mlboot.exceptions.LocalStorageError` naming it, and links or special files in
+        the outputs are skipped with one :class:`~mlboot.exceptions.MlbootWarning`.
+        """
+        from mlboot._links import download_tree  # noqa: PLC0415  (only on download)
+
         del ref
-        source = self._folder(run_id).outputs
-        written: list[Path] = []
-        for folder, _, files in os.walk(source):
-            for name in sorted(files):
-                path = Path(folder, name)
-                if not path.is_file():
-                    continue
-                target = Path(destination) / OUTPUTS_FOLDER / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-                written.append(target)
-        return sorted(written)
+        folder = self._folder(run_id)
+        done = download_tree(folder.outputs, Path(destination), OUTPUTS_FOLDER)
+        record = folder.read_status()
+        left_out = record.get("outputs_left_out")
+        skipped = [*done.skipped]
+        if isinstance(left_out, list) and left_out:
+            count = record.get("outputs_left_out_count", len(left_out))
+            skipped.append(
+                f"{count} entries left out when the outputs were collected: "
+                + "; ".join(map(str, left_out))
+            )
+        if skipped:
+            warnings.warn(
+                f"run {run_id}: only regular files and folders are downloaded, and links are "
+                f"never followed; not downloaded: {'; '.join(skipped)}",
+                MlbootWarning,
+                stacklevel=3,
+            )
+        return sorted(done.written)
 
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         del ref
@@ -558,13 +659,34 @@ def _refuse_distribution(request: RunRequest) -> None:
         )
 
 
-def _copy_snapshot(root: Path, files: Iterable[str], destination: Path) -> None:
-    destination.mkdir(parents=True)
-    for relative in files:
-        target = destination / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # copy2 follows links, as the SDK's upload does.
-        shutil.copy2(root / relative, target)
+def _preparation_abandoned(path: Path) -> bool:
+    """Whether a run folder in ``incoming/`` was left by a submitter that died."""
+    import fcntl  # noqa: PLC0415  (POSIX only; LocalBackend refuses other systems up front)
+
+    lock_file = RunFolder(path).lock_file
+    try:
+        # Never created here: a submitter that just made the folder is about to lock it.
+        descriptor = os.open(lock_file, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            return time.time() - path.stat().st_mtime > _STALE_UNLOCKED_SECONDS
+        return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # its submitter is alive and still preparing it
+        return False
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see all of it or nothing."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
 
 
 def _script_environment(

@@ -503,7 +503,10 @@ class _Supervisor:
         _end_process_group(process.pid, LEFTOVER_GRACE_SECONDS)
         if reason is None:
             folder.write_status("Finalizing", exit_code=code)
-        collect_error = _collect_outputs(folder)
+        collect_error, canceled = _collect_outputs(folder, stoppable=reason is None)
+        if canceled:
+            reason = "canceled"
+            _say("canceled while its outputs were being collected")
         _say(f"the script ended with exit code {code}; reason: {reason or 'it ended'}")
         max_duration = request.get("max_run_duration_seconds")
         if reason == "canceled":
@@ -679,22 +682,42 @@ def _die_with_parent() -> Callable[[], None] | None:
     return arrange
 
 
-def _collect_outputs(folder: RunFolder) -> str | None:
-    """Move ``wd/outputs`` to the run's ``outputs/``, as Azure ML uploads it; an error or None."""
+def _collect_outputs(folder: RunFolder, *, stoppable: bool = False) -> tuple[str | None, bool]:
+    """Move ``wd/outputs`` to the run's ``outputs/``, as Azure ML uploads it: (error, canceled).
+
+    Never follows a link and never copies a byte (see :func:`mlboot._links.collect_outputs`):
+    links, named pipes, sockets and devices are left out, named in the log and the status.
+    ``stoppable``: a cancel asked for meanwhile stops it (``canceled`` is then true).
+    """
+    from mlboot._links import LEFT_OUT_REPORTED, collect_outputs  # noqa: PLC0415  (only now)
+
     source = folder.working_dir / OUTPUTS_FOLDER
     try:
-        if source.is_dir() and not source.is_symlink():
-            source.rename(folder.outputs)
-        elif source.is_dir():
-            import shutil  # noqa: PLC0415  (only for an outputs folder that is a link)
-
-            shutil.copytree(source, folder.outputs)
-        else:
-            folder.outputs.mkdir(exist_ok=True)
+        done = collect_outputs(
+            source,
+            folder.outputs,
+            should_stop=folder.cancel_requested if stoppable else lambda: False,
+        )
     except OSError as exc:
         _say(f"collecting outputs failed: {exc}")
-        return f"the run's outputs could not be collected from {source}: {exc}"
-    return None
+        return f"the run's outputs could not be collected from {source}: {exc}", False
+    if done.left_out:
+        note = (
+            f"mlboot: {len(done.left_out)} entries were left out of the run's outputs (only "
+            "regular files and folders are collected; links are never followed): "
+            + "; ".join(done.left_out[:LEFT_OUT_REPORTED])
+        )
+        _say(note)
+        with contextlib.suppress(OSError), folder.log_file.open("a", encoding="utf-8") as log:
+            log.write(f"\n{note}\n")
+        folder.write_status(
+            outputs_left_out=done.left_out[:LEFT_OUT_REPORTED],
+            outputs_left_out_count=len(done.left_out),
+        )
+    if done.error is not None:
+        _say(f"collecting outputs failed: {done.error}")
+        return f"the run's outputs could not be collected: {done.error}", False
+    return None, done.stopped
 
 
 def _failure_message(script: str, code: int, folder: RunFolder) -> str:
