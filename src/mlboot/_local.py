@@ -622,8 +622,8 @@ class LocalBackend:
         if isinstance(left_out, list) and left_out:
             count = record.get("outputs_left_out_count", len(left_out))
             skipped.append(
-                f"{count} entries left out when the outputs were collected: "
-                + "; ".join(map(str, left_out))
+                f"{count} {'entry' if count == 1 else 'entries'} left out when the outputs were "
+                "collected: " + "; ".join(map(str, left_out))
             )
         if skipped:
             warnings.warn(

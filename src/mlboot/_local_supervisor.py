@@ -702,8 +702,10 @@ def _collect_outputs(folder: RunFolder, *, stoppable: bool = False) -> tuple[str
         _say(f"collecting outputs failed: {exc}")
         return f"the run's outputs could not be collected from {source}: {exc}", False
     if done.left_out:
+        count = len(done.left_out)
         note = (
-            f"mlboot: {len(done.left_out)} entries were left out of the run's outputs (only "
+            f"mlboot: {count} {'entry was' if count == 1 else 'entries were'} left out of the "
+            "run's outputs (only "
             "regular files and folders are collected; links are never followed): "
             + "; ".join(done.left_out[:LEFT_OUT_REPORTED])
         )

@@ -175,7 +175,10 @@ def plan_snapshot(
     read); nothing is written.  Raises :class:`~mlboot.exceptions.SnapshotTooLargeError` when
     the snapshot is over ``max_bytes`` or ``max_files`` (compared with ``>``, as the SDK does;
     a non-empty ``AML_SNAPSHOT_NO_FILE_LIMIT`` in ``environ`` lifts the file limit), and
-    :class:`~mlboot.exceptions.InvalidInputError` when the folder cannot be snapshotted at all.
+    :class:`~mlboot.exceptions.InvalidInputError` when the folder cannot be snapshotted at all
+    (a named pipe, socket or device, a broken link), and its subclass
+    :class:`~mlboot.exceptions.SnapshotLinkError` for a symbolic link leading out of the folder.
+    A local workspace folder is always left out (``SnapshotPlan.left_out``).
     Logs one warning on the ``mlboot`` logger when the size is ``>= warn_bytes``.
     """
     limits: dict[str, object] = {
