@@ -35,6 +35,7 @@ from mlboot._config import load_config
 from mlboot._local import default_root, requirement_problems
 from mlboot.backend import Backend
 from mlboot.exceptions import (
+    AbandonedRunError,
     ComputeMismatchError,
     InvalidInputError,
     MlbootWarning,
@@ -986,21 +987,18 @@ def test_outputs_and_logs_exist_in_the_working_folder_before_the_script_starts(
     assert csv.read_text() == "a,b\n"
 
 
-def test_a_folder_left_by_a_killed_submitter_is_never_a_run_and_is_removed_later(
+def test_a_run_folder_without_run_json_is_abandoned_and_never_listed_as_a_run(
     workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, root: Path
 ) -> None:
     runs = root / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    old = runs / "e_1700000000_deadbeef"  # a submitter killed while copying the snapshot
+    old = runs / "e_1700000000_deadbeef"  # left half made in runs/ by an older mlboot
     (old / "wd").mkdir(parents=True)
     (old / "wd" / "train.py").write_text("print('half')\n", encoding="utf-8")
-    an_hour_and_more = time.time() - 3700
-    os.utime(old, (an_hour_and_more, an_hour_and_more))
-    young = runs / "e_1700000001_cafebabe"  # a submit that may still be under way
-    young.mkdir()
 
-    with pytest.raises(NotFoundError):
-        mlboot.get_run(workspace, old.name)  # never listed or reached as a run
+    with pytest.raises(AbandonedRunError, match=r"no run\.json") as caught:
+        mlboot.get_run(workspace, old.name)
+    assert isinstance(caught.value, NotFoundError)
 
     write_project(project, {"train.py": "print('ran')\n"})
     run = submit_script(
@@ -1008,8 +1006,8 @@ def test_a_folder_left_by_a_killed_submitter_is_never_a_run_and_is_removed_later
     )
 
     assert finish(run) is RunStatus.COMPLETED
-    assert not old.exists()
-    assert young.exists()  # too new to judge: left alone
+    assert [info.run.id for info in mlboot.list_runs(workspace)] == [run.id]
+    assert old.exists()  # never deleted behind the user's back: the error says what to do
 
 
 @pytest.mark.parametrize("as_secret", [True, False], ids=["Secret", "secret-looking-name"])

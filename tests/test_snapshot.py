@@ -75,6 +75,7 @@ def test_plan_lists_files_as_sorted_posix_paths_with_their_total_size(tmp_path: 
         files=(".hidden", "pkg/deep/er/data file.csv", "pkg/util.py", "train.py"),
         total_bytes=65,
         ignore_file=None,
+        folders=("pkg", "pkg/deep", "pkg/deep/er"),
     )
     assert plan.file_count == 4
     assert plan.sdk_checked_bytes == plan.measured_bytes == 65
@@ -200,15 +201,16 @@ def test_a_link_to_a_folder_is_followed_and_uploaded_under_the_link_name(tmp_pat
 
 
 def test_a_link_to_a_file_counts_the_size_of_its_target(tmp_path: Path) -> None:
-    outside = write(tmp_path, "outside/big.bin", 50)
     root = tmp_path / "root"
-    root.mkdir()
-    (root / "big.bin").symlink_to(outside)
+    target = write(root, "data/big.bin", 50)
+    (root / "big.bin").symlink_to(target)
+    (root / ".amlignore").write_text("/data/\n", encoding="utf-8")
 
     plan = plan_snapshot(root, environ={})
 
-    assert plan.files == ("big.bin",)
-    assert plan.total_bytes == plan.sdk_checked_bytes == 50
+    assert plan.files == (".amlignore", "big.bin")
+    assert plan.links == (("big.bin", "data/big.bin"),)
+    assert plan.total_bytes == plan.sdk_checked_bytes == 50 + 7
 
 
 def test_files_the_user_may_not_read_are_left_out_like_the_sdk_does(

@@ -9,6 +9,7 @@ replaced ``Experiment``/``Run.get``, the only places that would talk to the serv
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,13 @@ from mlboot._azureml import (
 )
 from mlboot._retry import DEFAULT_POLICY
 from mlboot.backend import RunRequest, WorkspaceRef
-from mlboot.exceptions import MlbootWarning, NotFoundError, ServiceError
+from mlboot.exceptions import (
+    LocalStorageError,
+    MlbootWarning,
+    NotFoundError,
+    ServiceError,
+    SnapshotLinkError,
+)
 from mlboot.testing import FakeClock
 
 pytestmark = pytest.mark.sdk
@@ -677,3 +684,88 @@ def test_mlboot_get_run_through_the_adapter(monkeypatch: pytest.MonkeyPatch) -> 
     assert (handle.id, handle.experiment) == ("exp_4", "exp")
     assert handle.portal_url == "https://ml.azure.com/runs/exp_4"
     assert handle.to_azureml() is run
+
+
+@pytest.mark.filterwarnings("ignore:No environment given:mlboot.exceptions.MlbootWarning")
+def test_submit_run_uploads_a_staging_folder_holding_exactly_the_plan(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import azureml.core  # noqa: PLC0415
+
+    (source / "lib").mkdir()
+    (source / "lib" / "model.py").write_text("X = 1\n", encoding="utf-8")
+    (source / "alias.py").symlink_to("lib/model.py")
+    (source / "empty").mkdir()
+    (source / ".mlboot" / "runs" / "r" / "waiters").mkdir(parents=True)
+    os.mkfifo(source / ".mlboot" / "runs" / "r" / "waiters" / "1-ab")
+    (source / ".amlignore").write_text("!.mlboot\n", encoding="utf-8")
+    seen: dict[str, Any] = {}
+
+    class ReplacedExperiment:
+        def __init__(self, workspace: object, name: str) -> None:
+            del workspace, name
+
+        def submit(self, config: Any, tags: Any = None) -> StandInRun:
+            del tags
+            staged = Path(config.source_directory)
+            seen["staged"] = staged
+            seen["tree"] = sorted(
+                (path.relative_to(staged).as_posix(), path.is_dir()) for path in staged.rglob("*")
+            )
+            seen["content"] = (staged / "alias.py").read_text(encoding="utf-8")
+            return StandInRun("exp_3_abc")
+
+    monkeypatch.setattr(azureml.core, "Experiment", ReplacedExperiment)
+    backend = AzureMLBackend()
+    backend._workspaces[REF] = object()
+
+    backend.submit_run(REF, request_for(source))
+
+    assert seen["tree"] == [
+        (".amlignore", False),
+        ("alias.py", False),
+        ("empty", True),  # azureml-core's tree of the snapshot has empty folders
+        ("lib", True),
+        ("lib/model.py", False),
+        ("train.py", False),
+    ]
+    assert seen["content"] == "X = 1\n"
+    assert seen["staged"].name == source.name
+    assert not seen["staged"].exists()  # removed once the service has the snapshot
+    assert source.joinpath(".mlboot", "runs", "r", "waiters", "1-ab").is_fifo()  # untouched
+
+
+def test_submit_run_refuses_a_link_out_before_the_sdk_is_called(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import azureml.core  # noqa: PLC0415
+
+    (tmp_path / "secret").write_text("x", encoding="utf-8")
+    (source / "secret").symlink_to(tmp_path / "secret")
+    calls: list[str] = []
+    monkeypatch.setattr(azureml.core, "Experiment", lambda *_: calls.append("Experiment"))
+    backend = AzureMLBackend()
+    backend._workspaces[REF] = object()
+
+    with pytest.raises(SnapshotLinkError) as caught:
+        backend.submit_run(REF, request_for(source))
+
+    assert (caught.value.link, caught.value.target) == ("secret", str(tmp_path / "secret"))
+    assert calls == []
+
+
+def test_a_link_in_the_download_destination_is_refused_before_the_sdk_writes(
+    tmp_path: Path,
+) -> None:
+    run = StandInRun(files={"outputs/model.pt": b"w"})
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    destination = tmp_path / "dest"
+    destination.mkdir()
+    (destination / "outputs").symlink_to(victim)
+
+    with pytest.raises(LocalStorageError, match="symbolic link") as caught:
+        backend_with(run).download_run_outputs(REF, run.id, destination)
+
+    assert caught.value.filename == str(destination / "outputs")
+    assert list(victim.iterdir()) == []

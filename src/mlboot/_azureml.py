@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -23,6 +24,8 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from mlboot._auth import (
     AzureCliAuth,
@@ -46,6 +49,7 @@ from mlboot._backend import (
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
+from mlboot._links import check_destination
 from mlboot._retry import call_with_retries
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -454,8 +458,19 @@ class AzureMLBackend:
             return self._runs.setdefault((ref, run_id), run)
 
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
+        """Submit the run, uploading exactly the files :func:`mlboot.plan_snapshot` selects.
+
+        azureml-core walks the folder it is given with rules of its own (it follows every
+        link, and uploads a local workspace folder unless an ignore file leaves it out), so it
+        is handed a staging folder holding the plan's files (hard links, or links to their
+        real paths: nothing is copied), removed once the service has the snapshot.  The git
+        details azureml-core records are read from the real source folder.
+        """
         from azureml.core import Experiment  # noqa: PLC0415  (the SDK loads only on use)
 
+        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
+
+        plan = plan_snapshot(request.source_directory)
         workspace = self._sdk_workspace(ref)
         doing = (
             f"submitting {request.script!r} as a run of experiment {request.experiment!r} "
@@ -469,14 +484,21 @@ class AzureMLBackend:
                 "mlboot.Environment.from_pip_requirements(...) (or another Environment) to "
                 "choose your own."
             )
-        with _translated(doing):
-            config = _run_script_run_config(request, workspace, clock=self._clock)
-            experiment = Experiment(workspace, request.experiment)
-            # Returns once the service accepted the run; the waiting is mlboot's (never
-            # wait_for_completion).  Tags are set by a second request right after.
-            with _run_quiet_sdk():
-                run = experiment.submit(config, tags=dict(request.tags) or None)
-            details = _run_details(run, None)
+        with tempfile.TemporaryDirectory(prefix="mlboot-snapshot-") as staging:
+            staged = Path(staging) / plan.root.name
+            materialize_snapshot(plan, staged, link=True)
+            with _translated(doing):
+                config = _run_script_run_config(
+                    attrs.evolve(request, source_directory=staged), workspace, clock=self._clock
+                )
+                experiment = Experiment(workspace, request.experiment)
+                # Returns once the service accepted the run; the waiting is mlboot's (never
+                # wait_for_completion).  Tags are set by a second request right after.
+                with _run_quiet_sdk():
+                    run = experiment.submit(config, tags=dict(request.tags) or None)
+                details = _run_details(run, None)
+        with _translated(f"recording the git details of run {details.run_id!r} in {ref}"):
+            _run_add_git_properties(run, plan.root)
         with self._lock:
             self._runs[(ref, details.run_id)] = run
         return details
@@ -528,6 +550,8 @@ class AzureMLBackend:
         run = self._sdk_run(ref, run_id)
         with _translated(f"downloading the outputs of run {run_id!r} in {ref}"):
             names = [name for name in run.get_file_names() if name.startswith("outputs/")]
+            # azureml-core writes each file by its path: refuse a link on the way first.
+            check_destination(destination, names)
             targets = [_run_output_target(destination, name) for name in names]
             if names:
                 # Writes each artifact to output_directory/<artifact path>, as listed above.
@@ -855,6 +879,17 @@ def _run_metrics(raw: Any) -> dict[str, list[float | int | str]]:
 def _run_metric_values(value: Any) -> list[float | int | str]:
     items = value if isinstance(value, list) else [value]
     return [item if isinstance(item, int | float | str) else str(item) for item in items]
+
+
+def _run_add_git_properties(run: Any, root: Path) -> None:
+    """Record the source folder's git details, which azureml-core read off the staging folder."""
+    from azureml._base_sdk_common.tracking import (  # noqa: PLC0415  (the SDK loads only on use)
+        global_tracking_info_registry,
+    )
+
+    properties = global_tracking_info_registry.gather_all(str(root))
+    if properties:
+        run.add_properties(properties)
 
 
 def _run_output_target(destination: Path, name: str) -> Path:

@@ -17,6 +17,8 @@ The workspace folder::
       computes/<name>.json           a pool: the ComputeInfo fields
       computes/<name>/slot-<k>.lock  k < max_nodes; held (flock) while a run executes
       computes/<name>/queue/<t>_<id> runs waiting for a slot, first come first served
+      .mlboot-workspace              marks the folder: no snapshot ever includes it
+      incoming/<run_id>/             a run being prepared (locked); renamed into runs/ when whole
       runs/<run_id>/
         run.json                     what was submitted
         status.json                  status, error, times, exit code (replaced atomically)
@@ -84,9 +86,11 @@ from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
 from mlboot._validate import path_text
 from mlboot._warnings import warn
 from mlboot.exceptions import (
+    AbandonedRunError,
     ConflictError,
     InvalidInputError,
     LocalStorageError,
+    MlbootError,
     NotFoundError,
     ServiceError,
 )
@@ -112,6 +116,13 @@ _CLUSTER_KIND = "AmlCompute"
 # At most 250 characters: "<name>.json" must fit the 255-byte limit of a file name.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,249}\Z", re.ASCII)
 _SPAWN_TIMEOUT_SECONDS = 60.0
+_STALE_UNLOCKED_SECONDS = 3600.0
+"""A folder in ``incoming/`` without its lock file is abandoned once this old."""
+_MARKER_TEXT = (
+    "This folder is an mlboot local workspace (mlboot.LocalBackend): its runs, logs and "
+    "outputs.\nmlboot never includes a folder holding this file in a run's snapshot, on any "
+    "backend.\n"
+)
 _MAX_EXPERIMENT_IN_ID = 200
 
 # Azure ML's run-context variables that would make azureml-core's Run.get_context() (or
@@ -253,6 +264,7 @@ class LocalBackend:
         del credential, cloud, tenant_id  # a folder needs no login
         (self._root / "computes").mkdir(parents=True, exist_ok=True)
         (self._root / "runs").mkdir(exist_ok=True)
+        self._mark_workspace()
         write_json(
             self._root / "workspace.json",
             {
@@ -263,6 +275,14 @@ class LocalBackend:
             },
         )
         return WorkspaceInfo(ref=ref, location=LOCAL_LOCATION)
+
+    def _mark_workspace(self) -> None:
+        """Write the file that keeps this folder out of every snapshot, if it is missing."""
+        from mlboot._snapshot import LOCAL_WORKSPACE_MARKER  # noqa: PLC0415
+
+        marker = self._root / LOCAL_WORKSPACE_MARKER
+        if not marker.is_file():
+            _write_text_atomically(marker, _MARKER_TEXT)
 
     def azureml_workspace(self, ref: WorkspaceRef) -> object:
         del ref
@@ -367,7 +387,7 @@ class LocalBackend:
 
     @_on_disk("submitting a local run")
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        from mlboot._snapshot import plan_snapshot  # noqa: PLC0415  (only paid for on submit)
+        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
 
         _refuse_distribution(request)
         compute = self._read_compute(request.compute)
@@ -376,45 +396,51 @@ class LocalBackend:
                 f"compute target {request.compute!r} does not exist in the local workspace "
                 f"{self._root}. Fix: create it first with mlboot.get_or_create_compute_target()."
             )
+        with translated("marking the local workspace folder", near=self._root):
+            self._mark_workspace()
         plan = plan_snapshot(request.source_directory)
         check_environment(request.environment)
-        folder = self._new_run_folder(request.experiment)
+        self._remove_abandoned_preparations()
+        # Prepared in incoming/, holding the run's lock, then renamed into runs/ whole: a
+        # submitter killed meanwhile never leaves a folder without run.json among the runs.
+        prepared, lock = self._new_run_folder(request.experiment)
         try:
-            _copy_snapshot(plan.root, plan.files, folder.working_dir)
-            queue_entry = f"{time.time_ns():020d}_{folder.run_id}"
-            write_json(
-                folder.request_file,
-                {
-                    "run_id": folder.run_id,
-                    "experiment": request.experiment,
-                    "compute": compute.name,
-                    "script": request.script,
-                    "arguments": list(request.arguments),
-                    "tags": dict(request.tags),
-                    "max_run_duration_seconds": request.max_run_duration_seconds,
-                    "source_directory": str(plan.root),
-                    "snapshot_files": len(plan.files),
-                    "queue_entry": queue_entry,
-                    "workspace": {
-                        "subscription_id": ref.subscription_id,
-                        "resource_group": ref.resource_group,
-                        "workspace_name": ref.name,
+            try:
+                materialize_snapshot(plan, prepared.working_dir)
+                queue_entry = f"{time.time_ns():020d}_{prepared.run_id}"
+                write_json(
+                    prepared.request_file,
+                    {
+                        "run_id": prepared.run_id,
+                        "experiment": request.experiment,
+                        "compute": compute.name,
+                        "script": request.script,
+                        "arguments": list(request.arguments),
+                        "tags": dict(request.tags),
+                        "max_run_duration_seconds": request.max_run_duration_seconds,
+                        "source_directory": str(plan.root),
+                        "snapshot_files": len(plan.files),
+                        "queue_entry": queue_entry,
+                        "workspace": {
+                            "subscription_id": ref.subscription_id,
+                            "resource_group": ref.resource_group,
+                            "workspace_name": ref.name,
+                        },
+                        "submitted_at": now(),
                     },
-                    "submitted_at": now(),
-                },
-            )
-            # Written while there is room: it is what records the run's end on a full disk.
-            folder.make_reserve()
-            lock = try_lock(folder.lock_file)
-        except OSError as exc:
-            shutil.rmtree(folder.path, ignore_errors=True)
-            raise storage_error(
-                exc, f"preparing local run {folder.run_id}", near=folder.path
-            ) from exc
-        if lock is None:  # pragma: no cover  (a brand-new folder nobody else knows of)
-            raise ServiceError(f"the new run folder {folder.path} is already in use")
-        queue = pool_dir(self._root, compute.name) / "queue"
-        try:
+                )
+                # Written while there is room: it is what records the run's end on a full disk.
+                prepared.make_reserve()
+                folder = RunFolder(self._root / "runs" / prepared.run_id)
+                prepared.path.rename(folder.path)
+            except BaseException as exc:
+                shutil.rmtree(prepared.path, ignore_errors=True)
+                if not isinstance(exc, OSError) or isinstance(exc, MlbootError):
+                    raise
+                raise storage_error(
+                    exc, f"preparing local run {prepared.run_id}", near=prepared.path
+                ) from exc
+            queue = pool_dir(self._root, compute.name) / "queue"
             try:
                 folder.write_status("NotStarted", submitted_at=now())
                 queue.mkdir(parents=True, exist_ok=True)
@@ -446,19 +472,57 @@ class LocalBackend:
         )
         return self._details(folder)
 
-    def _new_run_folder(self, experiment: str) -> RunFolder:
-        runs = self._root / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned_folders(runs)
+    def _new_run_folder(self, experiment: str) -> tuple[RunFolder, int]:
+        """A new folder in ``incoming/`` and the descriptor holding its run's lock."""
+        incoming = self._root / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        (self._root / "runs").mkdir(exist_ok=True)
         # Azure ML's own form: <experiment>_<unix time>_<8 hex digits>.
         prefix = f"{experiment[:_MAX_EXPERIMENT_IN_ID]}_{int(time.time())}"
         while True:
-            path = runs / f"{prefix}_{secrets.token_hex(4)}"
+            run_id = f"{prefix}_{secrets.token_hex(4)}"
+            path = incoming / run_id
+            if (self._root / "runs" / run_id).exists():  # pragma: no cover  (1 in 4 billion)
+                continue
             try:
                 path.mkdir()
             except FileExistsError:  # pragma: no cover  (one chance in four billion)
                 continue
-            return RunFolder(path)
+            folder = RunFolder(path)
+            lock = try_lock(folder.lock_file)
+            if lock is None:  # pragma: no cover  (a brand-new folder nobody else knows of)
+                raise ServiceError(f"the new run folder {folder.path} is already in use")
+            return folder, lock
+
+    def _remove_abandoned_preparations(self) -> None:
+        """Remove what submitters killed while preparing a run left in ``incoming/``."""
+        try:
+            entries = list(os.scandir(self._root / "incoming"))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and _preparation_abandoned(Path(entry.path)):
+                logger.info("Removing %s, left by a submitter that was killed", entry.path)
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def run_ids(self) -> list[str]:
+        """The ids of the runs in this workspace, sorted; a folder without ``run.json`` is none.
+
+        Such a folder is left by a submitter killed while an earlier mlboot prepared it in
+        ``runs/`` (or made by hand): it is skipped here, and :meth:`run_folder` or ``get_run``
+        on its name raise :class:`~mlboot.exceptions.NotFoundError` saying it is abandoned.
+        """
+        try:
+            entries = list(os.scandir(self._root / "runs"))
+        except FileNotFoundError:
+            return []
+        return sorted(
+            entry.name
+            for entry in entries
+            if _is_name(entry.name)
+            and entry.is_dir(follow_symlinks=False)
+            and RunFolder(Path(entry.path)).request_file.is_file()
+        )
 
     def _start_supervisor(self, folder: RunFolder, lock: int, script_env: object) -> None:
         # -S: the supervisor needs the standard library and mlboot's own folder, not site-packages
@@ -501,6 +565,14 @@ class LocalBackend:
             )
         folder = RunFolder(self._root / "runs" / run_id)
         if not folder.request_file.is_file():
+            if folder.path.is_dir() and not folder.path.is_symlink():
+                raise AbandonedRunError(
+                    f"{run_id!r} in the local workspace {self._root} is not a run: its folder "
+                    f"{folder.path} has no run.json, so its submission never finished (the "
+                    "submitting process was killed); it is abandoned. Fix: delete that folder, "
+                    "and submit again.",
+                    path=str(folder.path),
+                )
             raise NotFoundError(
                 f"run {run_id!r} was not found in the local workspace {self._root}. Fix: check "
                 f"the id against the folders in {self._root / 'runs'}, and that this is the "
@@ -613,21 +685,33 @@ class LocalBackend:
 
     @_on_disk("copying the outputs of a local run")
     def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
+        """Copy the regular files of the run's ``outputs/`` to ``destination/outputs/``.
+
+        Never follows a link, in the outputs or in ``destination`` (see
+        :func:`mlboot._links.download_tree`): a link already in ``destination`` raises
+        :class:`~mlboot.exceptions.LocalStorageError` naming it, and links or special files in
+        the outputs are skipped with one :class:`~mlboot.exceptions.MlbootWarning`.
+        """
+        from mlboot._links import download_tree  # noqa: PLC0415  (only on download)
+
         del ref
-        source = self._folder(run_id).outputs
-        written: list[Path] = []
-        for folder, _, files in os.walk(source, onerror=_unless_missing):
-            for name in sorted(files):
-                path = Path(folder, name)
-                if not path.is_file():
-                    continue
-                target = Path(destination) / OUTPUTS_FOLDER / path.relative_to(source)
-                # A write that fails without naming its file (copy2's sendfile) was the target's.
-                with translated(f"copying {str(path)!r} to {str(target)!r}", near=target):
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(path, target)
-                written.append(target)
-        return sorted(written)
+        folder = self._folder(run_id)
+        done = download_tree(folder.outputs, Path(destination), OUTPUTS_FOLDER)
+        record = folder.read_status()
+        left_out = record.get("outputs_left_out")
+        skipped = [*done.skipped]
+        if isinstance(left_out, list) and left_out:
+            count = record.get("outputs_left_out_count", len(left_out))
+            skipped.append(
+                f"{count} {'entry' if count == 1 else 'entries'} left out when the outputs were "
+                "collected: " + "; ".join(map(str, left_out))
+            )
+        if skipped:
+            warn(
+                f"run {run_id}: only regular files and folders are downloaded, and links are "
+                f"never followed; not downloaded: {'; '.join(skipped)}"
+            )
+        return sorted(done.written)
 
     @_on_disk("canceling a local run")
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
@@ -650,40 +734,6 @@ def _unless_missing(error: OSError) -> None:
         raise error
 
 
-ABANDONED_AFTER_SECONDS = 3600.0
-"""A run folder still without ``run.json`` this long after it was made lost its submitter."""
-
-
-def _remove_abandoned_folders(runs: Path) -> None:
-    """Remove the run folders a killed submitter left half made (no ``run.json``).
-
-    ``run.json`` is the last thing a submit writes before the run exists, within seconds of the
-    folder's creation; a folder without it an hour later can only be the remains of a submitter
-    that was killed.  Such folders are never runs (``get_run`` says not found), and this keeps
-    them from piling up.
-    """
-    limit = time.time() - ABANDONED_AFTER_SECONDS
-    try:
-        entries = list(os.scandir(runs))
-    except OSError:
-        return  # the submit itself reports a folder it cannot use
-    for entry in entries:
-        if _abandoned(entry, limit):
-            logger.info("Removing the half-made run folder %s of a killed submit", entry.path)
-            shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _abandoned(entry: os.DirEntry[str], limit: float) -> bool:
-    try:
-        return (
-            entry.is_dir(follow_symlinks=False)
-            and entry.stat(follow_symlinks=False).st_mtime < limit
-            and not (Path(entry.path) / "run.json").is_file()
-        )
-    except OSError:
-        return False
-
-
 def _refuse_distribution(request: RunRequest) -> None:
     if request.node_count != 1 or request.distribution is not None:
         raise InvalidInputError(
@@ -695,13 +745,34 @@ def _refuse_distribution(request: RunRequest) -> None:
         )
 
 
-def _copy_snapshot(root: Path, files: Iterable[str], destination: Path) -> None:
-    destination.mkdir(parents=True)
-    for relative in files:
-        target = destination / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # copy2 follows links, as the SDK's upload does.
-        shutil.copy2(root / relative, target)
+def _preparation_abandoned(path: Path) -> bool:
+    """Whether a run folder in ``incoming/`` was left by a submitter that died."""
+    import fcntl  # noqa: PLC0415  (POSIX only; LocalBackend refuses other systems up front)
+
+    lock_file = RunFolder(path).lock_file
+    try:
+        # Never created here: a submitter that just made the folder is about to lock it.
+        descriptor = os.open(lock_file, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):
+            return time.time() - path.stat().st_mtime > _STALE_UNLOCKED_SECONDS
+        return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # its submitter is alive and still preparing it
+        return False
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see all of it or nothing."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
 
 
 def _script_environment(

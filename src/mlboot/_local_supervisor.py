@@ -663,8 +663,17 @@ class _Supervisor:
         folder.check_log_room()
         if reason is None:
             folder.write_status("Finalizing", exit_code=code)
-        collect_error = _collect_outputs(folder)
+        collect_error, canceled = _collect_outputs(folder, stoppable=reason is None)
+        if canceled:
+            reason = "canceled"
+            _say("canceled while its outputs were being collected")
         _say(f"the script ended with exit code {code}; reason: {reason or 'it ended'}")
+        self.finish(reason, code, collect_error)
+        return 0
+
+    def finish(self, reason: str | None, code: int, collect_error: str | None) -> None:
+        """Record the run's final status, from why the script ended and what collecting said."""
+        folder, request = self.folder, self.request
         max_duration = request.get("max_run_duration_seconds")
         if reason == "canceled":
             folder.write_status("Canceled", end_time=now(), exit_code=code)
@@ -689,7 +698,6 @@ class _Supervisor:
             folder.write_status("Failed", end_time=now(), exit_code=code, error=collect_error)
         else:
             folder.write_status("Completed", end_time=now(), exit_code=code)
-        return 0
 
     def watch(self, process: subprocess.Popen[bytes], started: float) -> str | None:
         """Wait for the script; end it on a cancel or after its maximum duration."""
@@ -839,23 +847,45 @@ def _die_with_parent() -> Callable[[], None] | None:
     return arrange
 
 
-def _collect_outputs(folder: RunFolder) -> str | None:
-    """Move ``wd/outputs`` to the run's ``outputs/``, as Azure ML uploads it; an error or None."""
+def _collect_outputs(folder: RunFolder, *, stoppable: bool = False) -> tuple[str | None, bool]:
+    """Move ``wd/outputs`` to the run's ``outputs/``, as Azure ML uploads it: (error, canceled).
+
+    Never follows a link and never copies a byte (see :func:`mlboot._links.collect_outputs`):
+    links, named pipes, sockets and devices are left out, named in the log and the status.
+    ``stoppable``: a cancel asked for meanwhile stops it (``canceled`` is then true).
+    """
+    from mlboot._links import LEFT_OUT_REPORTED, collect_outputs  # noqa: PLC0415  (only now)
+
     source = folder.working_dir / OUTPUTS_FOLDER
     try:
-        if source.is_dir() and not source.is_symlink():
-            source.rename(folder.outputs)
-        elif source.is_dir():
-            import shutil  # noqa: PLC0415  (only for an outputs folder that is a link)
-
-            shutil.copytree(source, folder.outputs)
-        else:
-            folder.outputs.mkdir(exist_ok=True)
+        done = collect_outputs(
+            source,
+            folder.outputs,
+            should_stop=folder.cancel_requested if stoppable else lambda: False,
+        )
     except OSError as exc:
         message = str(storage_error(exc, f"collecting the run's outputs from {source}"))
         _say(message)
-        return message
-    return None
+        return message, False
+    if done.left_out:
+        count = len(done.left_out)
+        note = (
+            f"mlboot: {count} {'entry was' if count == 1 else 'entries were'} left out of the "
+            "run's outputs (only "
+            "regular files and folders are collected; links are never followed): "
+            + "; ".join(done.left_out[:LEFT_OUT_REPORTED])
+        )
+        _say(note)
+        with contextlib.suppress(OSError), folder.log_file.open("a", encoding="utf-8") as log:
+            log.write(f"\n{note}\n")
+        folder.write_status(
+            outputs_left_out=done.left_out[:LEFT_OUT_REPORTED],
+            outputs_left_out_count=len(done.left_out),
+        )
+    if done.error is not None:
+        _say(f"collecting outputs failed: {done.error}")
+        return f"the run's outputs could not be collected: {done.error}", False
+    return None, done.stopped
 
 
 def _failure_message(script: str, code: int, folder: RunFolder) -> str:

@@ -30,6 +30,7 @@ from mlboot._retry import call_with_retries
 from mlboot._validate import check_bool, path_text, positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
+    AbandonedRunError,
     InvalidInputError,
     MlbootError,
     NotFoundError,
@@ -449,11 +450,18 @@ class Run:
         """Download the files the run wrote to ``./outputs``; return their local paths.
 
         They land under ``destination/outputs/``, keeping their folders; ``destination`` is
-        created if needed, and existing files of the same names are overwritten.
+        created if needed, and existing files of the same names are overwritten.  Nothing is
+        ever written through a symbolic link below ``destination``: a link there (``outputs``
+        itself, or any folder or file a download would write) raises
+        :class:`~mlboot.exceptions.LocalStorageError` naming it, before anything is written.
+        Links a run left in its outputs are never followed (see the backend).
         """
+        from mlboot._links import check_destination  # noqa: PLC0415  (only on download)
+
         folder = _check_destination(destination)
         with translated("creating the folder to download the outputs into", near=folder):
             folder.mkdir(parents=True, exist_ok=True)
+        check_destination(folder, ["outputs/"])
         with translated(f"downloading the outputs of run {self.id!r}", near=folder):
             return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
 
@@ -475,6 +483,8 @@ def get_run(workspace: Workspace, run_id: str) -> Run:
     _check_get_run(workspace, run_id)
     try:
         details = workspace.backend.get_run_details(workspace.ref, run_id)
+    except AbandonedRunError:
+        raise  # its own words say what the folder is and what to do
     except NotFoundError as exc:
         raise NotFoundError(
             f"run {run_id!r} was not found in {workspace.ref}. Fix: check the id (Azure ML studio "

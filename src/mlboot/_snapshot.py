@@ -12,7 +12,8 @@ upload, under the SDK's own rules (read off the installed sources):
   AND folders alike, always without a trailing slash.
 - ``_base_sdk_common/merkle_tree.py`` (the upload set): an excluded folder is not entered, so a
   ``!`` pattern cannot bring back a file below it; symbolic links are followed (a link to a
-  folder uploads the folder's files under the link's name); files that :func:`os.access` says
+  folder uploads the folder's files under the link's name; mlboot refuses a link that leads
+  out of the root, and every backend uploads exactly the plan); files that :func:`os.access` says
   are unreadable are left out; empty folders carry no file.  Anything that is neither a file
   nor a folder after following links (broken link, FIFO, socket, device) and link loops make
   the SDK fail, so they are refused here with the path to leave out.
@@ -26,6 +27,11 @@ upload, under the SDK's own rules (read off the installed sources):
   nothing lifts the size limit.  The SDK counts only the files added or changed since the
   workspace's previous snapshot; without asking the service, every file is counted here (an
   upper bound).  ``_execution/_commands.py`` warns when the size is ``>=`` 25 MiB.
+
+mlboot's own rules come on top, the same on every backend: a local workspace folder (a folder
+named ``.mlboot``, or holding a ``.mlboot-workspace`` file) is never part of a snapshot, whatever
+the ignore file says, nor is a link into one; a symbolic link leading out of the root is refused
+with :class:`~mlboot.exceptions.SnapshotLinkError`.
 
 The walk always runs to the end, even once the verdict is known: the error message reports
 the totals and the largest files and folders, and a ``stat`` per file is cheap next to
@@ -47,7 +53,12 @@ import attrs
 
 from mlboot._log import logger as _logger
 from mlboot._validate import path_text, probe
-from mlboot.exceptions import InvalidInputError, SnapshotTooLargeError
+from mlboot.exceptions import (
+    InvalidInputError,
+    LocalStorageError,
+    SnapshotLinkError,
+    SnapshotTooLargeError,
+)
 
 __all__ = [
     "AMLIGNORE",
@@ -55,9 +66,12 @@ __all__ = [
     "DEFAULT_MAX_FILES",
     "DEFAULT_WARN_BYTES",
     "GITIGNORE",
+    "LOCAL_WORKSPACE_MARKER",
+    "LOCAL_WORKSPACE_NAME",
     "NO_FILE_LIMIT_ENV",
     "SnapshotPlan",
     "format_bytes",
+    "materialize_snapshot",
     "plan_snapshot",
 ]
 
@@ -72,6 +86,12 @@ DEFAULT_MAX_FILES = 2000
 DEFAULT_WARN_BYTES = 25 * 1024**2
 #: Any non-empty value lifts the file-count limit, as ``os.environ.get(...)`` does in the SDK.
 NO_FILE_LIMIT_ENV = "AML_SNAPSHOT_NO_FILE_LIMIT"
+
+#: The file every local workspace folder holds (:class:`mlboot.LocalBackend` writes it): a
+#: folder holding it is never part of a snapshot, whatever the ignore file says.
+LOCAL_WORKSPACE_MARKER = ".mlboot-workspace"
+#: The local workspace folder's default name: a folder of this name is never part of a snapshot.
+LOCAL_WORKSPACE_NAME = ".mlboot"
 
 _TOP_N = 5
 _MAX_SUGGESTED_LINES = 5
@@ -91,6 +111,15 @@ class SnapshotPlan:
     ``".gitignore"`` or ``None``).  ``sdk_checked_bytes`` is the total azureml-core's own size
     check measures; it equals ``total_bytes`` except in the rare trees described in the module
     documentation.
+
+    ``links`` lists every symbolic link the snapshot follows, as ``(link, target)`` pairs of
+    paths relative to ``root``, sorted: each one leads inside ``root`` (a link leading out of it
+    is refused with :class:`~mlboot.exceptions.SnapshotLinkError`), and the snapshot holds the
+    target's contents under the link's name.  ``left_out`` lists the folders (and links to
+    them) left out whatever the ignore file says: mlboot's local workspace folders (a
+    ``.mlboot`` folder, or any folder holding a ``.mlboot-workspace`` file), sorted.
+    ``folders`` lists every folder azureml-core's upload walk enters, empty ones included (its
+    tree of the snapshot has them), sorted.
     """
 
     root: Path
@@ -101,6 +130,9 @@ class SnapshotPlan:
         kw_only=True,
         default=attrs.Factory(lambda self: self.total_bytes, takes_self=True),
     )
+    links: tuple[tuple[str, str], ...] = attrs.field(kw_only=True, default=())
+    left_out: tuple[str, ...] = attrs.field(kw_only=True, default=())
+    folders: tuple[str, ...] = attrs.field(kw_only=True, default=())
 
     @property
     def file_count(self) -> int:
@@ -144,7 +176,10 @@ def plan_snapshot(
     read); nothing is written.  Raises :class:`~mlboot.exceptions.SnapshotTooLargeError` when
     the snapshot is over ``max_bytes`` or ``max_files`` (compared with ``>``, as the SDK does;
     a non-empty ``AML_SNAPSHOT_NO_FILE_LIMIT`` in ``environ`` lifts the file limit), and
-    :class:`~mlboot.exceptions.InvalidInputError` when the folder cannot be snapshotted at all.
+    :class:`~mlboot.exceptions.InvalidInputError` when the folder cannot be snapshotted at all
+    (a named pipe, socket or device, a broken link), and its subclass
+    :class:`~mlboot.exceptions.SnapshotLinkError` for a symbolic link leading out of the folder.
+    A local workspace folder is always left out (``SnapshotPlan.left_out``).
     Logs one warning on the ``mlboot`` logger when the size is ``>= warn_bytes``.
     """
     limits: dict[str, object] = {
@@ -185,6 +220,9 @@ def plan_snapshot(
         total_bytes=sum(walk.uploaded.values()),
         ignore_file=None if ignore is None else ignore.name,
         sdk_checked_bytes=walk.checked_bytes,
+        links=tuple(sorted(walk.links)),
+        left_out=tuple(sorted(walk.left_out)),
+        folders=tuple(sorted(walk.uploaded_folders)),
     )
     too_many_bytes = plan.measured_bytes > max_bytes
     too_many_files = file_limit_applies and plan.file_count > max_files
@@ -209,6 +247,58 @@ def plan_snapshot(
             root / AMLIGNORE,
         )
     return plan
+
+
+def materialize_snapshot(plan: SnapshotPlan, destination: Path, *, link: bool = False) -> None:
+    """Put exactly ``plan.files`` into the new folder ``destination``: what every backend runs.
+
+    Each file is reached through its real path (the links the plan followed, resolved), which
+    must still lead inside ``plan.root`` (else :class:`~mlboot.exceptions.SnapshotLinkError`)
+    and be a regular file (else :class:`~mlboot.exceptions.LocalStorageError`); it is opened
+    with ``O_NOFOLLOW``.  Without ``link`` its bytes, permission bits and times are copied (the
+    local backend's run folder); with ``link`` it is hard-linked, or where that fails
+    symbolically linked to its real path (a staging folder azureml-core uploads, which costs
+    no copy).
+    """
+    from mlboot._links import copy_regular_file  # noqa: PLC0415  (only when materializing)
+
+    real_root = os.path.realpath(plan.root)
+    real_prefix = real_root.rstrip(os.sep) + os.sep
+    destination.mkdir(parents=True)
+    for folder in plan.folders:  # empty ones too: azureml-core's tree of the snapshot has them
+        (destination / folder).mkdir(parents=True, exist_ok=True)
+    for relative in plan.files:
+        real = os.path.realpath(plan.root / relative)
+        if not real.startswith(real_prefix):
+            raise SnapshotLinkError(
+                "source_directory",
+                str(plan.root),
+                f"{relative!r} now leads to {real!r}, outside the source folder (it changed "
+                "after the snapshot was planned)",
+                "Submit again once the folder no longer changes.",
+                link=relative,
+                target=real,
+            )
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not link:
+            copy_regular_file(real, target, exclusive=True)
+            continue
+        _link_regular_file(real, target)
+
+
+def _link_regular_file(real: str, target: Path) -> None:
+    info = os.lstat(real)
+    if not stat.S_ISREG(info.st_mode):
+        raise LocalStorageError(
+            f"{real!r} is no longer a regular file (it changed after the snapshot was planned). "
+            "Fix: submit again once the folder no longer changes.",
+            filename=real,
+        )
+    try:
+        os.link(real, target, follow_symlinks=False)
+    except OSError:  # another file system, or hard links refused: a link to the real path
+        target.symlink_to(real)
 
 
 def _check_root(source_directory: str | os.PathLike[str]) -> Path:
@@ -455,6 +545,13 @@ class _Walk:
         # The rare differences between the two sets, kept for the error message.
         self.checked_only: dict[str, int] = {}
         self.uploaded_only: set[str] = set()
+        # The links followed, (link, target) relative to the root, and what is left out.
+        self.links: list[tuple[str, str]] = []
+        self.left_out: list[str] = []
+        self.uploaded_folders: list[str] = []  # every folder the upload walk enters, empty or not
+        real = os.path.realpath(root)
+        self.real_root = real
+        self.real_prefix = real.rstrip(os.sep) + os.sep
 
     def run(self) -> None:
         info = self.root.stat()
@@ -477,11 +574,14 @@ class _Walk:
                         what = f"a folder that cannot be listed ({exc.strerror or exc})"
                         raise self._refuse(folder.prefix.rstrip("/"), what) from exc
                     continue  # os.walk skips the folders it cannot list
+                listed = list(entries)
+                if self._is_workspace(folder, listed):
+                    continue
                 match = None if matcher is None else matcher.in_folder(folder.prefix)
                 in_both = folder.uploaded and folder.checked
                 checked_bytes = 0
                 names: dict[str, int] = {}
-                for entry in entries:
+                for entry in listed:
                     name = entry.name
                     excluded = match is not None and match(name)
                     if in_both and not excluded and entry.is_file(follow_symlinks=False):
@@ -508,6 +608,10 @@ class _Walk:
         # With a folder listed through its descriptor, entry.path is only the name.
         path = f"{folder.path}{os.sep}{entry.name}"
         is_dir = _is_dir(entry)
+        if self._left_out(
+            rel, path, entry, is_dir=is_dir, followed=folder.uploaded and not excluded
+        ):
+            return None
         child_uploaded = False
         in_upload = False
         if folder.uploaded and not excluded:
@@ -545,6 +649,64 @@ class _Walk:
             checked=child_checked,
             ancestors=ancestors,
         )
+
+    def _is_workspace(self, folder: _Folder, listed: list[os.DirEntry[str]]) -> bool:
+        """Leave out a local workspace folder (it holds the marker); else note the folder."""
+        if any(entry.name == LOCAL_WORKSPACE_MARKER for entry in listed):
+            if not folder.prefix:
+                raise InvalidInputError(
+                    "source_directory",
+                    str(self.root),
+                    "it is a local workspace folder of mlboot (it holds "
+                    f"{LOCAL_WORKSPACE_MARKER}), which is never part of a snapshot",
+                    "Pass the folder that holds your training script.",
+                )
+            self.left_out.append(folder.prefix.rstrip("/"))
+            return True
+        if folder.uploaded and folder.prefix:
+            self.uploaded_folders.append(folder.prefix.rstrip("/"))
+        return False
+
+    def _left_out(
+        self, rel: str, path: str, entry: os.DirEntry[str], *, is_dir: bool, followed: bool
+    ) -> bool:
+        """Leave out a local workspace folder, or a link into one; refuse a link leading out."""
+        if (is_dir and entry.name == LOCAL_WORKSPACE_NAME) or (
+            followed and entry.is_symlink() and not self._follow(rel, path)
+        ):
+            self.left_out.append(rel)
+            return True
+        return False
+
+    def _follow(self, rel: str, path: str) -> bool:
+        """Whether to follow the link ``rel``: refused if it leads out, False into a workspace."""
+        target = os.path.realpath(path)
+        if target != self.real_root and not target.startswith(self.real_prefix):
+            line = _anchored_line(rel)
+            leave_out = f"adding the line {line} to" if line else "listing it in"
+            raise SnapshotLinkError(
+                "source_directory",
+                str(self.root),
+                f"it holds the symbolic link {rel!r}, which leads to {target!r}, outside the "
+                "source folder; a snapshot never follows a link out of its folder, on any "
+                "backend",
+                "Copy what the job needs into the folder, leave the link out by "
+                f"{leave_out} {self.root / AMLIGNORE}, or submit a folder that holds both the "
+                "link and its target",
+                link=rel,
+                target=target,
+            )
+        # Into a local workspace folder (its marker, or its name, on the way from the root)?
+        inside = target[len(self.real_prefix) :] if target != self.real_root else ""
+        folder = self.real_root
+        for part in Path(inside).parts if inside else ():
+            folder = f"{folder.rstrip(os.sep)}{os.sep}{part}"
+            if part == LOCAL_WORKSPACE_NAME or os.path.lexists(
+                f"{folder}{os.sep}{LOCAL_WORKSPACE_MARKER}"
+            ):
+                return False
+        self.links.append((rel, inside.replace(os.sep, "/") or "."))
+        return True
 
     def drop_unreadable(self, *, enough: int | None = None) -> None:
         """Leave out the files ``os.access`` says may not be read, as the SDK's _get_hash does.

@@ -94,7 +94,8 @@ def submit_script(
 
     Raises :class:`~mlboot.exceptions.InvalidInputError` for a bad argument, and
     :class:`~mlboot.exceptions.SnapshotTooLargeError` for a source folder over the snapshot
-    limits, before anything remote happens.  Returns once the service has accepted the run;
+    limits, and :class:`~mlboot.exceptions.SnapshotLinkError` for a symbolic link in it that
+    leads out of it, before anything remote happens.  Returns once the service has accepted the run;
     call :meth:`Run.wait` to wait for it.
 
     ``timeout`` (seconds, or a :class:`~datetime.timedelta`; default 600) bounds the whole

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AbandonedRunError",
     "AuthenticationError",
     "ComputeKindError",
     "ComputeMismatchError",
@@ -28,6 +29,7 @@ __all__ = [
     "RunFailedError",
     "SecretExposureError",
     "ServiceError",
+    "SnapshotLinkError",
     "SnapshotTooLargeError",
     "ThrottledError",
     "WaitTimeoutError",
@@ -102,6 +104,17 @@ class PermissionDeniedError(MlbootError, PermissionError):
 
 class NotFoundError(MlbootError, LookupError):
     """A remote resource (workspace, run, ...) does not exist."""
+
+
+class AbandonedRunError(NotFoundError):
+    """A local run folder whose submission never finished (its submitter was killed).
+
+    ``path`` is the folder, which holds no ``run.json``: it is not a run, and may be deleted.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class WorkspaceNotFoundError(NotFoundError):
@@ -181,6 +194,21 @@ class ComputeProvisioningError(MlbootError, RuntimeError):
 
 class SnapshotTooLargeError(MlbootError, ValueError):
     """The source folder is over the service's snapshot limits; nothing was uploaded."""
+
+
+class SnapshotLinkError(InvalidInputError):
+    """The source folder holds a symbolic link that leads out of it; nothing was uploaded.
+
+    ``link`` is the link's path relative to the source folder, ``target`` the absolute path it
+    leads to.  ``field``, ``value``, ``rule`` and ``fix`` are those of :class:`InvalidInputError`.
+    """
+
+    def __init__(
+        self, field: str, value: object, rule: str, fix: str, *, link: str, target: str
+    ) -> None:
+        self.link = link
+        self.target = target
+        super().__init__(field, value, rule, fix)
 
 
 class RunFailedError(MlbootError, RuntimeError):

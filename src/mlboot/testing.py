@@ -33,6 +33,7 @@ from mlboot._backend import (
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._links import check_destination
 from mlboot._validate import check_int
 from mlboot.exceptions import (
     AuthenticationError,
@@ -648,6 +649,8 @@ class FakeBackend:
         self._enter("download_run_outputs", ref=ref, run_id=run_id, destination=destination)
         with self._lock:
             outputs = dict(self._run(ref, run_id).program.outputs)
+        # Like every backend: never write through a link already in the destination.
+        check_destination(destination, [f"outputs/{relative}" for relative in outputs])
         written: list[Path] = []
         for relative, content in sorted(outputs.items()):
             target = destination / "outputs" / relative
