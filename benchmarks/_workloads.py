@@ -267,7 +267,6 @@ def sdk_workflow(
     clock: VirtualClock | None = None,
 ) -> float:
     """The hand-written launcher of the origin article; returns the simulated wait length."""
-    import azureml.core.run as sdk_run  # noqa: PLC0415
     from azureml.core import Experiment, ScriptRunConfig, Workspace  # noqa: PLC0415
     from azureml.core.compute import AmlCompute, ComputeTarget  # noqa: PLC0415
     from azureml.core.compute_target import ComputeTargetException  # noqa: PLC0415
@@ -295,23 +294,8 @@ def sdk_workflow(
             return 0.0
         # The SDK's real schedule (2 s to 60 s), in simulated time; the emulator helpers had
         # shortened it for the wall-time runs, so it is put back as it was afterwards.
-        run_class = sdk_run.Run
-        saved = (
-            sdk_run.time,
-            run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN,  # noqa: SLF001
-            run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX,  # noqa: SLF001
-        )
-        sdk_run.time = clock  # type: ignore[assignment]
-        run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN = 2.0  # noqa: SLF001
-        run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX = 60.0  # noqa: SLF001
-        try:
+        with sdk_polling(clock):
             run.wait_for_completion(show_output=False)
-        finally:
-            (
-                sdk_run.time,
-                run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN,  # noqa: SLF001
-                run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX,  # noqa: SLF001
-            ) = saved
         return clock.now
 
 
@@ -361,3 +345,120 @@ def counted(service: Service, workflow: Callable[[], float]) -> tuple[int, int, 
         and ("get" in r.route or "details" in r.route)
     )
     return len(emu.requests), reads, simulated
+
+
+# -- following a run's log (show_output) -------------------------------------------------------
+
+DRIVER_LOG = "azureml-logs/70_driver_log.txt"
+
+
+class SkippingClock:
+    """Real time, with every sleep skipped: now = wall seconds elapsed + seconds slept.
+
+    Requests cost what they cost on the wire; the pauses between them pass at once. Each read
+    or sleep first calls ``on_time(now)`` (a log written on a schedule of these times).
+    """
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._slept = 0.0
+        self.on_time: Callable[[float], None] = lambda _now: None
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._start + self._slept
+
+    def monotonic(self) -> float:
+        now = self._now()
+        self.on_time(now)
+        return now
+
+    def time(self) -> float:
+        return self.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._slept += max(seconds, 0.0)
+        self.on_time(self._now())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)  # the rest of the time module, for azureml/core/run.py
+
+
+@dataclass
+class GrowingLog:
+    """One run's driver log, a stamped line at each of ``times`` (s after ``start``), then the end.
+
+    Driven by a :class:`SkippingClock`: whenever a follower looks at the time, the lines due by
+    then are appended on the emulator (its log URL serves them at once), and the run answers
+    Completed from ``end`` on.
+    """
+
+    emulator: Any
+    run_id: str
+    times: list[float]
+    end: float
+    start: float
+    written: int = 0
+    ended: bool = False
+
+    def __call__(self, now: float) -> None:
+        due = now - self.start
+        while self.written < len(self.times) and self.times[self.written] <= due:
+            stamp = self.start + self.times[self.written]
+            self.emulator.append_log(self.run_id, f"LINE {stamp:.6f}\n")
+            self.written += 1
+        if not self.ended and due >= self.end:
+            self.emulator.set_run_status(self.run_id, "Completed")
+            self.ended = True
+
+
+def line_times(seed: int, horizon: float) -> list[float]:
+    """When the script prints: gaps drawn uniformly from 0.5-10 s, up to ``horizon``."""
+    import random  # noqa: PLC0415
+
+    draw, times, now = random.Random(seed), [], 0.0  # noqa: S311  (a seeded schedule)
+    while True:
+        now += draw.uniform(0.5, 10.0)
+        if now >= horizon:
+            return times
+        times.append(round(now, 3))
+
+
+@contextlib.contextmanager
+def sdk_polling(clock: VirtualClock | SkippingClock) -> Iterator[None]:
+    """azureml/core/run.py on ``clock``, with its real 2 s to 60 s schedule, put back after."""
+    import azureml.core.run as sdk_run  # noqa: PLC0415
+
+    run_class = sdk_run.Run
+    saved = (
+        sdk_run.time,
+        run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN,  # noqa: SLF001
+        run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX,  # noqa: SLF001
+    )
+    sdk_run.time = clock  # type: ignore[assignment]
+    run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN = 2.0  # noqa: SLF001
+    run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX = 60.0  # noqa: SLF001
+    try:
+        yield
+    finally:
+        (
+            sdk_run.time,
+            run_class._WAIT_COMPLETION_POLLING_INTERVAL_MIN,  # noqa: SLF001
+            run_class._WAIT_COMPLETION_POLLING_INTERVAL_MAX,  # noqa: SLF001
+        ) = saved
+
+
+def follow_growing_log(
+    service: Service,
+    clock: SkippingClock,
+    submit: Callable[[], tuple[str, Callable[[], object]]],
+    times: list[float],
+    end: float,
+) -> None:
+    """Submit a run (``submit`` returns its id and its follow), grow its log, follow it."""
+    service.emulator.program_run(["Running"], logs={DRIVER_LOG: ""})
+    run_id, follow = submit()
+    clock.on_time = GrowingLog(service.emulator, run_id, times, end, start=clock.monotonic())
+    try:
+        follow()
+    finally:
+        clock.on_time = lambda _now: None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
 import uuid
@@ -511,6 +512,43 @@ def test_show_output_reads_the_log_as_often_as_the_sdk_between_slow_status_reads
     assert sum(fake.clock.sleeps) == pytest.approx(60.0)
     assert fake.reads >= 20
     assert "line 20" in capsys.readouterr().out
+
+
+class ReadTimesBackend(FakeBackend):
+    """A FakeBackend that notes, on its clock, when the status and the log were read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status_reads: list[float] = []
+        self.log_reads: list[float] = []
+
+    def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
+        self.status_reads.append(self.clock.monotonic())
+        return super().get_run_status(ref, run_id)
+
+    def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
+        self.log_reads.append(self.clock.monotonic())
+        return super().get_run_logs(ref, run_id)
+
+
+def test_show_output_never_reads_the_log_later_than_the_sdk_would_over_a_long_run(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = ReadTimesBackend()
+    run = start(fake, make_workspace(fake), project, statuses=["Running"] * 18 + ["Completed"])
+
+    run.wait(show_output=True)
+
+    def sdk_pause(elapsed: float) -> float:  # Run._wait_before_polling, azureml/core/run.py
+        return max(2.0, 60.0 / (1.0 + 100.0 * math.exp(-elapsed / 20.0)))
+
+    reads = fake.log_reads
+    assert reads[0] == 0.0  # at once; the SDK's first log read comes after 2 s
+    assert reads[-1] > 600.0  # the sigmoid's whole climb to 60 s, and beyond
+    for before, after in itertools.pairwise(reads):
+        assert 0 < after - before <= sdk_pause(before) + 1e-9, (before, after)
+    assert set(fake.status_reads) <= set(reads)  # each status read shows the log it led to
+    assert "Completed" in capsys.readouterr().out
 
 
 def test_status_lines_never_join_a_partial_log_line(

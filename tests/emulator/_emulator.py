@@ -428,6 +428,26 @@ class Emulator:
             run.compute_target = compute_target
             return run
 
+    def append_log(
+        self, run_id: str, text: str, *, path: str = "azureml-logs/70_driver_log.txt"
+    ) -> None:
+        """Append ``text`` to a run's log ``path``, as the running script writes it.
+
+        Like the service's log blob, the log's URL serves what has been written so far: once
+        the run has started, the next download of it sees ``text`` at once.
+        """
+        with self._lock:
+            run = self._runs[run_id]
+            run.program.logs[path] = run.program.logs.get(path, "") + text
+            if run.started:
+                self._publish_artifacts(run)
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """From the next read on, the run answers ``status`` (and keeps it): time-based ends."""
+        with self._lock:
+            run = self._runs[run_id]
+            run.program.status_sequence = [*run.program.status_sequence[: run.index], status]
+
     # ---- programming: faults -----------------------------------------------------------------
 
     def fail(

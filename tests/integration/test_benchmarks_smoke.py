@@ -19,6 +19,8 @@ ROWS = (
     "6. whole workflow",
     "5. local run overhead",
     "5b. local run overhead, 1 s script",
+    "6. local show_output line latency",
+    "6b. Azure ML show_output line latency",
 )
 
 

@@ -394,6 +394,30 @@ def test_run_waits_to_completed_then_metrics_and_outputs(
 
 @sdk_run_warnings
 @pytest.mark.usefixtures("cluster")
+def test_a_growing_log_is_served_as_written_and_a_run_ends_when_told(
+    emulator: Emulator, workspace: Any, source_dir: Path
+) -> None:
+    emulator.program_run(["Running"], logs="")
+    run = _submit(workspace, source_dir)
+    url = run.get_details()["logFiles"]["azureml-logs/70_driver_log.txt"]  # the run starts
+    emulator.append_log(run.id, "epoch 1\n")
+    first = requests.get(url, timeout=10).text
+    emulator.append_log(run.id, "epoch 2\n")
+    second = requests.get(url, timeout=10).text  # the same URL, no run read in between
+    before = run.get_status()
+
+    emulator.set_run_status(run.id, "Completed")
+
+    assert (first, second) == ("epoch 1\n", "epoch 1\nepoch 2\n")
+    assert before == "Running"
+    assert [run.get_status(), run.get_status()] == ["Completed", "Completed"]
+    assert run.get_details_with_logs()["logFiles"] == {
+        "azureml-logs/70_driver_log.txt": "epoch 1\nepoch 2\n"
+    }
+
+
+@sdk_run_warnings
+@pytest.mark.usefixtures("cluster")
 def test_wait_without_output_returns_at_finalizing(
     emulator: Emulator, workspace: Any, source_dir: Path
 ) -> None:
