@@ -433,7 +433,7 @@ def test_a_missing_script_is_bad_input(project: Path) -> None:
         *("--experiment", "cli"),
     )
     assert result.returncode == ExitCode.BAD_INPUT
-    assert "script='missing.py' is invalid" in one_error_line(result)
+    assert "SCRIPT 'missing.py' is invalid" in one_error_line(result)
 
 
 def test_the_mlboot_console_script_is_declared() -> None:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import io
 import json
 import logging
+import math
 import os
+import re
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,7 +31,8 @@ from mlboot._environment import Environment
 from mlboot._local import LocalBackend, default_root
 from mlboot._localio import storage_error
 from mlboot._log import logger
-from mlboot._run import Run, RunStatus, get_run
+from mlboot._run import Run, RunStatus, get_run, interrupt_advice
+from mlboot._run_list import RunInfo, list_runs
 from mlboot._submit import submit_script
 from mlboot._workspace import Workspace, workspace_from_config
 from mlboot.exceptions import (
@@ -239,6 +244,21 @@ def _build_parser() -> _Parser:
     runs = command(commands, "runs", "runs submitted earlier", None)
     run_commands = runs.add_subparsers(dest="runs_command", metavar="ACTION")
     run_commands.required = True
+    listing = command(
+        run_commands,
+        "list",
+        "recent runs of the workspace, newest first",
+        _runs_list,
+        "List the workspace's most recent runs (id, experiment, status, start, duration), "
+        "newest first.",
+    )
+    listing.add_argument("--experiment", metavar="NAME", help="only the runs of this experiment")
+    listing.add_argument(
+        "--status", metavar="STATUS", help="only runs with this status, e.g. Failed or Running"
+    )
+    listing.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="at most N runs (default: 20)"
+    )
     show = command(run_commands, "show", "a run's status, error and metrics", _runs_show)
     show.add_argument("run_id", metavar="RUN_ID")
     wait = command(
@@ -354,6 +374,81 @@ def _runs_show(options: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _runs_list(options: argparse.Namespace) -> int:
+    # Checked here, before the workspace is even read: a bad option never reaches a service.
+    if options.limit < 1:
+        raise InvalidInputError(
+            "--limit", options.limit, "it must be an int greater than 0", "pass e.g. --limit 20"
+        )
+    if options.experiment is not None and not options.experiment.strip():
+        raise InvalidInputError(
+            "--experiment",
+            options.experiment,
+            "it must be a non-empty name",
+            "pass the experiment's name, or leave --experiment out for every experiment",
+        )
+    if options.status is not None:
+        known = [m.value for m in RunStatus if m is not RunStatus.UNKNOWN]
+        if options.status.strip().lower() not in {name.lower() for name in known}:
+            raise InvalidInputError(
+                "--status",
+                options.status,
+                f"it must be a run status: {', '.join(known)}",
+                "pass e.g. --status Failed",
+            )
+    found = list_runs(
+        _workspace(options),
+        experiment=options.experiment,
+        status=options.status,
+        limit=options.limit,
+    )
+    records = [_info_record(info) for info in found]
+    _emit(options, {"runs": records}, _info_lines(records))
+    return ExitCode.OK
+
+
+def _info_record(info: RunInfo) -> dict[str, Any]:
+    duration = info.duration
+    return {
+        "run_id": info.run.id,
+        "experiment": info.run.experiment,
+        "status": str(info.status),
+        "start_time": None if info.start_time is None else info.start_time.isoformat(),
+        "end_time": None if info.end_time is None else info.end_time.isoformat(),
+        "duration_seconds": None if duration is None else duration.total_seconds(),
+    }
+
+
+def _info_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not records:
+        return ["No runs found."]
+    rows = [("RUN", "EXPERIMENT", "STATUS", "STARTED", "DURATION")]
+    for record in records:
+        start = record["start_time"]
+        seconds = record["duration_seconds"]
+        rows.append(
+            (
+                record["run_id"],
+                record["experiment"],
+                record["status"],
+                "-" if start is None else start[:19].replace("T", " "),
+                "-" if seconds is None else _duration(seconds),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _runs_wait(options: argparse.Namespace) -> int:
     return _wait_and_report(options, _get_run(options))
 
@@ -399,6 +494,18 @@ def _get_run(options: argparse.Namespace) -> Run:
 def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
     # A local run's status is a file read: poll it often.  Azure ML is asked every 2 s at first.
     local = isinstance(run.workspace.backend, LocalBackend)
+    said: list[str] = []
+
+    def advice(run: Run, *, cancel_failed: bool) -> str:
+        said.append(run.id)
+        if cancel_failed:
+            return f"Cancel it with: {_shell_command(options, 'cancel', run.id)}."
+        return (
+            f"Reattach with: {_shell_command(options, 'wait', run.id)}; stop it with: "
+            f"{_shell_command(options, 'cancel', run.id)}."
+        )
+
+    token = interrupt_advice.set(advice)
     try:
         status = run.wait(
             timeout=getattr(options, "timeout", None),
@@ -412,13 +519,36 @@ def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
         _emit(options, record, _run_lines(record))
         return _report(failure, options, json_error=False)
     except KeyboardInterrupt:
-        _say_error(
-            f"stopped waiting; run {run.id} goes on (follow it with: mlboot runs wait {run.id})"
-        )
+        # Run.wait has said it once, with the shell command above; say nothing more on stderr.
+        if not said:
+            _say_error(
+                f"stopped waiting; run {run.id} goes on (reattach with: "
+                f"{_shell_command(options, 'wait', run.id)})"
+            )
+        if options.json:
+            _json_error(
+                "KeyboardInterrupt",
+                f"interrupted; run {run.id} goes on (reattach with: "
+                f"{_shell_command(options, 'wait', run.id)})",
+                ExitCode.INTERRUPTED,
+                run_id=run.id,
+            )
         return ExitCode.INTERRUPTED
+    finally:
+        interrupt_advice.reset(token)
     record = _run_record(run, details=True, metrics=True)
     _emit(options, record, _run_lines(record))
     return _status_code(status)
+
+
+def _shell_command(options: argparse.Namespace, action: str, run_id: str) -> str:
+    """The ``mlboot runs ACTION RUN_ID`` command, with the options that find the same run."""
+    words = ["mlboot", "runs", action, run_id]
+    if options.config is not None:
+        words += ["--config", str(Path(options.config).absolute())]
+    if options.local:
+        words.append("--local")
+    return shlex.join(words)
 
 
 def _status_code(status: RunStatus) -> int:
@@ -471,9 +601,21 @@ def _run_lines(record: Mapping[str, Any]) -> list[str]:
     ]
     lines = [f"{key:<11}{value}" for key, value in rows if value]
     for name, values in (record.get("metrics") or {}).items():
-        shown = values[-1] if len(values) == 1 else f"{values[-1]} (last of {len(values)})"
+        last = _human_value(values[-1]) if values else ""
+        shown = last if len(values) == 1 else f"{last} (last of {len(values)})"
         lines.append(f"{'metric':<11}{name} = {shown}")
     return lines
+
+
+def _human_value(value: object) -> str:
+    """A metric value for people: floats to 6 significant digits, NaN and infinities by name."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return format(value, ".6g")
+    return str(value)
 
 
 def _compute_record(target: ComputeTarget) -> dict[str, Any]:
@@ -498,9 +640,34 @@ def _compute_line(target: ComputeTarget) -> str:
     )
 
 
+def _strict(data: object) -> object:
+    """``data`` with NaN and infinite floats as the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return _human_value(data)
+    if isinstance(data, Mapping):
+        return {str(key): _strict(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_strict(item) for item in data]
+    return data
+
+
+class _Output:
+    """Whether this ``main`` call has written its one JSON object yet."""
+
+    json_written = False
+
+
 def _print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=True) + "\n")
+    if _Output.json_written:  # one object per exit, whatever happens after the first
+        return
+    text = json.dumps(_strict(data), indent=2, default=str, allow_nan=False)
+    _Output.json_written = True
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def _json_error(kind: str, message: str, code: int, **extra: object) -> None:
+    _print_json({"error": {"type": kind, "message": message, "exit_code": int(code), **extra}})
 
 
 def _print_lines(lines: Sequence[str]) -> None:
@@ -574,6 +741,7 @@ def _report(error: BaseException, options: argparse.Namespace, *, json_error: bo
     code = exit_code_for(error)
     if isinstance(error, MlbootError):
         line, rest = _summary(error)
+        line, rest = shell_fix(line), [shell_fix(part) for part in rest]
     else:
         line, rest = (
             f"internal error (a bug in mlboot, please report it): {type(error).__name__}: {error}",
@@ -585,7 +753,7 @@ def _report(error: BaseException, options: argparse.Namespace, *, json_error: bo
     if options.json and json_error:
         payload: dict[str, Any] = {
             "type": type(error).__name__,
-            "message": str(error) if isinstance(error, MlbootError) else line,
+            "message": shell_fix(str(error)) if isinstance(error, MlbootError) else line,
             "exit_code": int(code),
         }
         if isinstance(error, RunFailedError):
@@ -646,13 +814,15 @@ def _run(options: argparse.Namespace) -> int:
     try:
         return int(options.handler(options))
     except _UsageError as error:
-        _say_error(str(error))
-        return ExitCode.BAD_INPUT
+        return _usage_error(str(error), json_wanted=options.json)
     except KeyboardInterrupt:
         _say_error("interrupted")
+        if options.json:
+            _json_error("KeyboardInterrupt", "interrupted", ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (e.g. `| head`): nothing left to say.
+        _Output.json_written = True
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
@@ -663,18 +833,111 @@ def _run(options: argparse.Namespace) -> int:
         return _report(error, options)
 
 
+def _usage_error(message: str, *, json_wanted: bool) -> int:
+    _say_error(message)
+    if json_wanted:
+        _json_error("UsageError", message, ExitCode.BAD_INPUT)
+    return ExitCode.BAD_INPUT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``mlboot`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run ``mlboot`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    With ``--json`` anywhere before ``--``, every exit writes exactly one strict JSON object on
+    stdout: the command's record, or ``{"error": ...}`` (usage errors and Ctrl-C included).
+    """
+    _Output.json_written = False
     own, after_double_dash = _split_double_dash(list(sys.argv[1:] if argv is None else argv))
+    json_wanted = "--json" in own
     try:
-        options = _parse(own, after_double_dash)
+        code = _main(own, after_double_dash, json_wanted=json_wanted)
+    except KeyboardInterrupt:  # before a command's own handler could see it
+        _say_error("interrupted")
+        code = ExitCode.INTERRUPTED
+        if json_wanted:
+            _json_error("KeyboardInterrupt", "interrupted", code)
+    if json_wanted and not _Output.json_written:  # pragma: no cover  (every path writes one)
+        _json_error("InternalError", "mlboot wrote no JSON object (a bug in mlboot)", code)
+    return int(code)
+
+
+def _main(own: list[str], after_double_dash: list[str], *, json_wanted: bool) -> int:
+    help_text = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(help_text) if json_wanted else contextlib.nullcontext():
+            options = _parse(own, after_double_dash)
     except _UsageError as error:
-        _say_error(str(error))
-        return ExitCode.BAD_INPUT
+        return _usage_error(str(error), json_wanted=json_wanted)
     except SystemExit as done:  # --help and --version
-        return done.code if isinstance(done.code, int) else ExitCode.OK
+        code = done.code if isinstance(done.code, int) else ExitCode.OK
+        if json_wanted:
+            text = help_text.getvalue()
+            key = "version" if "--version" in own and text.startswith("mlboot ") else "help"
+            _print_json({key: text.strip() if key == "version" else text})
+        return code
     # Progress a person asked for is printed on stdout by the commands themselves; the logger
     # adds warnings, and everything with --verbose.
     level = logging.DEBUG if options.verbose else logging.WARNING
     with _logging_to(sys.stderr, level):
         return _run(options)
+
+
+# -- fixes in shell terms --------------------------------------------------------------------------
+
+# The library's messages say their fixes as Python (``on_mismatch='update'``, ``timeout=3600``,
+# ``run.wait()``); the command line says them as the options and commands that do the same.
+# Keywords: Python keyword -> CLI option (None: no CLI option, left as it is).
+_KEYWORD_OPTIONS: dict[str, str] = {
+    "on_mismatch": "--on-mismatch",
+    "timeout": "--timeout",
+    "limit": "--limit",
+    "status": "--status",
+    "experiment": "--experiment",
+    "compute": "--compute",
+    "source_directory": "--source-dir",
+    "environment": "--env",
+    "vm_size": "--vm-size",
+    "max_nodes": "--max-nodes",
+    "min_nodes": "--min-nodes",
+    "vm_priority": "--priority",
+    "idle_seconds_before_scaledown": "--idle-seconds",
+}
+_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bwait=False\b"), "--no-wait"),
+    (
+        re.compile(
+            r"\benvironment=\s*mlboot\.Environment\.from_\w+\(\.\.\.\)(?: \(or another "
+            r"Environment\))?"
+        ),
+        "--env FILE (a pip requirements file or a conda .yml)",
+    ),
+    (re.compile(r"\bmlboot\.get_run\(workspace, '([^']+)'\)"), r"mlboot runs show \1"),
+    (re.compile(r"(?:\bcall )?\.cancel\(\)(?: on it\b)?"), "mlboot runs cancel RUN_ID"),
+    (re.compile(r"\b(?:call )?run\.wait\(\)"), "run mlboot runs wait RUN_ID"),
+    (re.compile(r"\bmlboot\.RunStatus\.[A-Z_]+"), "--status NAME"),
+    (re.compile(r"\bpass script="), "give SCRIPT as "),
+    (re.compile(r"\bscript="), "SCRIPT "),
+    (
+        re.compile(
+            r"\b(" + "|".join(_KEYWORD_OPTIONS) + r")=(?:'([^']*)'|\"([^\"]*)\"|([\w.:+-]*\w))"
+        ),
+        "",
+    ),
+    (re.compile(r"\bsource_directory\b(?!=)"), "--source-dir"),
+    (
+        re.compile(r"\bNone to wait as long as the run takes\b"),
+        "no --timeout to wait as long as the run takes",
+    ),
+)
+
+
+def _keyword(found: re.Match[str]) -> str:
+    value = next((group for group in found.groups()[1:] if group is not None), "")
+    return f"{_KEYWORD_OPTIONS[found.group(1)]} {shlex.quote(value)}"
+
+
+def shell_fix(text: str) -> str:
+    """``text`` with the Python keyword fixes it names written as ``mlboot`` options."""
+    for pattern, replacement in _FIXES:
+        text = pattern.sub(replacement or _keyword, text)
+    return text
