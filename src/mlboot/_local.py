@@ -622,6 +622,7 @@ class LocalBackend:
         del ref
         return self._details(self._folder(run_id))
 
+    @_on_disk("listing the local runs")
     def list_runs(
         self, ref: WorkspaceRef, *, experiment: str | None, status: str | None, limit: int
     ) -> list[RunDetails]:
