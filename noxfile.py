@@ -97,14 +97,35 @@ def _install(session: nox.Session, *groups: str) -> None:
 def tests(session: nox.Session) -> None:
     """Unit, contract and documentation-example tests (no network beyond loopback)."""
     _install(session, "tests")
-    session.run("pytest", "--ignore=tests/integration", "-p", "no:cacheprovider", *session.posargs)
+    # The contract suite's azureml-on-emulator parameters are marked integration: they run in
+    # the integration session, which has the emulator's dependencies.
+    session.run(
+        "pytest",
+        "--ignore=tests/integration",
+        "-m",
+        "not integration",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
 
 
 @nox.session(python=NEWEST)
 def integration(session: nox.Session) -> None:
     """The real SDK end to end against the Azure ML emulator on 127.0.0.1."""
     _install(session, "tests", "integration")
-    session.run("pytest", "tests/integration", "-p", "no:cacheprovider", *session.posargs)
+    # tests/integration, and the contract suite's parameters marked integration (the
+    # azureml-core backend on the emulator; the fake and local ones ran in `tests`).
+    session.run(
+        "pytest",
+        "tests/integration",
+        "tests/contract",
+        "-m",
+        "integration",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
 
 
 @nox.session(python=OLDEST)

@@ -234,7 +234,7 @@ def test_compute_ensure_creates_reuses_and_reports_a_mismatch(project: Path) -> 
     assert json.loads(created.stdout) == {
         "name": "cpu-pool",
         "kind": "AmlCompute",
-        "vm_size": "Standard_DS3_v2",
+        "vm_size": "STANDARD_DS3_V2",
         "vm_priority": "dedicated",
         "min_nodes": 0,
         "max_nodes": 2,
@@ -248,7 +248,7 @@ def test_compute_ensure_creates_reuses_and_reports_a_mismatch(project: Path) -> 
         f"'rg-cli', subscription {CONFIG['subscription_id']}) (state Succeeded)"
     )
     summary = (
-        "Compute target cpu-pool: Standard_DS3_v2, dedicated, 0 to 2 nodes, 1800 s idle before "
+        "Compute target cpu-pool: STANDARD_DS3_V2, dedicated, 0 to 2 nodes, 1800 s idle before "
         "scale-down, Succeeded"
     )
     assert again.stdout.splitlines() == [using, summary]

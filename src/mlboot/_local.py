@@ -326,7 +326,7 @@ class LocalBackend:
             kind=_CLUSTER_KIND,
             # A local pool needs no machines: it is ready as soon as it exists.
             provisioning_state="Succeeded",
-            vm_size=spec.vm_size,
+            vm_size=spec.vm_size.upper(),  # as Azure ML (and the fake) spell it
             vm_priority="LowPriority" if spec.vm_priority == "lowpriority" else "Dedicated",
             min_nodes=spec.min_nodes,
             max_nodes=spec.max_nodes,

@@ -16,11 +16,7 @@ if str(_TESTS_DIR) not in sys.path:
     # tests/ is not a package: make tests/emulator importable as "emulator".
     sys.path.insert(0, str(_TESTS_DIR))
 
-from emulator import Emulator, isolate_sdk, stop_sdk_daemons  # noqa: E402
-
-# Longest a single test may keep the emulator busy; after that it answers 410 to everything,
-# so any SDK wait still polling ends with an error instead of hanging the session.
-EMULATOR_TIME_LIMIT_SECONDS = 90.0
+from emulator import Emulator, emulator_for_test  # noqa: E402
 
 
 @pytest.fixture
@@ -32,22 +28,8 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
     are short (see ``emulator.isolate_sdk``). The server is stopped (and joined, with a time
     limit) after the test; a bug inside an emulator handler fails the test.
     """
-    emu = Emulator(tmp_path / "emulator", time_limit=EMULATOR_TIME_LIMIT_SECONDS)
-    emu.start()
-    try:
-        isolate_sdk(monkeypatch, emu, tmp_path / "home")
-        emu.add_workspace()
+    with emulator_for_test(tmp_path / "emulator", monkeypatch, tmp_path / "home") as emu:
         yield emu
-    finally:
-        # The SDK's re-arming timers (started e.g. by Run.cancel) must not outlive the test.
-        stop_sdk_daemons()
-        emu.stop()
-    assert not emu.handler_errors, "the emulator failed while answering:\n" + "\n".join(
-        emu.handler_errors
-    )
-    if not emu.unknown_requests_expected:
-        unknown = [f"{r.method} {r.host}{r.path}" for r in emu.unknown_requests]
-        assert not unknown, f"the SDK asked for routes the emulator does not know: {unknown}"
 
 
 @pytest.fixture
