@@ -25,7 +25,16 @@ import nox
 
 nox.needs_version = ">=2025.10.14"  # the first with nox.options.download_python
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "pyright", "tests", "integration", "docs"]
+# `coverage` comes after every session that measures (tests, integration): it combines their data.
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "pyright",
+    "tests",
+    "integration",
+    "docs",
+    "coverage",
+]
 nox.options.error_on_missing_interpreters = True
 nox.options.download_python = "never"
 
@@ -93,6 +102,11 @@ def _install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".", *requirements)
 
 
+# pytest under coverage (branch coverage; parallel data files, one per process, that the
+# `coverage` session combines; see [tool.coverage] in pyproject.toml).
+_MEASURED = ("coverage", "run", "-m", "pytest")
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, contract and documentation-example tests (no network beyond loopback)."""
@@ -100,7 +114,7 @@ def tests(session: nox.Session) -> None:
     # The contract suite's azureml-on-emulator parameters are marked integration: they run in
     # the integration session, which has the emulator's dependencies.
     session.run(
-        "pytest",
+        *_MEASURED,
         "--ignore=tests/integration",
         "-m",
         "not integration",
@@ -117,7 +131,7 @@ def integration(session: nox.Session) -> None:
     # tests/integration, and the contract suite's parameters marked integration (the
     # azureml-core backend on the emulator; the fake and local ones ran in `tests`).
     session.run(
-        "pytest",
+        *_MEASURED,
         "tests/integration",
         "tests/contract",
         "-m",
@@ -126,6 +140,20 @@ def integration(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
     )
+
+
+@nox.session(python=NEWEST)
+def coverage(session: nox.Session) -> None:
+    """Combine the coverage data of the test sessions and fail under the floor.
+
+    The floor is ``fail_under`` in ``[tool.coverage.report]`` (pyproject.toml); the report lists
+    the files not fully covered.  Run after `tests` and `integration` (``nox`` does).
+    """
+    session.install(
+        *(r for r in nox.project.dependency_groups(PYPROJECT, "tests") if "coverage" in r)
+    )
+    session.run("coverage", "combine")
+    session.run("coverage", "report")
 
 
 @nox.session(python=OLDEST)
