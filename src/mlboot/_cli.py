@@ -902,7 +902,9 @@ _KEYWORD_OPTIONS: dict[str, str] = {
     "vm_priority": "--priority",
     "idle_seconds_before_scaledown": "--idle-seconds",
 }
-_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+_FIXES: tuple[tuple[re.Pattern[str], str | None], ...] = (
+    # The command takes its credentials from the environment only.
+    (re.compile(r"(?:,\s*|\s+|^)or pass auth= explicitly"), ""),
     (re.compile(r"\bwait=False\b"), "--no-wait"),
     (
         re.compile(
@@ -921,7 +923,7 @@ _FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"\b(" + "|".join(_KEYWORD_OPTIONS) + r")=(?:'([^']*)'|\"([^\"]*)\"|([\w.:+-]*\w))"
         ),
-        "",
+        None,  # _keyword
     ),
     (re.compile(r"\bsource_directory\b(?!=)"), "--source-dir"),
     (
@@ -939,5 +941,5 @@ def _keyword(found: re.Match[str]) -> str:
 def shell_fix(text: str) -> str:
     """``text`` with the Python keyword fixes it names written as ``mlboot`` options."""
     for pattern, replacement in _FIXES:
-        text = pattern.sub(replacement or _keyword, text)
+        text = pattern.sub(_keyword if replacement is None else replacement, text)
     return text

@@ -74,6 +74,28 @@ _RUN_ORIGIN = "ExperimentRun"
 _COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
 
 
+def _filter_value(body: object, field: str) -> str | None:
+    """The value an OData ``filter`` in a query body asks of ``field``.
+
+    The SDK writes ``"name eq 'x'"`` for experiments and ``"(Status eq Failed) and ..."`` (no
+    quotes) for runs.
+    """
+    text = body.get("filter") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        return None
+    found = re.search(rf"(?i)\b{re.escape(field)}\s+eq\s+(?:'((?:[^']|'')*)'|([^\s()]+))", text)
+    if found is None:
+        return None
+    if found.group(1) is not None:
+        return found.group(1).replace("''", "'")
+    return None if found.group(2) == "null" else found.group(2)
+
+
+def _experiment_not_found(call: _Call) -> Response:
+    name = call.params["experiment"]
+    return service_error(404, "UserError", f"Experiment {name} not found.", inner="NotFound")
+
+
 class _HttpError(Exception):
     """Raised by a handler to answer with ``response`` (e.g. a 404 for a missing workspace)."""
 
@@ -132,6 +154,8 @@ class Emulator:
         self.storage_account = storage_account
         self.blob_host = f"{storage_account}.blob.{blob_suffix}"
         self.time_limit = time_limit
+        #: The bodies of the experiment and run queries (Experiment.list, Run.list) the SDK sent.
+        self.query_bodies: list[dict[str, Any]] = []
         #: Tracebacks of emulator handlers that raised (answered 500): a bug in the emulator.
         self.handler_errors: list[str] = []
         #: Set by a test that sends unknown requests on purpose (the pytest fixture checks).
@@ -708,6 +732,18 @@ class Emulator:
         add("environment.get", "GET", environments + "/versions/{version}", self._environment_get)
         # run history: experiments and runs
         add(
+            "history.experiment.query",
+            "POST",
+            _HISTORY + "/experiments:query",
+            self._experiment_query,
+        )
+        add(
+            "history.run.query",
+            "POST",
+            _HISTORY + "/experiments/{experiment}/runs:query",
+            self._run_query,
+        )
+        add(
             "history.experiment.get",
             "GET",
             _HISTORY + "/experiments/{experiment}",
@@ -1065,17 +1101,57 @@ class Emulator:
                 )
             return json_response(200, versions[version])
 
+    def _experiment_query(self, call: _Call) -> Response:
+        # Experiment.list: POST .../experiments:query {"filter": "name eq 'x'", ...}, one page.
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            self.query_bodies.append(call.json() or {})
+            wanted = _filter_value(call.json(), "name")
+            found = [
+                experiment_dto(experiment)
+                for experiment in workspace.experiments.values()
+                if wanted is None or experiment.name.lower() == wanted.lower()
+            ]
+            return json_response(200, {"value": found, "continuationToken": None})
+
+    def _run_query(self, call: _Call) -> Response:
+        # Run.list: POST .../experiments/{name}/runs:query {"filter", "orderBy", "top"}; the runs
+        # newest first, at most "top" of them, without moving any run's status on.
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            body = call.json() or {}
+            self.query_bodies.append(body)
+            experiment = self._experiment(workspace, call.params["experiment"], create=False)
+            if experiment is None:
+                return _experiment_not_found(call)
+            status = _filter_value(body, "Status")
+            runs = [
+                run
+                for run in self._runs.values()
+                if run.experiment is experiment and (status is None or run.status == status)
+            ]
+            # "orderby": "StartTimeUtc desc"; a run not started yet sorts by its creation.
+            runs.sort(
+                key=lambda run: (run.start_time_utc or run.created_utc, run.run_number),
+                reverse=True,
+            )
+            top = body.get("top")
+            if isinstance(top, int) and top > 0:
+                runs = runs[:top]
+            return json_response(
+                200,
+                {
+                    "value": [self._run_json(run, run.status) for run in runs],
+                    "continuationToken": None,
+                },
+            )
+
     def _experiment_get(self, call: _Call) -> Response:
         with self._lock:
             workspace = self._find_workspace(call.params)
             experiment = self._experiment(workspace, call.params["experiment"], create=False)
             if experiment is None:
-                return service_error(
-                    404,
-                    "UserError",
-                    f"Experiment {call.params['experiment']} not found.",
-                    inner="NotFound",
-                )
+                return _experiment_not_found(call)
             return json_response(200, experiment_dto(experiment))
 
     def _experiment_create(self, call: _Call) -> Response:
