@@ -302,10 +302,5 @@ CANNOT: dict[str, Mapping[str, str]] = {
             "to provision"
         ),
     },
-    "azureml-emulator": {
-        "test_a_finished_run_is_listed_newest_first": (
-            "the emulator has no route for the run query azureml-core lists runs with (POST "
-            ".../experiments:query); a gap of tests/emulator, not of the backend"
-        ),
-    },
+    "azureml-emulator": {},
 }
