@@ -10,7 +10,7 @@ import pytest
 from sybil import Sybil
 from sybil.parsers import myst, rest
 
-from mlboot.testing import FakeBackend
+from mlboot.testing import FakeBackend, use_backend
 
 _VARIABLE_PREFIXES = ("MLBOOT_", "AZURE_", "AZUREML_", "MSI_", "IDENTITY_")
 
@@ -47,11 +47,7 @@ def offline_fake() -> Iterator[FakeBackend]:
     So each how-to can start with the plain launcher a reader copies, and still run here, with
     no Azure account.  A config file that chooses the local backend keeps it.
     """
-    from mlboot import _workspace  # noqa: PLC0415  (the seam the pytest plugin's mlboot_offline uses)
-
-    fake = FakeBackend()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_workspace, "_default_backend", lambda: fake)
+    with use_backend(FakeBackend()) as fake:
         yield fake
 
 

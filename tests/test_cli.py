@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlboot import _workspace
 from mlboot._cli import ExitCode, exit_code_for, main
-from mlboot.backend import Backend
 from mlboot.exceptions import (
     AuthenticationError,
     ComputeMismatchError,
@@ -29,7 +27,7 @@ from mlboot.exceptions import (
     WaitTimeoutError,
     WorkspaceNotFoundError,
 )
-from mlboot.testing import FakeBackend
+from mlboot.testing import FakeBackend, use_backend
 
 CONFIG = {
     "subscription_id": "00000000-0000-0000-0000-000000000000",
@@ -211,17 +209,14 @@ def test_an_authentication_failure_exits_3_without_a_traceback_or_secret(
     fake = FakeBackend()
     fake.fail("get_workspace", "auth")
 
-    def offline() -> Backend:
-        return fake
-
-    monkeypatch.setattr(_workspace, "_default_backend", offline)
-    code = main(["--config", str(tmp_path / "config.json"), "--json", "runs", "show", "r1"])
-    assert code == ExitCode.AUTHENTICATION
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    assert "s3cr3t" not in captured.out + captured.err
-    assert len(captured.err.splitlines()) == 1
-    assert json.loads(captured.out)["error"]["type"] == "AuthenticationError"
+    with use_backend(fake):
+        code = main(["--config", str(tmp_path / "config.json"), "--json", "runs", "show", "r1"])
+        assert code == ExitCode.AUTHENTICATION
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        assert "s3cr3t" not in captured.out + captured.err
+        assert len(captured.err.splitlines()) == 1
+        assert json.loads(captured.out)["error"]["type"] == "AuthenticationError"
 
 
 # -- end to end on the local backend -----------------------------------------------------------

@@ -7,16 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from mlboot._backend_choice import chosen_backend
+from mlboot._workspace import workspace_from_config
 from mlboot.backend import ComputeSpec, RunRequest, WorkspaceRef
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
+    InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
     ServiceError,
     ThrottledError,
 )
-from mlboot.testing import FakeBackend, FakeClock
+from mlboot.testing import FakeBackend, FakeClock, use_backend
 
 REF = WorkspaceRef("00000000-0000-0000-0000-000000000000", "rg", "ws")
 SPEC = ComputeSpec("STANDARD_D2_V2", "lowpriority", 0, 2, 600)
@@ -177,3 +180,56 @@ def test_concurrent_creates_make_exactly_one_cluster() -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert sorted(outcomes) == ["conflict"] * 7 + ["created"]
+
+
+def test_use_backend_chooses_the_default_and_restores_the_previous_one_even_on_error(
+    config_file: Path,
+) -> None:
+    config = config_file
+    outer, inner = FakeBackend(), FakeBackend()
+    with use_backend(outer) as chosen:
+        assert chosen is outer
+        assert workspace_from_config(config).backend is outer
+        seen: list[object] = []
+
+        def fail_inside() -> None:
+            with use_backend(inner):
+                seen.append(workspace_from_config(config).backend)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            fail_inside()
+        assert seen == [inner]
+        assert workspace_from_config(config).backend is outer
+    assert chosen_backend() is None
+    assert [call.operation for call in inner.calls] == ["get_workspace"]
+    assert [call.operation for call in outer.calls] == ["get_workspace", "get_workspace"]
+
+
+def test_use_backend_leaves_an_explicit_backend_and_a_configured_local_one_alone(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_file
+    fake, explicit = FakeBackend(), FakeBackend()
+    with use_backend(fake):
+        assert workspace_from_config(config, backend=explicit).backend is explicit
+        monkeypatch.setenv("MLBOOT_BACKEND", "local")
+        assert type(workspace_from_config(config).backend).__name__ == "LocalBackend"
+    assert fake.calls == []
+
+
+def test_use_backend_is_seen_by_threads_the_code_under_test_starts() -> None:
+    fake = FakeBackend()
+    seen: list[object] = []
+    with use_backend(fake):
+        thread = threading.Thread(target=lambda: seen.append(chosen_backend()))
+        thread.start()
+        thread.join()
+    assert seen == [fake]
+
+
+def test_use_backend_refuses_a_value_that_is_not_a_backend() -> None:
+    with pytest.raises(InvalidInputError, match="backend") as caught, use_backend("fake"):  # type: ignore[arg-type]
+        pass
+    assert "mlboot.backend.Backend" in str(caught.value)
+    assert chosen_backend() is None

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from mlboot._compute import ComputeTarget, get_or_create_compute_target
-from mlboot._config import load_config
 from mlboot._environment import Environment
-from mlboot._local import LocalBackend, default_root
+from mlboot._local import LocalBackend
 from mlboot._localio import storage_error
 from mlboot._log import logger
 from mlboot._run import Run, RunStatus, get_run, interrupt_advice
@@ -304,11 +303,7 @@ def _version() -> str:
 
 def _workspace(options: argparse.Namespace) -> Workspace:
 
-    if options.local:
-        config = load_config(options.config)
-        backend = LocalBackend(default_root(config.source))
-        return workspace_from_config(options.config, backend=backend)
-    return workspace_from_config(options.config)
+    return workspace_from_config(options.config, backend="local" if options.local else None)
 
 
 def _environment(path: str) -> Environment:

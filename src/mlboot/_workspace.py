@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from mlboot._backend import Backend, WorkspaceRef
+from mlboot._backend_choice import chosen_backend
 from mlboot._config import WorkspaceConfig, load_config
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError
@@ -96,13 +97,18 @@ def _check_config_path(field: str, value: object) -> None:
 
 
 def _default_backend() -> Backend:
+    """The backend chosen with :func:`mlboot.testing.use_backend`, else azureml-core's."""
+    chosen = chosen_backend()
+    if chosen is not None:
+        return chosen
     from mlboot._azureml import AzureMLBackend  # noqa: PLC0415  (keeps azureml out of import mlboot)
 
     return AzureMLBackend()
 
 
 def _configured_backend(config: WorkspaceConfig, name: str | None = None) -> Backend:
-    """The backend ``name`` names, else ``mlboot_backend`` in the file, else MLBOOT_BACKEND."""
+    """The one place a backend is chosen: ``name``, else ``mlboot_backend`` in the file, else
+    MLBOOT_BACKEND; without ``"local"``, the default (see :func:`mlboot.testing.use_backend`)."""
     if (name or config.backend) == "local":
         from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
 

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Literal
 import pytest
 
 if TYPE_CHECKING:
-    from mlboot import Backend, Workspace
+    from collections.abc import Iterator
+
+    from mlboot import Workspace
     from mlboot.testing import FakeBackend
 
 __all__ = ["mlboot_config_file", "mlboot_fake", "mlboot_offline", "mlboot_workspace"]
@@ -116,7 +118,7 @@ def mlboot_workspace(mlboot_fake: FakeBackend, mlboot_config_file: Path) -> Work
 
 
 @pytest.fixture
-def mlboot_offline(mlboot_fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
+def mlboot_offline(mlboot_fake: FakeBackend) -> Iterator[FakeBackend]:
     """Make ``workspace_from_config()`` without ``backend=`` use ``mlboot_fake``; return it.
 
     For code under test that finds its own workspace: the config file is still searched for and
@@ -124,10 +126,7 @@ def mlboot_offline(mlboot_fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) ->
     mlboot's backends keeps it).  Undone when the test ends.  It reaches code in this process
     only, not programs a test starts.
     """
-    from mlboot import _workspace  # noqa: PLC0415  (see mlboot_fake)
+    from mlboot.testing import use_backend  # noqa: PLC0415  (see mlboot_fake)
 
-    def offline_backend() -> Backend:
-        return mlboot_fake
-
-    monkeypatch.setattr(_workspace, "_default_backend", offline_backend)
-    return mlboot_fake
+    with use_backend(mlboot_fake):
+        yield mlboot_fake

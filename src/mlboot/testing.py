@@ -16,13 +16,15 @@ measured on its :class:`FakeClock`, which moves forward when mlboot "sleeps".
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
 from mlboot._backend import (
+    Backend,
     ComputeInfo,
     ComputeSpec,
     Metrics,
@@ -33,8 +35,10 @@ from mlboot._backend import (
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._backend_choice import choose_backend
 from mlboot._links import check_destination
 from mlboot._validate import check_int
+from mlboot._workspace import check_backend
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -50,7 +54,7 @@ from mlboot.exceptions import (
 if TYPE_CHECKING:
     from mlboot._auth import Credential
 
-__all__ = ["Call", "FakeBackend", "FakeClock", "FaultKind"]
+__all__ = ["Call", "FakeBackend", "FakeClock", "FaultKind", "use_backend"]
 
 FaultKind: TypeAlias = Literal[
     "transient", "throttled", "network", "server", "not_found", "auth", "permission"
@@ -679,3 +683,23 @@ class FakeBackend:
 
 
 _ANY_WORKSPACE = WorkspaceRef("*", "*", "*")
+
+
+@contextmanager
+def use_backend(backend: Backend) -> Iterator[Backend]:
+    """Make ``workspace_from_config()`` without ``backend=`` use ``backend`` inside the block.
+
+    It replaces only the azureml-core default, as the ``mlboot_offline`` fixture does: a
+    ``backend=`` argument, or a config (``mlboot_backend``, ``MLBOOT_BACKEND``) that chooses
+    another of mlboot's backends, keeps its choice.  The previous default comes back when the
+    block ends, also on an exception; blocks nest.  The choice is process-wide, so threads the
+    code under test starts see it too; tests that choose different backends at the same time
+    should run in separate processes.  It reaches code in this process only.
+
+    >>> from mlboot.testing import FakeBackend, use_backend
+    >>> with use_backend(FakeBackend()) as fake:
+    ...     pass
+    """
+    check_backend("backend", backend)
+    with choose_backend(backend) as chosen:
+        yield chosen

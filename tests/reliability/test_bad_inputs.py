@@ -18,7 +18,6 @@ import pytest
 from reliability_ledger import LEDGER
 
 import mlboot
-from mlboot import _workspace
 from mlboot._cli import ExitCode, main
 from mlboot.exceptions import (
     ConfigError,
@@ -26,7 +25,7 @@ from mlboot.exceptions import (
     InvalidInputError,
     MlbootError,
 )
-from mlboot.testing import FakeBackend
+from mlboot.testing import FakeBackend, use_backend
 
 GUID = "00000000-0000-0000-0000-000000000000"
 
@@ -745,30 +744,30 @@ def test_cli_bad_input_is_one_line_and_a_bad_input_exit_code(
 ) -> None:
     LEDGER.bad_input(case_id, handled=False)
     fake = FakeBackend()
-    monkeypatch.setattr(_workspace, "_default_backend", lambda: fake)
-    bad = tmp_path / "bad.json"
-    bad.write_text("{oops", encoding="utf-8")
-    good = tmp_path / "good.json"
-    good.write_text(
-        json.dumps({"subscription_id": GUID, "resource_group": "rg", "workspace_name": "ws-a"}),
-        encoding="utf-8",
-    )
-    guid = tmp_path / "guid.json"
-    guid.write_text(
-        json.dumps({"subscription_id": "x", "resource_group": "rg", "workspace_name": "ws-a"}),
-        encoding="utf-8",
-    )
-    filled = [a.format(tmp=tmp_path, bad=bad, good=good, guid=guid) for a in argv]
-    assert main(filled) == code
-    out, err = capsys.readouterr()
-    assert LEDGER.scan(out + err, where=case_id) == []
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("mlboot: error: ")
-    assert names in lines[0]
-    assert "Traceback" not in err
-    assert fake.calls == []
-    LEDGER.bad_input(case_id, handled=True)
+    with use_backend(fake):
+        bad = tmp_path / "bad.json"
+        bad.write_text("{oops", encoding="utf-8")
+        good = tmp_path / "good.json"
+        good.write_text(
+            json.dumps({"subscription_id": GUID, "resource_group": "rg", "workspace_name": "ws-a"}),
+            encoding="utf-8",
+        )
+        guid = tmp_path / "guid.json"
+        guid.write_text(
+            json.dumps({"subscription_id": "x", "resource_group": "rg", "workspace_name": "ws-a"}),
+            encoding="utf-8",
+        )
+        filled = [a.format(tmp=tmp_path, bad=bad, good=good, guid=guid) for a in argv]
+        assert main(filled) == code
+        out, err = capsys.readouterr()
+        assert LEDGER.scan(out + err, where=case_id) == []
+        lines = err.splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith("mlboot: error: ")
+        assert names in lines[0]
+        assert "Traceback" not in err
+        assert fake.calls == []
+        LEDGER.bad_input(case_id, handled=True)
 
 
 def test_environment_overrides_are_validated_too(

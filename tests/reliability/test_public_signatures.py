@@ -15,12 +15,13 @@ internal error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import inspect
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -31,10 +32,9 @@ from reliability_ledger import LEDGER
 
 import mlboot
 import mlboot.backend
-from mlboot import _workspace
 from mlboot._cli import ExitCode, main
 from mlboot.exceptions import InvalidInputError, MlbootError, MlbootWarning
-from mlboot.testing import Call, FakeBackend, FakeClock
+from mlboot.testing import Call, FakeBackend, FakeClock, use_backend
 
 SETTINGS = settings(
     max_examples=120,
@@ -189,11 +189,12 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.chdir(tmp_path)
     fake = FakeBackend()
     # Nothing may reach Azure: the default backend is a fake too.
-    monkeypatch.setattr(_workspace, "_default_backend", lambda: fake)
+    stack = contextlib.ExitStack()
+    stack.enter_context(use_backend(fake))
     config = tmp_path / "config.json"
     config.write_text(
         f'{{"subscription_id": "{GUID}", "resource_group": "rg", "workspace_name": "ws-sig"}}',
@@ -215,20 +216,21 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     environment = mlboot.Environment.from_pip_requirements(requirements, python_version="3.11")
     broken = mlboot.Environment.from_pip_requirements(requirements, python_version="3.11")
     object.__setattr__(broken, "python_version", "2.7")
-    return World(
-        tmp=tmp_path,
-        fake=fake,
-        fake_ws=fake_ws,
-        local_ws=local_ws,
-        config=config,
-        source=source,
-        requirements=requirements,
-        conda=conda,
-        run=mlboot.get_run(fake_ws, "r1"),
-        local_run=mlboot.Run(id="local-1", experiment="exp", workspace=local_ws),
-        environment=environment,
-        broken_environment=broken,
-    )
+    with stack:
+        yield World(
+            tmp=tmp_path,
+            fake=fake,
+            fake_ws=fake_ws,
+            local_ws=local_ws,
+            config=config,
+            source=source,
+            requirements=requirements,
+            conda=conda,
+            run=mlboot.get_run(fake_ws, "r1"),
+            local_run=mlboot.Run(id="local-1", experiment="exp", workspace=local_ws),
+            environment=environment,
+            broken_environment=broken,
+        )
 
 
 # Each target: the callable under test, built from the world, and valid values of its own.

@@ -14,11 +14,10 @@ import pytest
 from reliability_ledger import LEDGER, PLANTED_SECRETS
 
 import mlboot
-from mlboot import _workspace
 from mlboot._auth import resolve_default_auth
 from mlboot._cli import main
 from mlboot.exceptions import AuthenticationError, ConfigError
-from mlboot.testing import FakeBackend
+from mlboot.testing import FakeBackend, use_backend
 
 SP_SECRET, TOKEN = PLANTED_SECRETS
 TENANT = "11111111-1111-1111-1111-111111111111"
@@ -97,15 +96,15 @@ def test_cli_output_never_shows_the_secret(
         raise AuthenticationError(f"HTTP 401 for {chosen!r}; call {call!r}")
 
     fake.before("get_workspace", leaky_adapter)
-    monkeypatch.setattr(_workspace, "_default_backend", lambda: fake)
-    for argv in (
-        ["runs", "show", "run-1", "--config", str(config_path)],
-        ["runs", "show", "run-1", "--config", str(config_path), "--json", "-v"],
-    ):
-        assert main(argv) == 3
-        out, err = capsys.readouterr()
-        assert "HTTP 401" in err
-        _clean(out + err, f"cli {' '.join(argv[-2:])}")
+    with use_backend(fake):
+        for argv in (
+            ["runs", "show", "run-1", "--config", str(config_path)],
+            ["runs", "show", "run-1", "--config", str(config_path), "--json", "-v"],
+        ):
+            assert main(argv) == 3
+            out, err = capsys.readouterr()
+            assert "HTTP 401" in err
+            _clean(out + err, f"cli {' '.join(argv[-2:])}")
 
 
 def test_no_credentials_in_ci_fails_within_seconds(config_path: Path, tmp_path: Path) -> None:
