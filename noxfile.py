@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -150,8 +151,9 @@ def wheel(session: nox.Session) -> None:
     The local supervisor then starts from the installed files, so a module or data file the
     wheel leaves out fails here.  Not measured for coverage (the `tests` sessions are).
     """
-    out = Path(session.create_tmp()) / "dist"
-    shutil.rmtree(out, ignore_errors=True)
+    # Not session.create_tmp(): it points TMPDIR into the checkout, and the tests' folders must
+    # not be inside a git repository (a snapshot's git details would then be recorded).
+    out = Path(tempfile.mkdtemp(prefix="mlboot-wheel-")) / "dist"
     session.install(*PYPROJECT["build-system"]["requires"])
     session.run("hatchling", "build", "--target", "wheel", "--directory", str(out))
     (wheel_file,) = out.glob("mlboot-*.whl")
@@ -174,6 +176,7 @@ def wheel(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
     )
+    shutil.rmtree(out.parent, ignore_errors=True)
 
 
 @nox.session(python=NEWEST)
