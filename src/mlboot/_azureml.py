@@ -1073,8 +1073,9 @@ def install_deadline_hooks() -> None:
     * ``requests.Session.request`` gets a time-out no longer than the time left, and is not
       sent once the deadline has passed;
     * the vendored storage client's retry (the snapshot's blob uploads) sleeps through the
-      deadline too, and the SDK's worker threads run their tasks under the deadline of the
-      call that queued them.
+      deadline too, and the SDK's worker threads (its ``WorkerPool``, and the thread pool in
+      which a submit creates the snapshot) run their tasks under the deadline of the call that
+      queued them.
     """
     global _hooks_installed  # noqa: PLW0603  (one installation per process)
     with _hooks_lock:
@@ -1082,6 +1083,7 @@ def install_deadline_hooks() -> None:
             return
         import requests  # noqa: PLC0415  (the SDK loads only on use)
         from azureml._common.async_utils.worker_pool import WorkerPool  # noqa: PLC0415
+        from azureml._execution import _commands  # noqa: PLC0415
         from azureml._file_utils import file_utils  # noqa: PLC0415
         from azureml._restclient import clientbase  # noqa: PLC0415
         from azureml._vendor.azure_storage.blob._shared.policies import (  # noqa: PLC0415
@@ -1095,6 +1097,7 @@ def install_deadline_hooks() -> None:
         _hook_requests(requests.Session)
         _hook_storage_retry(StorageRetryPolicy)
         _hook_worker_pool(WorkerPool)
+        _hook_snapshot_pool(_commands)
         _hooks_installed = True
 
 
@@ -1202,6 +1205,29 @@ def _hook_storage_retry(policy_class: Any) -> None:
             deadline.sleep(float(backoff), cause=sys.exc_info()[1])
 
     policy_class.sleep = sleep
+
+
+def _hook_snapshot_pool(commands: Any) -> None:
+    # A submit creates its snapshot in a one-thread pool (multiprocessing.dummy.Pool), one task
+    # per pool, and waits for it without a time-out: the task must carry the submit's deadline
+    # into that thread.
+    original_pool = commands.Pool
+
+    def pool(*args: Any, **kwargs: Any) -> Any:
+        made = original_pool(*args, **kwargs)
+        original_apply_async = made.apply_async
+
+        def apply_async(func: Any, *task_args: Any, **task_kwargs: Any) -> Any:
+            result = original_apply_async(carried(func), *task_args, **task_kwargs)
+            # Its one task is queued: closed now, the pool's threads end with the task even when
+            # the submit fails before the SDK's own close() (which would leak a running pool).
+            made.close()
+            return result
+
+        made.apply_async = apply_async
+        return made
+
+    commands.Pool = pool
 
 
 def _hook_worker_pool(pool_class: Any) -> None:

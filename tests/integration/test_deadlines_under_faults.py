@@ -192,6 +192,17 @@ def test_the_sdk_still_retries_a_throttled_lookup_when_the_retry_fits_the_timeou
 # -- the submit ------------------------------------------------------------------------------------
 
 
+def _submit(workspace: mlboot.Workspace, source_dir: Path) -> mlboot.Run:
+    return mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute="cpu-cluster",
+        experiment="deadline",
+        source_directory=source_dir,
+        timeout=4,
+    )
+
+
 @sdk_run_warnings
 @pytest.mark.usefixtures("real_sdk_backoffs")
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -202,20 +213,39 @@ def test_a_submit_ends_within_its_timeout_while_the_service_fails(
     workspace = _workspace(emulator, config, timed.clock)
     emulator.program_run(["Running", "Completed"])
     _lasting(emulator, "execution.snapshotrun", fault)
-    error = timed(
-        lambda: mlboot.submit_script(
-            workspace,
-            "train.py",
-            compute="cpu-cluster",
-            experiment="deadline",
-            source_directory=source_dir,
-            timeout=4,
-        )
-    )
+    error = timed(lambda: _submit(workspace, source_dir))
     assert timed.wall <= 4 + MARGIN_SECONDS, error
     _assert_names_the_call_and_comes_from_the_sdk(
         error, words="submitting 'train.py' as a run of experiment 'deadline'", timeout=4
     )
+
+
+# The snapshot's own requests: the content service's snapshot calls, and the upload of its files
+# to blob storage (azureml-core's vendored storage client, with back-offs of its own).
+SNAPSHOT_ROUTES = ("blob.put", "content.snapshot.getblob", "content.snapshot.create")
+
+
+@sdk_run_warnings
+@pytest.mark.usefixtures("real_sdk_backoffs")
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("route", SNAPSHOT_ROUTES)
+def test_a_submit_ends_within_its_timeout_while_the_snapshot_upload_fails(
+    emulator: Emulator, config: Path, source_dir: Path, route: str, fault: str
+) -> None:
+    timed = _Timed(SystemClock())
+    workspace = _workspace(emulator, config, timed.clock)
+    emulator.program_run(["Running", "Completed"])
+    _lasting(emulator, route, fault)
+    # A fault the SDK does not retry ends the submit at once with the service's error; one it
+    # retries ends it by the time-out.  Either way within the time-out and its margin.
+    error = timed(
+        lambda: _submit(workspace, source_dir),
+        (WaitTimeoutError, ServiceError),
+    )
+    assert timed.wall <= 4 + MARGIN_SECONDS, error
+    assert emulator.count(route) >= 1, f"the fault on {route} was never reached"
+    assert emulator.count("execution.snapshotrun") == 0, "a run was started without its snapshot"
+    assert "train.py" in str(error), error
 
 
 # -- the status polls ------------------------------------------------------------------------------

@@ -181,14 +181,13 @@ def test_client_errors_fail_fast_with_a_typed_error(
 # (clientbase.execute_func_with_reset, 3 retries) never fires: it does not recognise azure-core's
 # exceptions. A file that still fails fails the submit, before any run exists.
 #
-# A submit that fails while the snapshot uploads leaves azureml-core's multiprocessing.dummy
+# A submit that fails while the snapshot uploads would leave azureml-core's multiprocessing.dummy
 # Pool(1) running, with its 4 threads (azureml/_execution/_commands.py, _start_internal:
-# snapshot_async.get() raises before thread_pool.close()). Whenever the garbage collector frees
-# it, later and in whichever thread allocates at that moment, Pool.__del__ warns "unclosed
-# running multiprocessing pool": under filterwarnings=error that ResourceWarning is an exception
-# inside __del__, sent to sys.unraisablehook, and pytest reports it in whichever test is running.
-# The `sdk_pools` fixture counts the pools left running in the test that left them, and ends
-# them, so that no warning is left for a later test.
+# snapshot_async.get() raises before thread_pool.close()); freed later, in whichever test runs,
+# Pool.__del__ warns "unclosed running multiprocessing pool". mlboot's deadline hooks close that
+# pool as soon as its one task is queued, so none is left running, whatever the submit's outcome.
+# The hooks are process-wide: the raw SDK's submits in these tests get them too. The `sdk_pools`
+# fixture counts the pools made in a test and those left running (and ends any such).
 
 
 class _SdkPools:
@@ -198,13 +197,14 @@ class _SdkPools:
         self.made: list[Any] = []
         self.counted = 0
 
-    def left_running(self) -> int:
-        """How many of them were left running since last asked; each is then terminated."""
-        running = [pool for pool in self.made[self.counted :] if pool._state == RUN]
+    def since_last_asked(self) -> tuple[int, int]:
+        """How many pools were made since last asked, and how many of them are still running."""
+        made = self.made[self.counted :]
+        running = [pool for pool in made if pool._state == RUN]
         self.counted = len(self.made)
         for pool in running:
             pool.terminate()  # no "unclosed running multiprocessing pool" when it is freed
-        return len(running)
+        return len(made), len(running)
 
 
 @pytest.fixture
@@ -212,6 +212,9 @@ def sdk_pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[_SdkPools]:
     """Track the pool each SDK submit makes, so a test can count those left running."""
     from azureml._execution import _commands  # noqa: PLC0415
 
+    from mlboot._azureml import install_deadline_hooks  # noqa: PLC0415
+
+    install_deadline_hooks()  # first, so that the pools tracked are the ones mlboot hooks
     pools = _SdkPools()
     make_pool = _commands.Pool
 
@@ -222,7 +225,7 @@ def sdk_pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[_SdkPools]:
 
     monkeypatch.setattr(_commands, "Pool", tracked)
     yield pools
-    assert pools.left_running() == 0, "SDK pools left running that the test did not count"
+    assert pools.since_last_asked()[1] == 0, "SDK pools left running"
 
 
 @pytest.fixture
@@ -329,8 +332,9 @@ def test_a_snapshot_upload_fault_costs_mlboot_what_it_costs_the_raw_sdk(
 
     assert len(ours) == requests, ours
     assert ours == raw
-    # One pool left running by each failed submit, the raw SDK's and mlboot's; none otherwise.
-    assert sdk_pools.left_running() == (0 if error is None else 2)
+    # Three submits (the first flow, the raw SDK's, mlboot's), one pool each, none left running
+    # even by a failed submit.
+    assert sdk_pools.since_last_asked() == (3, 0)
 
 
 def _wait_for_the_upload_to_end(emulator: Emulator) -> None:
@@ -381,4 +385,4 @@ def test_an_upload_slower_than_the_sdk_time_limit_is_a_network_error(
 
     assert ours == raw == [(201, "delay")]  # answered late, never sent again
     assert emulator.count("execution.snapshotrun") == 0
-    assert sdk_pools.left_running() == 2
+    assert sdk_pools.since_last_asked() == (3, 0)  # one pool per submit, none left running
