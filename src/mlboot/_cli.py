@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from mlboot._backends.local._local import LocalBackend
 from mlboot._compute import ComputeTarget, get_or_create_compute_target
 from mlboot._environment import Environment
-from mlboot._local import LocalBackend
 from mlboot._localio import storage_error
 from mlboot._log import logger
 from mlboot._run import Run, RunStatus, get_run, interrupt_advice

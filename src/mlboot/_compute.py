@@ -17,7 +17,7 @@ from typing import Literal, TypeAlias
 
 import attrs
 
-from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
+from mlboot._backends._seam import ComputeInfo, ComputeSpec, WorkspaceRef
 from mlboot._deadline import bounded
 from mlboot._filelock import interprocess_lock
 from mlboot._log import logger

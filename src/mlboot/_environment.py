@@ -648,7 +648,7 @@ class _CondaFile:
         return tuple(self.conda_packages), tuple(self.pip_packages), pin
 
     def load(self) -> Mapping[object, object]:
-        from mlboot._azureml import _run_parse_yaml  # noqa: PLC0415  (the SDK's own YAML reader)
+        from mlboot._backends.azureml._azureml import _run_parse_yaml  # noqa: PLC0415  (the SDK's own YAML reader)
 
         text = _read_text(self.field, self.file)
         try:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import attrs
 
-from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._backends._seam import Metrics, RunDetails, StatusChangeWaiter
 from mlboot._deadline import CALL_BOUND_SECONDS, bounded
 from mlboot._localio import translated
 from mlboot._log import logger
@@ -514,7 +514,7 @@ def _python_advice(run: Run, *, cancel_failed: bool) -> str:
 
 def backend_name(backend: object) -> str:
     """What runs ``backend``'s runs, for messages: ``"Azure ML"`` or ``"the local backend"``."""
-    from mlboot._local import LocalBackend  # noqa: PLC0415  (paid for only by this message)
+    from mlboot._backends.local._local import LocalBackend  # noqa: PLC0415  (paid for only by this message)
 
     if isinstance(backend, LocalBackend):
         return "the local backend"

@@ -7,7 +7,7 @@ import re
 
 import attrs
 
-from mlboot._backend import RunDetails
+from mlboot._backends._seam import RunDetails
 from mlboot._retry import call_with_retries
 from mlboot._run import Run, RunStatus, _check_workspace, run_from_details
 from mlboot._workspace import Workspace

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, SupportsFloat, TypeAlias
 
-from mlboot._backend import MetricValue
+from mlboot._backends._seam import MetricValue
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError, LocalStorageError

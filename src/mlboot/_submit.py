@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
-from mlboot._backend import RunRequest
+from mlboot._backends._seam import RunRequest
 from mlboot._deadline import bounded
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment, validate_environment

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from mlboot._backend import Backend, WorkspaceRef
-from mlboot._backend_choice import chosen_backend
+from mlboot._backends._choice import chosen_backend
+from mlboot._backends._seam import Backend, WorkspaceRef
 from mlboot._config import WorkspaceConfig, load_config
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError
@@ -101,7 +101,7 @@ def _default_backend() -> Backend:
     chosen = chosen_backend()
     if chosen is not None:
         return chosen
-    from mlboot._azureml import AzureMLBackend  # noqa: PLC0415  (keeps azureml out of import mlboot)
+    from mlboot._backends.azureml._azureml import AzureMLBackend  # noqa: PLC0415  (keeps azureml out of import mlboot)
 
     return AzureMLBackend()
 
@@ -110,7 +110,7 @@ def _configured_backend(config: WorkspaceConfig, name: str | None = None) -> Bac
     """The one place a backend is chosen: ``name``, else ``mlboot_backend`` in the file, else
     MLBOOT_BACKEND; without ``"local"``, the default (see :func:`mlboot.testing.use_backend`)."""
     if (name or config.backend) == "local":
-        from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
+        from mlboot._backends.local._local import LocalBackend, default_root  # noqa: PLC0415
 
         return LocalBackend(default_root(config.source))
     return _default_backend()

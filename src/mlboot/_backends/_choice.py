@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlboot._backend import Backend
+    from mlboot._backends._seam import Backend
 
 _lock = threading.Lock()
 _chosen: list[Backend] = []

@@ -36,7 +36,7 @@ from mlboot._auth import (
     resolve_default_auth,
     revealed,
 )
-from mlboot._backend import (
+from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
     Metrics,
