@@ -611,6 +611,50 @@ def _parse_conda_file(file: Path) -> tuple[tuple[str, ...], tuple[str, ...], str
     return _CondaFile(file).read()
 
 
+def _parse_yaml(text: str) -> object:
+    """Parse a conda file as azureml-core's reader will; ``ValueError`` if it is not YAML.
+
+    PyYAML, a dependency of both Azure ML SDKs (azureml-core's through knack, azure-ai-ml's
+    directly), declared by mlboot: the value types do not import an SDK.  azureml-core reads
+    conda files with the ruamel.yaml it vendors, in YAML 1.2 round-trip mode, so this refuses
+    duplicate keys as that reader does, and only ``true``/``false`` are booleans (not YAML 1.1's
+    ``yes``/``no``/``on``/``off``).  Imported on first use: only conda files pay for it.
+    """
+    import yaml  # noqa: PLC0415  (only conda files pay for it)
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(
+            self,
+            node: yaml.MappingNode,
+            deep: bool = False,  # noqa: FBT001, FBT002  (PyYAML's signature)
+        ) -> dict[object, object]:
+            seen: list[object] = []
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.append(key)
+            return super().construct_mapping(node, deep=deep)
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rule) for tag, rule in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506  (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
+
+
 class _CondaFile:
     """One conda environment file, checked the way azureml-core will read it."""
 
@@ -648,11 +692,9 @@ class _CondaFile:
         return tuple(self.conda_packages), tuple(self.pip_packages), pin
 
     def load(self) -> Mapping[object, object]:
-        from mlboot._backends.azureml._azureml import _run_parse_yaml  # noqa: PLC0415  (the SDK's own YAML reader)
-
         text = _read_text(self.field, self.file)
         try:
-            document = _run_parse_yaml(text)
+            document = _parse_yaml(text)
         except ValueError as exc:
             raise self.refuse(
                 f"it is not valid YAML: {exc}", "fix the YAML syntax (e.g. with a YAML linter)"

@@ -514,9 +514,9 @@ def _python_advice(run: Run, *, cancel_failed: bool) -> str:
 
 def backend_name(backend: object) -> str:
     """What runs ``backend``'s runs, for messages: ``"Azure ML"`` or ``"the local backend"``."""
-    from mlboot._backends.local._local import LocalBackend  # noqa: PLC0415  (paid for only by this message)
+    from mlboot._backends._choice import is_local  # noqa: PLC0415  (paid for only by this message)
 
-    if isinstance(backend, LocalBackend):
+    if is_local(backend):
         return "the local backend"
     return "Azure ML"  # the azureml-core adapter, and the fake that stands in for it
 

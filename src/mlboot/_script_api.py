@@ -215,9 +215,9 @@ def _azureml_context() -> object:
     global _azureml_run  # noqa: PLW0603  (one run context per process, as azureml-core has)
     with _state_lock:
         if _azureml_run is None:
-            from azureml.core import Run  # noqa: PLC0415  (only ever imported on Azure ML)
+            from mlboot._backends.azureml._in_run import run_context  # noqa: PLC0415  (on Azure ML)
 
-            _azureml_run = Run.get_context()
+            _azureml_run = run_context()
         return _azureml_run
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from mlboot._backends._choice import choose_backend
+from mlboot._backends._choice import check_backend, choose_backend
 from mlboot._backends._seam import (
     Backend,
     ComputeInfo,
@@ -28,7 +28,6 @@ from mlboot._backends._seam import (
 )
 from mlboot._links import check_destination
 from mlboot._validate import check_int
-from mlboot._workspace import check_backend
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
