@@ -10,7 +10,12 @@ import attrs
 import pytest
 
 from mlboot import Environment
-from mlboot._environment import DEFAULT_ENVIRONMENT_NAME, _parse_yaml, local_python_version
+from mlboot._environment import (
+    DEFAULT_ENVIRONMENT_NAME,
+    _parse_yaml,
+    local_python_version,
+    pip_logical_lines,
+)
 from mlboot.exceptions import InvalidInputError
 
 LOCAL = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -263,6 +268,24 @@ def test_bad_conda_files_are_refused(tmp_path: Path, text: str, says: str) -> No
 
     assert caught.value.field == "conda_specification"
     assert says in caught.value.rule
+
+
+@pytest.mark.parametrize(
+    ("text", "logical"),
+    [
+        ("numpy>=1.\\\n26\n", [(1, "numpy>=1.26")]),  # joined with nothing between, as pip
+        ("# a comment \\\nnumpy\n", [(2, "numpy")]),  # a comment line never goes on
+        ("torch \\\n# why\nscipy\n", [(1, "torch"), (3, "scipy")]),
+        ("numpy  # pinned \\\n  scipy\n", [(1, "numpy")]),  # the comment swallows the rest
+        ("\n  \nlast \\", [(3, "last")]),
+    ],
+)
+def test_requirement_lines_are_joined_and_stripped_as_pip_does(
+    text: str, logical: list[tuple[int, str]]
+) -> None:
+    # One reader for the Environment's checks and the local backend's installed-package check.
+    assert pip_logical_lines(text.splitlines()) == logical
+    assert pip_logical_lines(text.splitlines(keepends=True)) == logical
 
 
 YAML_AS_THE_SDK_READS_IT = [

@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal, TypeAlias
 
 import attrs
 
 from mlboot._auth import Secret, Undisclosed, looks_secret
-from mlboot._validate import path_text, probe
+from mlboot._validate import absolute_path, path_text, probe
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
@@ -78,6 +78,7 @@ _PIP_REFUSED_OPTIONS = {
 }
 _PIP_OPTION = re.compile(r"(-{1,2}[A-Za-z][A-Za-z-]*)(?:[=\s]\s*(.*))?", re.ASCII)
 _PIP_COMMENT = re.compile(r"(?:^|\s)#.*$")
+_PIP_COMMENT_LINE = re.compile(r"\s*#")  # a whole-line comment, which never goes on
 _PIP_HASH_OPTION = re.compile(r"\s--hash[=\s]\S+")
 
 # azureml-core's CondaDependencies._VALID_YML_KEYS: any other top-level key fails the submit.
@@ -498,8 +499,7 @@ def _check_image(image: object, *, optional: bool = False) -> str | None:
 
 
 def _existing_file(field: str, path: object) -> Path:
-    raw = path_text(field, path, what="path to a file", fix="pass a str or pathlib.Path")
-    file = Path(os.path.abspath(raw))  # noqa: PTH100  (like the SDK: no link resolution)
+    raw, file = absolute_path(field, path, what="path to a file", fix="pass a str or pathlib.Path")
     exists, is_file, _ = probe(file)
     if not is_file:
         what = "is not a file" if exists else "does not exist"
@@ -528,27 +528,38 @@ def _read_text(field: str, file: Path) -> str:
 # -- pip requirements ------------------------------------------------------------------------------
 
 
-def _logical_lines(text: str) -> list[tuple[str, str]]:
-    """Lines with comments removed and backslash continuations joined, as pip reads them."""
-    lines: list[tuple[str, str]] = []
+def pip_logical_lines(lines: Iterable[str]) -> list[tuple[int, str]]:
+    """A requirements file's logical lines as pip reads them, each with its first line's number.
+
+    As pip's ``join_lines``: a line ending in a backslash goes on in the next one (joined with
+    nothing between, the backslash dropped), except a comment line; then comments are removed,
+    and blank lines left out.
+    """
+    found: list[tuple[int, str]] = []
+
+    def add(number: int, logical: str) -> None:
+        text = _PIP_COMMENT.sub("", logical).strip()
+        if text:
+            found.append((number, text))
+
     pending: list[str] = []
     start = 0
-    for number, physical in enumerate(text.splitlines(), start=1):
-        if not pending:
-            start = number
-        if physical.endswith("\\"):
-            pending.append(physical[:-1])
+    for number, raw in enumerate(lines, start=1):
+        physical = raw.rstrip("\r\n")
+        comment = _PIP_COMMENT_LINE.match(physical) is not None
+        if physical.endswith("\\") and not comment:
+            if not pending:
+                start = number
+            pending.append(physical.strip("\\"))
             continue
-        pending.append(physical)
-        logical = _PIP_COMMENT.sub("", " ".join(pending)).strip()
-        pending = []
-        if logical:
-            lines.append((f"line {start}", logical))
+        if pending:
+            add(start, "".join([*pending, " " + physical if comment else physical]))
+            pending = []
+        else:
+            add(number, physical)
     if pending:
-        logical = _PIP_COMMENT.sub("", " ".join(pending)).strip()
-        if logical:
-            lines.append((f"line {start}", logical))
-    return lines
+        add(start, "".join(pending))
+    return found
 
 
 def _check_pip_line(line: str) -> str | None:
@@ -600,7 +611,8 @@ def _pip_packages(field: str, source: Path, lines: list[tuple[str, str]]) -> tup
 
 def _parse_pip_file(file: Path) -> tuple[str, ...]:
     text = _read_text("pip_requirements", file)
-    return _pip_packages("pip_requirements", file, _logical_lines(text))
+    lines = pip_logical_lines(text.splitlines())
+    return _pip_packages("pip_requirements", file, [(f"line {n}", line) for n, line in lines])
 
 
 # -- conda environment files -----------------------------------------------------------------------

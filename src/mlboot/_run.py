@@ -28,7 +28,7 @@ from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import check_bool, path_text, positive_seconds
-from mlboot._workspace import Workspace
+from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import (
     AbandonedRunError,
     InvalidInputError,
@@ -171,7 +171,7 @@ class Run:
         default=None, validator=lambda _, a, v: _check_str(a.name, v, optional=True)
     )
     workspace: Workspace = attrs.field(
-        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: _check_workspace(v)
+        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: check_workspace(v)
     )
 
     def status(self) -> RunStatus:
@@ -538,18 +538,8 @@ def _check_str(field: str, value: object, *, optional: bool = False) -> None:
         )
 
 
-def _check_workspace(workspace: object) -> None:
-    if not isinstance(workspace, Workspace):
-        raise InvalidInputError(
-            "workspace",
-            type(workspace).__name__,
-            "it must be an mlboot.Workspace",
-            "pass the value mlboot.workspace_from_config() returns",
-        )
-
-
 def _check_get_run(workspace: object, run_id: object) -> None:
-    _check_workspace(workspace)
+    check_workspace(workspace)
     _check_get_run_id(run_id)
 
 

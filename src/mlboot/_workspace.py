@@ -17,7 +17,7 @@ from mlboot.exceptions import InvalidInputError
 if TYPE_CHECKING:
     from mlboot._auth import Credential
 
-__all__ = ["Workspace", "check_backend", "workspace_from_config"]
+__all__ = ["Workspace", "check_backend", "check_workspace", "workspace_from_config"]
 
 _BACKEND_NAMES = ("azureml", "local")
 
@@ -69,6 +69,17 @@ class Workspace:
         :class:`NotImplementedError`.
         """
         return self.backend.azureml_workspace(self.ref)
+
+
+def check_workspace(workspace: object) -> None:
+    """Refuse a ``workspace`` argument that is not a :class:`Workspace`."""
+    if not isinstance(workspace, Workspace):
+        raise InvalidInputError(
+            "workspace",
+            type(workspace).__name__,
+            "it must be an mlboot.Workspace",
+            "pass the value mlboot.workspace_from_config() returns",
+        )
 
 
 def _check_config_path(field: str, value: object) -> None:

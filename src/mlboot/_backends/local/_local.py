@@ -52,7 +52,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -813,19 +813,6 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _logical_lines(lines: Iterable[str]) -> Iterator[str]:
-    pending = ""
-    for raw in lines:
-        line = raw.rstrip("\n")
-        if line.endswith("\\"):
-            pending += line[:-1]
-            continue
-        yield pending + line
-        pending = ""
-    if pending:
-        yield pending
-
-
 def requirement_problems(
     lines: Iterable[str],
     *,
@@ -847,12 +834,13 @@ def _requirement_findings(
     from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415
     from packaging.version import InvalidVersion  # noqa: PLC0415
 
+    from mlboot._environment import pip_logical_lines  # noqa: PLC0415
+
     findings: list[tuple[str | None, str]] = []
-    for logical in _logical_lines(lines):
-        line = re.sub(r"(^|\s)#.*", "", logical).strip()
-        if not line or line.startswith("-"):
+    for _, logical in pip_logical_lines(lines):
+        if logical.startswith("-"):
             continue
-        line = re.sub(r"\s--hash[=\s]\S+", "", " " + line).strip()
+        line = re.sub(r"\s--hash[=\s]\S+", "", " " + logical).strip()
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
