@@ -161,7 +161,7 @@ def wheel(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
-        "import pathlib, sys, mlboot._local_supervisor as s; "
+        "import pathlib, sys, mlboot._backends.local._local_supervisor as s; "
         "p = pathlib.Path(s.__file__).resolve(); "
         f"sys.exit(0 if {str(ROOT / 'src')!r} not in str(p) else 'mlboot imports from the "
         "checkout, not the installed wheel: ' + str(p))",

@@ -308,7 +308,7 @@ def mlboot_workflow(
 ) -> float:
     """The same workflow in mlboot's three calls; returns the simulated wait length."""
     import mlboot  # noqa: PLC0415
-    from mlboot._azureml import AzureMLBackend  # noqa: PLC0415
+    from mlboot._backends.azureml._azureml import AzureMLBackend  # noqa: PLC0415
 
     emu = service.emulator
     emu.program_run(["Running"])

@@ -324,9 +324,9 @@ def _skipped(name: str, reason: str) -> Figure:
 def bench_local(ctx: Context) -> list[Figure]:
     try:
         import mlboot  # noqa: PLC0415
-        from mlboot._local import LocalBackend  # noqa: PLC0415
+        from mlboot._backends.local._local import LocalBackend  # noqa: PLC0415
     except Exception as exc:  # noqa: BLE001
-        return [_skipped(LOCAL, f"mlboot._local does not import ({exc!r})")]
+        return [_skipped(LOCAL, f"mlboot._backends.local._local does not import ({exc!r})")]
     project = ctx.tmp / "local" / "project"
     project.mkdir(parents=True)
     (project / "script.py").write_text("print('hello')\n", encoding="utf-8")
@@ -439,7 +439,7 @@ class _Arrivals(io.TextIOBase):
 
 def bench_stream(ctx: Context) -> list[Figure]:
     import mlboot  # noqa: PLC0415
-    from mlboot._local import LocalBackend  # noqa: PLC0415
+    from mlboot._backends.local._local import LocalBackend  # noqa: PLC0415
 
     project = ctx.tmp / "stream" / "project"
     project.mkdir(parents=True)
@@ -510,7 +510,7 @@ def bench_azure_stream(ctx: Context) -> list[Figure]:
     from azureml.core import Experiment, ScriptRunConfig, Workspace  # noqa: PLC0415
 
     import mlboot  # noqa: PLC0415
-    from mlboot._azureml import AzureMLBackend  # noqa: PLC0415
+    from mlboot._backends.azureml._azureml import AzureMLBackend  # noqa: PLC0415
 
     service = ctx.service()
     emu = service.emulator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlboot import AzureCliAuth, InteractiveAuth, ManagedIdentityAuth, ServicePrincipalAuth
-from mlboot._azureml import sdk_authentication, translate_sdk_error
+from mlboot._backends.azureml._azureml import sdk_authentication, translate_sdk_error
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -64,7 +64,7 @@ def test_interactive_takes_the_config_tenant_and_explicit_cloud(
     monkeypatch.setattr(
         authentication, "InteractiveLoginAuthentication", lambda **kw: built.append(kw) or kw
     )
-    monkeypatch.setattr("mlboot._azureml.person_can_answer", lambda _env: True)
+    monkeypatch.setattr("mlboot._backends.azureml._azureml.person_can_answer", lambda _env: True)
     sdk_authentication(InteractiveAuth(), cloud="AzureCloud", tenant_id="tid-from-config")
     assert built == [{"tenant_id": "tid-from-config", "cloud": "AzureCloud"}]
 

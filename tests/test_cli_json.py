@@ -242,8 +242,8 @@ def library_fix_keywords() -> set[str]:
     """Every ``name=`` a fix text in the library's sources mentions."""
     source = Path(__file__).parents[1] / "src" / "mlboot"
     found: set[str] = set()
-    for path in source.glob("*.py"):
-        if path.name in {"_cli.py", "testing.py", "pytest_plugin.py"}:
+    for path in source.rglob("*.py"):
+        if path.name in {"_cli.py", "_fake.py", "pytest_plugin.py"}:
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if re.search(r"fix=|Fix:|\"pass |\"call |on_mismatch='|pass \w+=", line):

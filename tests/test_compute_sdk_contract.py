@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mlboot._azureml import AzureMLBackend, translate_sdk_error
+from mlboot._backends.azureml._azureml import AzureMLBackend, translate_sdk_error
 from mlboot.backend import ComputeInfo, ComputeSpec, ServiceErrorDetail, WorkspaceRef
 from mlboot.exceptions import (
     AuthenticationError,

@@ -10,7 +10,12 @@ import attrs
 import pytest
 
 from mlboot import Environment
-from mlboot._environment import DEFAULT_ENVIRONMENT_NAME, local_python_version
+from mlboot._environment import (
+    DEFAULT_ENVIRONMENT_NAME,
+    _parse_yaml,
+    local_python_version,
+    pip_logical_lines,
+)
 from mlboot.exceptions import InvalidInputError
 
 LOCAL = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -263,6 +268,77 @@ def test_bad_conda_files_are_refused(tmp_path: Path, text: str, says: str) -> No
 
     assert caught.value.field == "conda_specification"
     assert says in caught.value.rule
+
+
+@pytest.mark.parametrize(
+    ("text", "logical"),
+    [
+        ("numpy>=1.\\\n26\n", [(1, "numpy>=1.26")]),  # joined with nothing between, as pip
+        ("# a comment \\\nnumpy\n", [(2, "numpy")]),  # a comment line never goes on
+        ("torch \\\n# why\nscipy\n", [(1, "torch"), (3, "scipy")]),
+        ("numpy  # pinned \\\n  scipy\n", [(1, "numpy")]),  # the comment swallows the rest
+        ("\n  \nlast \\", [(3, "last")]),
+    ],
+)
+def test_requirement_lines_are_joined_and_stripped_as_pip_does(
+    text: str, logical: list[tuple[int, str]]
+) -> None:
+    # One reader for the Environment's checks and the local backend's installed-package check.
+    assert pip_logical_lines(text.splitlines()) == logical
+    assert pip_logical_lines(text.splitlines(keepends=True)) == logical
+
+
+YAML_AS_THE_SDK_READS_IT = [
+    "name: train\nchannels: [conda-forge]\ndependencies:\n  - python=3.10\n  - pip:\n    - x\n",
+    "dependencies: [yes, no, on, off, y, n]\n",  # YAML 1.2: names, not booleans
+    # Numbers are refused as dependencies whichever YAML version reads them (010, 1:30 differ).
+    "dependencies: [true, false, True, 1.5, 42, '3.10', python=3.10, null, ~]\n",
+    "a: &anchor [1, 2]\nb: *anchor\n",
+    "",
+]
+
+
+@pytest.mark.sdk
+@pytest.mark.parametrize("text", YAML_AS_THE_SDK_READS_IT)
+def test_conda_yaml_is_read_as_azureml_cores_own_reader_reads_it(text: str) -> None:
+    # azureml-core reads conda files with the ruamel.yaml it vendors (round-trip, YAML 1.2);
+    # mlboot reads them with PyYAML, which must give the same values.
+    from azureml._vendor.ruamel.yaml import YAML  # noqa: PLC0415
+
+    def plain(value: object) -> object:  # ruamel's round-trip types, as plain ones
+        if isinstance(value, dict):
+            return {plain(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int | float | str):
+            return type(value).__mro__[-2](value)  # int, float or str, whatever the subclass
+        return value
+
+    assert _parse_yaml(text) == plain(YAML(typ="rt").load(text))
+
+
+def test_yaml_1_1_booleans_in_a_conda_file_stay_package_names(tmp_path: Path) -> None:
+    path = write(tmp_path, "environment.yml", "dependencies: [python=3.10, on]\n")
+
+    assert Environment.from_conda_specification(path).conda_packages == ("python=3.10", "on")
+
+
+def test_a_conda_file_is_read_without_azureml_core(tmp_path: Path) -> None:
+    path = write(tmp_path, "environment.yml", CONDA)
+    code = (
+        "import sys\n"
+        "sys.modules['azureml'] = None  # as on an install without azureml-core\n"
+        "import mlboot\n"
+        f"env = mlboot.Environment.from_conda_specification({str(path)!r})\n"
+        "print(env.python_version, sorted(m for m in sys.modules if m.startswith('azureml')))\n"
+    )
+    result = subprocess.run(  # noqa: S603  (our own interpreter, fixed code)
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+
+    assert result.stdout.split() == ["3.10", "['azureml']"]
 
 
 def test_a_missing_conda_file_is_refused(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlboot._backend_choice import chosen_backend
+from mlboot._backends._choice import chosen_backend
 from mlboot._workspace import workspace_from_config
 from mlboot.backend import ComputeSpec, RunRequest, WorkspaceRef
 from mlboot.exceptions import (

@@ -109,7 +109,7 @@ def test_every_module_logs_through_the_logger_that_has_the_null_handler() -> Non
     package = Path(__file__).parents[1] / "src" / "mlboot"
     elsewhere = [
         path.name
-        for path in package.glob("*.py")
+        for path in package.rglob("*.py")
         if path.name != "_log.py" and 'getLogger("mlboot' in path.read_text(encoding="utf-8")
     ]
     assert elsewhere == []

@@ -20,8 +20,8 @@ import pytest
 
 import mlboot
 from mlboot import LocalBackend, RunStatus, Workspace, plan_snapshot, submit_script
+from mlboot._backends.local._local_supervisor import RunFolder, _collect_outputs, try_lock
 from mlboot._links import check_destination, collect_outputs, download_tree
-from mlboot._local_supervisor import RunFolder, _collect_outputs, try_lock
 from mlboot._snapshot import LOCAL_WORKSPACE_MARKER, materialize_snapshot
 from mlboot.exceptions import (
     AbandonedRunError,

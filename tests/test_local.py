@@ -30,9 +30,9 @@ from mlboot import (
     plan_snapshot,
     submit_script,
 )
-from mlboot._backend import StatusChangeWaiter
+from mlboot._backends._seam import StatusChangeWaiter
+from mlboot._backends.local._local import default_root, requirement_problems
 from mlboot._config import load_config
-from mlboot._local import default_root, requirement_problems
 from mlboot.backend import Backend
 from mlboot.exceptions import (
     AbandonedRunError,

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import mlboot
-from mlboot import _local_supervisor as supervisor
 from mlboot import _script_api
-from mlboot._local_supervisor import ExitWatch, RunFolder, wait_for_change
+from mlboot._backends.local import _local_supervisor as supervisor
+from mlboot._backends.local._local_supervisor import ExitWatch, RunFolder, wait_for_change
 
 DEADLINE = 30.0  # a woken waiter returns at once; this only bounds a broken one
 
@@ -91,7 +91,8 @@ def test_the_supervisor_loads_without_the_rest_of_mlboot() -> None:
     )
     mlboot_modules, heavy, init_ran = result.stdout.splitlines()
     assert mlboot_modules == (
-        "['mlboot', 'mlboot._local_supervisor', 'mlboot._localio', 'mlboot.exceptions']"
+        "['mlboot', 'mlboot._backends', 'mlboot._backends.local', "
+        "'mlboot._backends.local._local_supervisor', 'mlboot._localio', 'mlboot.exceptions']"
     )
     assert heavy == "[]"
     assert init_ran == "False"  # mlboot/__init__.py was never executed

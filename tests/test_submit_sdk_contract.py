@@ -18,7 +18,7 @@ import pytest
 
 import mlboot
 from mlboot import Environment, MpiDistribution, PyTorchDistribution, RunStatus
-from mlboot._azureml import (
+from mlboot._backends.azureml._azureml import (
     AzureMLBackend,
     _run_error_message,
     _run_metrics,
@@ -554,7 +554,7 @@ def test_logs_are_read_from_the_primary_log_file(monkeypatch: pytest.MonkeyPatch
         downloaded.append(url)
         return "epoch 1\n"
 
-    monkeypatch.setattr("mlboot._azureml._run_download_text", download)
+    monkeypatch.setattr("mlboot._backends.azureml._azureml._run_download_text", download)
 
     assert backend_with(run).get_run_logs(REF, run.id) == "epoch 1\n"
     assert downloaded == ["https://blob/std"]

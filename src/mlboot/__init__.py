@@ -22,11 +22,11 @@ if TYPE_CHECKING:
         Secret,
         ServicePrincipalAuth,
     )
-    from mlboot._backend import Backend
+    from mlboot._backends._seam import Backend
+    from mlboot._backends.local._local import LocalBackend
     from mlboot._compute import ComputeTarget, get_or_create_compute_target
     from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
     from mlboot._environment import Environment
-    from mlboot._local import LocalBackend
     from mlboot._run import Run, RunStatus, get_run
     from mlboot._run_list import RunInfo, list_runs
     from mlboot._script_api import log_metric, log_metrics, output_dir
@@ -69,12 +69,12 @@ __all__ = [
 # Each public name and the private module that defines it, imported on first use (PEP 562).
 _SOURCES = {
     "AzureCliAuth": "_auth",
-    "Backend": "_backend",
+    "Backend": "_backends._seam",
     "ComputeTarget": "_compute",
     "Distribution": "_distribution",
     "Environment": "_environment",
     "InteractiveAuth": "_auth",
-    "LocalBackend": "_local",
+    "LocalBackend": "_backends.local._local",
     "ManagedIdentityAuth": "_auth",
     "MpiDistribution": "_distribution",
     "PyTorchDistribution": "_distribution",

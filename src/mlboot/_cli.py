@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from mlboot._backends._choice import is_local
 from mlboot._compute import ComputeTarget, get_or_create_compute_target
 from mlboot._environment import Environment
-from mlboot._local import LocalBackend
 from mlboot._localio import storage_error
 from mlboot._log import logger
 from mlboot._run import Run, RunStatus, get_run, interrupt_advice
@@ -488,7 +488,7 @@ def _get_run(options: argparse.Namespace) -> Run:
 
 def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
     # A local run's status is a file read: poll it often.  Azure ML is asked every 2 s at first.
-    local = isinstance(run.workspace.backend, LocalBackend)
+    local = is_local(run.workspace.backend)
     said: list[str] = []
 
     def advice(run: Run, *, cancel_failed: bool) -> str:
@@ -575,7 +575,7 @@ def _run_record(run: Run, *, details: bool = False, metrics: bool = False) -> di
         )
     else:
         record["status"] = str(run.status())
-    if isinstance(backend, LocalBackend):
+    if is_local(backend):
         # A local run's outputs are already on this machine.
         record["outputs"] = str(backend.run_folder(run.id) / "outputs")
     if metrics:

@@ -17,7 +17,7 @@ from typing import Literal, TypeAlias
 
 import attrs
 
-from mlboot._backend import ComputeInfo, ComputeSpec, WorkspaceRef
+from mlboot._backends._seam import ComputeInfo, ComputeSpec, WorkspaceRef
 from mlboot._deadline import bounded
 from mlboot._filelock import interprocess_lock
 from mlboot._log import logger
@@ -30,7 +30,7 @@ from mlboot._validate import (
     positive_seconds,
 )
 from mlboot._warnings import warn
-from mlboot._workspace import Workspace
+from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import (
     ComputeKindError,
     ComputeMismatchError,
@@ -114,7 +114,7 @@ class ComputeTarget:
         default=CLUSTER_KIND, validator=lambda _, a, v: _check_value_text(a.name, v)
     )
     workspace: Workspace = attrs.field(
-        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: _check_workspace(v)
+        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: check_workspace(v)
     )
 
     def to_azureml(self) -> object:
@@ -280,18 +280,8 @@ def _check_value_count(field: str, value: object) -> None:
     check_int(field, value, minimum=0, fix=_VALUE_FIX)
 
 
-def _check_workspace(workspace: object) -> None:
-    if not isinstance(workspace, Workspace):
-        raise InvalidInputError(
-            "workspace",
-            type(workspace).__name__,
-            "it must be an mlboot.Workspace",
-            "pass the value mlboot.workspace_from_config() returns",
-        )
-
-
 def _check_call(workspace: object, name: object, *, on_mismatch: object, timeout: object) -> None:
-    _check_workspace(workspace)
+    check_workspace(workspace)
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
             "name", name, "it must be a non-empty str", "pass the compute cluster's name"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import attrs
 
-from mlboot._validate import path_text, probe
+from mlboot._validate import absolute_path, probe
 from mlboot._warnings import warn
 from mlboot.exceptions import ConfigError, ConfigNotFoundError
 
@@ -106,8 +106,7 @@ def find_config_file(path: str | os.PathLike[str] | None = None) -> Path:
     select a ``config.json`` found elsewhere.  When the search finds nothing, the error lists
     every place searched.
     """
-    text = _path_text(path)
-    start = Path(os.path.abspath(os.path.expanduser(text)))
+    text, start = _start(path)
     if _is_file(start):
         return start
     if path is not None and not probe(start)[2]:
@@ -141,12 +140,11 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _path_text(path: object) -> str:
-    if path is None:
-        return "."
-    return path_text(
+def _start(path: object) -> tuple[str, Path]:
+    return absolute_path(
         "path",
-        path,
+        "." if path is None else path,
+        expand_user=True,
         what="path to a config file or a folder",
         fix="pass the path as a str or pathlib.Path, or leave it out to search from the current "
         "folder",

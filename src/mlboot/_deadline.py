@@ -3,8 +3,9 @@
 A public call that takes a ``timeout`` (or has a documented bound) runs inside :func:`bounded`.
 The deadline is kept per thread, so code far below the call can consult it without it being
 passed through every signature: mlboot's own retries (:mod:`mlboot._retry`) and the hooks the
-azureml-core backend installs in the SDK's retry loops (:mod:`mlboot._azureml`).  A retry whose
-wait would end after the deadline is not waited for: the call ends at once with
+azureml-core backend installs in the SDK's retry loops
+(:mod:`mlboot._backends.azureml._azureml`).  A retry whose wait would end after the deadline is
+not waited for: the call ends at once with
 :class:`~mlboot.exceptions.WaitTimeoutError`, raised from the last error the service caused.
 
 This module imports no SDK; nested deadlines never extend an outer one.

@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal, TypeAlias
 
 import attrs
 
 from mlboot._auth import Secret, Undisclosed, looks_secret
-from mlboot._validate import path_text, probe
+from mlboot._validate import absolute_path, path_text, probe
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
@@ -78,6 +78,7 @@ _PIP_REFUSED_OPTIONS = {
 }
 _PIP_OPTION = re.compile(r"(-{1,2}[A-Za-z][A-Za-z-]*)(?:[=\s]\s*(.*))?", re.ASCII)
 _PIP_COMMENT = re.compile(r"(?:^|\s)#.*$")
+_PIP_COMMENT_LINE = re.compile(r"\s*#")  # a whole-line comment, which never goes on
 _PIP_HASH_OPTION = re.compile(r"\s--hash[=\s]\S+")
 
 # azureml-core's CondaDependencies._VALID_YML_KEYS: any other top-level key fails the submit.
@@ -498,8 +499,7 @@ def _check_image(image: object, *, optional: bool = False) -> str | None:
 
 
 def _existing_file(field: str, path: object) -> Path:
-    raw = path_text(field, path, what="path to a file", fix="pass a str or pathlib.Path")
-    file = Path(os.path.abspath(raw))  # noqa: PTH100  (like the SDK: no link resolution)
+    raw, file = absolute_path(field, path, what="path to a file", fix="pass a str or pathlib.Path")
     exists, is_file, _ = probe(file)
     if not is_file:
         what = "is not a file" if exists else "does not exist"
@@ -528,27 +528,38 @@ def _read_text(field: str, file: Path) -> str:
 # -- pip requirements ------------------------------------------------------------------------------
 
 
-def _logical_lines(text: str) -> list[tuple[str, str]]:
-    """Lines with comments removed and backslash continuations joined, as pip reads them."""
-    lines: list[tuple[str, str]] = []
+def pip_logical_lines(lines: Iterable[str]) -> list[tuple[int, str]]:
+    """A requirements file's logical lines as pip reads them, each with its first line's number.
+
+    As pip's ``join_lines``: a line ending in a backslash goes on in the next one (joined with
+    nothing between, the backslash dropped), except a comment line; then comments are removed,
+    and blank lines left out.
+    """
+    found: list[tuple[int, str]] = []
+
+    def add(number: int, logical: str) -> None:
+        text = _PIP_COMMENT.sub("", logical).strip()
+        if text:
+            found.append((number, text))
+
     pending: list[str] = []
     start = 0
-    for number, physical in enumerate(text.splitlines(), start=1):
-        if not pending:
-            start = number
-        if physical.endswith("\\"):
-            pending.append(physical[:-1])
+    for number, raw in enumerate(lines, start=1):
+        physical = raw.rstrip("\r\n")
+        comment = _PIP_COMMENT_LINE.match(physical) is not None
+        if physical.endswith("\\") and not comment:
+            if not pending:
+                start = number
+            pending.append(physical.strip("\\"))
             continue
-        pending.append(physical)
-        logical = _PIP_COMMENT.sub("", " ".join(pending)).strip()
-        pending = []
-        if logical:
-            lines.append((f"line {start}", logical))
+        if pending:
+            add(start, "".join([*pending, " " + physical if comment else physical]))
+            pending = []
+        else:
+            add(number, physical)
     if pending:
-        logical = _PIP_COMMENT.sub("", " ".join(pending)).strip()
-        if logical:
-            lines.append((f"line {start}", logical))
-    return lines
+        add(start, "".join(pending))
+    return found
 
 
 def _check_pip_line(line: str) -> str | None:
@@ -600,7 +611,8 @@ def _pip_packages(field: str, source: Path, lines: list[tuple[str, str]]) -> tup
 
 def _parse_pip_file(file: Path) -> tuple[str, ...]:
     text = _read_text("pip_requirements", file)
-    return _pip_packages("pip_requirements", file, _logical_lines(text))
+    lines = pip_logical_lines(text.splitlines())
+    return _pip_packages("pip_requirements", file, [(f"line {n}", line) for n, line in lines])
 
 
 # -- conda environment files -----------------------------------------------------------------------
@@ -609,6 +621,50 @@ def _parse_pip_file(file: Path) -> tuple[str, ...]:
 def _parse_conda_file(file: Path) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     """Read a conda file: its conda packages, its pip packages and its Python pin, if any."""
     return _CondaFile(file).read()
+
+
+def _parse_yaml(text: str) -> object:
+    """Parse a conda file as azureml-core's reader will; ``ValueError`` if it is not YAML.
+
+    PyYAML, a dependency of both Azure ML SDKs (azureml-core's through knack, azure-ai-ml's
+    directly), declared by mlboot: the value types do not import an SDK.  azureml-core reads
+    conda files with the ruamel.yaml it vendors, in YAML 1.2 round-trip mode, so this refuses
+    duplicate keys as that reader does, and only ``true``/``false`` are booleans (not YAML 1.1's
+    ``yes``/``no``/``on``/``off``).  Imported on first use: only conda files pay for it.
+    """
+    import yaml  # noqa: PLC0415  (only conda files pay for it)
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(
+            self,
+            node: yaml.MappingNode,
+            deep: bool = False,  # noqa: FBT001, FBT002  (PyYAML's signature)
+        ) -> dict[object, object]:
+            seen: list[object] = []
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.append(key)
+            return super().construct_mapping(node, deep=deep)
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rule) for tag, rule in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506  (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 class _CondaFile:
@@ -648,11 +704,9 @@ class _CondaFile:
         return tuple(self.conda_packages), tuple(self.pip_packages), pin
 
     def load(self) -> Mapping[object, object]:
-        from mlboot._azureml import _run_parse_yaml  # noqa: PLC0415  (the SDK's own YAML reader)
-
         text = _read_text(self.field, self.file)
         try:
-            document = _run_parse_yaml(text)
+            document = _parse_yaml(text)
         except ValueError as exc:
             raise self.refuse(
                 f"it is not valid YAML: {exc}", "fix the YAML syntax (e.g. with a YAML linter)"

@@ -1,8 +1,9 @@
 """How the local backend turns the operating system's file errors into one honest error.
 
-Every file operation of the local backend (the submitting side in :mod:`mlboot._local`, the
-supervisor in :mod:`mlboot._local_supervisor`) that fails with an :class:`OSError` is raised as
-a :class:`~mlboot.exceptions.LocalStorageError` built here: a full disk, a used-up quota, a
+Every file operation of the local backend (the submitting side in
+:mod:`mlboot._backends.local._local`, the supervisor in
+:mod:`mlboot._backends.local._local_supervisor`) that fails with an :class:`OSError` is raised
+as a :class:`~mlboot.exceptions.LocalStorageError` built here: a full disk, a used-up quota, a
 read-only file system, a refused permission or a failing disk, each said in words, with the
 path, what was being done and how to fix it.  :func:`room_to_grow` tells whether a file can
 still grow, which is how the supervisor learns that a script's log hit a full disk.

@@ -22,13 +22,13 @@ from typing import Protocol
 
 import attrs
 
-from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._backends._seam import Metrics, RunDetails, StatusChangeWaiter
 from mlboot._deadline import CALL_BOUND_SECONDS, bounded
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._validate import check_bool, path_text, positive_seconds
-from mlboot._workspace import Workspace
+from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import (
     AbandonedRunError,
     InvalidInputError,
@@ -171,7 +171,7 @@ class Run:
         default=None, validator=lambda _, a, v: _check_str(a.name, v, optional=True)
     )
     workspace: Workspace = attrs.field(
-        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: _check_workspace(v)
+        kw_only=True, eq=False, repr=False, validator=lambda _, __, v: check_workspace(v)
     )
 
     def status(self) -> RunStatus:
@@ -514,9 +514,9 @@ def _python_advice(run: Run, *, cancel_failed: bool) -> str:
 
 def backend_name(backend: object) -> str:
     """What runs ``backend``'s runs, for messages: ``"Azure ML"`` or ``"the local backend"``."""
-    from mlboot._local import LocalBackend  # noqa: PLC0415  (paid for only by this message)
+    from mlboot._backends._choice import is_local  # noqa: PLC0415  (paid for only by this message)
 
-    if isinstance(backend, LocalBackend):
+    if is_local(backend):
         return "the local backend"
     return "Azure ML"  # the azureml-core adapter, and the fake that stands in for it
 
@@ -538,18 +538,8 @@ def _check_str(field: str, value: object, *, optional: bool = False) -> None:
         )
 
 
-def _check_workspace(workspace: object) -> None:
-    if not isinstance(workspace, Workspace):
-        raise InvalidInputError(
-            "workspace",
-            type(workspace).__name__,
-            "it must be an mlboot.Workspace",
-            "pass the value mlboot.workspace_from_config() returns",
-        )
-
-
 def _check_get_run(workspace: object, run_id: object) -> None:
-    _check_workspace(workspace)
+    check_workspace(workspace)
     _check_get_run_id(run_id)
 
 

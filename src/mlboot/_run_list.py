@@ -7,10 +7,10 @@ import re
 
 import attrs
 
-from mlboot._backend import RunDetails
+from mlboot._backends._seam import RunDetails
 from mlboot._retry import call_with_retries
-from mlboot._run import Run, RunStatus, _check_workspace, run_from_details
-from mlboot._workspace import Workspace
+from mlboot._run import Run, RunStatus, run_from_details
+from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import InvalidInputError
 
 __all__ = ["RunInfo", "list_runs"]
@@ -93,7 +93,7 @@ def parse_time(text: str | None) -> dt.datetime | None:
 def _check(
     workspace: object, experiment: object, status: object, limit: object
 ) -> RunStatus | None:
-    _check_workspace(workspace)
+    check_workspace(workspace)
     if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
         raise InvalidInputError(
             "experiment",

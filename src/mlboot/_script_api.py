@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, SupportsFloat, TypeAlias
 
-from mlboot._backend import MetricValue
+from mlboot._backends._seam import MetricValue
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError, LocalStorageError
@@ -215,9 +215,9 @@ def _azureml_context() -> object:
     global _azureml_run  # noqa: PLW0603  (one run context per process, as azureml-core has)
     with _state_lock:
         if _azureml_run is None:
-            from azureml.core import Run  # noqa: PLC0415  (only ever imported on Azure ML)
+            from mlboot._backends.azureml._in_run import run_context  # noqa: PLC0415  (on Azure ML)
 
-            _azureml_run = Run.get_context()
+            _azureml_run = run_context()
         return _azureml_run
 
 

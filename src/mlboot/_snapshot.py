@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import attrs
 
 from mlboot._log import logger as _logger
-from mlboot._validate import path_text, probe
+from mlboot._validate import absolute_path, probe
 from mlboot.exceptions import (
     InvalidInputError,
     LocalStorageError,
@@ -302,14 +302,13 @@ def _link_regular_file(real: str, target: Path) -> None:
 
 
 def _check_root(source_directory: str | os.PathLike[str]) -> Path:
-    raw = path_text(
+    # The SDK works on os.path.abspath(source_directory): ".." is folded but links are kept.
+    raw, root = absolute_path(
         "source_directory",
         source_directory,
         what="path to a folder",
         fix="Pass a str or pathlib.Path naming the folder that holds your training script.",
     )
-    # The SDK works on os.path.abspath(source_directory): ".." is folded but links are kept.
-    root = Path(os.path.abspath(raw))  # noqa: PTH100  (resolve() would follow links)
     exists, _, _ = probe(root)
     if not exists:
         raise InvalidInputError(

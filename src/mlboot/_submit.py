@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
-from mlboot._backend import RunRequest
+from mlboot._backends._seam import RunRequest
 from mlboot._deadline import bounded
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment, validate_environment
@@ -24,12 +24,13 @@ from mlboot._snapshot import plan_snapshot
 from mlboot._validate import (
     COMPUTE_NAME,
     COMPUTE_NAME_RULE,
+    absolute_path,
     check_int,
     path_text,
     positive_seconds,
     probe,
 )
-from mlboot._workspace import Workspace
+from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
@@ -106,7 +107,7 @@ def submit_script(
     timed out may still have created the run, if the service had accepted it (look in the
     experiment before submitting again).
     """
-    _check_workspace(workspace)
+    check_workspace(workspace)
     experiment_name = check_experiment_name(experiment)
     compute_name = _compute_name(compute, workspace)
     argument_strings = stringify_arguments(arguments)
@@ -242,16 +243,6 @@ def _stringify_argument(position: int, value: object) -> str:
             field, value, "a command-line argument cannot contain a NUL character", "remove it"
         )
     return text
-
-
-def _check_workspace(workspace: object) -> None:
-    if not isinstance(workspace, Workspace):
-        raise InvalidInputError(
-            "workspace",
-            type(workspace).__name__,
-            "it must be an mlboot.Workspace",
-            "pass the value mlboot.workspace_from_config() returns",
-        )
 
 
 def _compute_name(compute: object, workspace: Workspace) -> str:
@@ -439,13 +430,12 @@ def _script_hint(root: Path, raw: str) -> str:
 
 
 def _check_source_directory(source_directory: object) -> Path:
-    raw = path_text(
+    raw, root = absolute_path(
         "source_directory",
         source_directory,
         what="path to a folder",
         fix="pass the folder that holds your training code, e.g. '.' or 'src'",
     )
-    root = Path(os.path.abspath(raw))  # noqa: PTH100  (like azureml-core: links are kept)
     exists, _, is_dir = probe(root)
     if not is_dir:
         what = "is not a folder" if exists else "does not exist"

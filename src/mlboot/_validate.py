@@ -1,11 +1,11 @@
 """Checks shared by the public functions, raising :class:`~mlboot.exceptions.InvalidInputError`.
 
 One rule per kind of value, used by every public function, class and ``mlboot`` option that
-takes one: path-like text (:func:`path_text`), bools that are really bools (:func:`check_bool`),
-ints that are not bools (:func:`check_int`), names under a rule (:func:`check_name`), and
-durations (:func:`positive_seconds`).  Each raises ``InvalidInputError`` naming the field, the
-value, the rule and the fix, so that no bad value goes on to fail as a raw ``ValueError``,
-``TypeError`` or ``OSError`` deeper down.
+takes one: path-like text (:func:`path_text`, made absolute by :func:`absolute_path`), bools
+that are really bools (:func:`check_bool`), ints that are not bools (:func:`check_int`), names
+under a rule (:func:`check_name`), and durations (:func:`positive_seconds`).  Each raises
+``InvalidInputError`` naming the field, the value, the rule and the fix, so that no bad value
+goes on to fail as a raw ``ValueError``, ``TypeError`` or ``OSError`` deeper down.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = [
     "COMPUTE_NAME_RULE",
     "MAX_FILE_NAME_BYTES",
     "MAX_PATH_BYTES",
+    "absolute_path",
     "check_bool",
     "check_int",
     "check_name",
@@ -91,6 +92,18 @@ def path_text(field: str, value: object, *, fix: str, what: str = "path") -> str
             fix,
         )
     return text
+
+
+def absolute_path(
+    field: str, value: object, *, what: str, fix: str, expand_user: bool = False
+) -> tuple[str, Path]:
+    """``value`` checked by :func:`path_text`, and as an absolute path, the way azureml-core
+    makes one: :func:`os.path.abspath` folds ``..`` and keeps links (``resolve()`` would follow
+    them).  ``expand_user`` first expands a leading ``~``.  Returns ``(text, path)``: the text as
+    given, for messages, and the absolute path.
+    """
+    text = path_text(field, value, what=what, fix=fix)
+    return text, Path(os.path.abspath(os.path.expanduser(text) if expand_user else text))  # noqa: PTH100, PTH111
 
 
 def probe(path: Path) -> tuple[bool, bool, bool]:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from mlboot._backend import Backend, WorkspaceRef
-from mlboot._backend_choice import chosen_backend
+from mlboot._backends._choice import check_backend, default_backend, local_backend
+from mlboot._backends._seam import Backend, WorkspaceRef
 from mlboot._config import WorkspaceConfig, load_config
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError
@@ -17,27 +17,9 @@ from mlboot.exceptions import InvalidInputError
 if TYPE_CHECKING:
     from mlboot._auth import Credential
 
-__all__ = ["Workspace", "check_backend", "workspace_from_config"]
+__all__ = ["Workspace", "check_backend", "check_workspace", "workspace_from_config"]
 
-# What a value needs to be used as a backend: the members of the Backend protocol.
-_BACKEND_MEMBERS = tuple(sorted(name for name in vars(Backend) if not name.startswith("_")))
 _BACKEND_NAMES = ("azureml", "local")
-_BACKEND_FIX = (
-    "pass 'local' or 'azureml', an mlboot.LocalBackend, an mlboot.testing.FakeBackend, or None "
-    "to use the config's mlboot_backend key (else MLBOOT_BACKEND, else Azure ML)"
-)
-
-
-def check_backend(field: str, backend: object) -> None:
-    """Refuse a value that lacks a member of the :class:`~mlboot.backend.Backend` protocol."""
-    missing = [name for name in _BACKEND_MEMBERS if not hasattr(backend, name)]
-    if isinstance(backend, str | bytes) or missing:
-        raise InvalidInputError(
-            field,
-            backend,
-            "it must be a backend (a value with every method of mlboot.backend.Backend)",
-            _BACKEND_FIX,
-        )
 
 
 def _check_text(field: str, value: object, *, optional: bool = False) -> None:
@@ -89,6 +71,17 @@ class Workspace:
         return self.backend.azureml_workspace(self.ref)
 
 
+def check_workspace(workspace: object) -> None:
+    """Refuse a ``workspace`` argument that is not a :class:`Workspace`."""
+    if not isinstance(workspace, Workspace):
+        raise InvalidInputError(
+            "workspace",
+            type(workspace).__name__,
+            "it must be an mlboot.Workspace",
+            "pass the value mlboot.workspace_from_config() returns",
+        )
+
+
 def _check_config_path(field: str, value: object) -> None:
     if value is not None and not isinstance(value, Path):
         raise InvalidInputError(
@@ -98,21 +91,14 @@ def _check_config_path(field: str, value: object) -> None:
 
 def _default_backend() -> Backend:
     """The backend chosen with :func:`mlboot.testing.use_backend`, else azureml-core's."""
-    chosen = chosen_backend()
-    if chosen is not None:
-        return chosen
-    from mlboot._azureml import AzureMLBackend  # noqa: PLC0415  (keeps azureml out of import mlboot)
-
-    return AzureMLBackend()
+    return default_backend()
 
 
 def _configured_backend(config: WorkspaceConfig, name: str | None = None) -> Backend:
     """The one place a backend is chosen: ``name``, else ``mlboot_backend`` in the file, else
     MLBOOT_BACKEND; without ``"local"``, the default (see :func:`mlboot.testing.use_backend`)."""
     if (name or config.backend) == "local":
-        from mlboot._local import LocalBackend, default_root  # noqa: PLC0415
-
-        return LocalBackend(default_root(config.source))
+        return local_backend(config.source)
     return _default_backend()
 
 

@@ -7,7 +7,7 @@ crosses it.  Most users never need this module: :mod:`mlboot.testing` has a read
 from __future__ import annotations
 
 from mlboot._auth import Credential
-from mlboot._backend import (
+from mlboot._backends._seam import (
     Backend,
     ComputeInfo,
     ComputeSpec,

@@ -26,7 +26,7 @@ import pytest
 
 import mlboot
 from emulator import Emulator, sdk_run_warnings
-from mlboot._azureml import AzureMLBackend
+from mlboot._backends.azureml._azureml import AzureMLBackend
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import CALL_BOUND_SECONDS
 from mlboot.exceptions import MlbootError, ServiceError, WaitTimeoutError

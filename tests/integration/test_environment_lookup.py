@@ -14,7 +14,7 @@ import pytest
 
 import mlboot
 from emulator import Emulator
-from mlboot._azureml import AzureMLBackend
+from mlboot._backends.azureml._azureml import AzureMLBackend
 from mlboot._retry import DEFAULT_POLICY
 from mlboot.exceptions import NotFoundError, PermissionDeniedError, ServiceError
 from mlboot.testing import FakeClock

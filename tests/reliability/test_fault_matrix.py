@@ -157,7 +157,7 @@ def scenario(
 
 
 def test_the_matrix_covers_every_operation_the_public_api_uses() -> None:
-    from mlboot.testing import OPERATIONS as FAKE_OPERATIONS  # noqa: PLC0415
+    from mlboot._backends.fake._fake import OPERATIONS as FAKE_OPERATIONS  # noqa: PLC0415
 
     escape_hatches = {"azureml_workspace", "azureml_compute", "azureml_run"}
     assert set(OPERATIONS) == FAKE_OPERATIONS - escape_hatches

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing_extensions import assert_type
 
 import mlboot
-from mlboot._azureml import AzureMLBackend
+from mlboot._backends.azureml._azureml import AzureMLBackend
 from mlboot.backend import Backend, Clock, ComputeInfo, WorkspaceRef
 from mlboot.exceptions import MlbootError, WaitTimeoutError
 from mlboot.testing import FakeBackend, FakeClock

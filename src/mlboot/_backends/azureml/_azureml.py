@@ -36,7 +36,7 @@ from mlboot._auth import (
     resolve_default_auth,
     revealed,
 )
-from mlboot._backend import (
+from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
     Metrics,
@@ -604,23 +604,6 @@ def _run_quiet_sdk() -> Iterator[None]:
             yield
     finally:
         sdk_logger.removeFilter(quiet)
-
-
-def _run_parse_yaml(text: str) -> object:
-    """Parse YAML with the reader azureml-core reads conda files with; ``ValueError`` if bad.
-
-    azureml-core vendors ruamel.yaml (``azureml._vendor.ruamel.yaml``) rather than depending on
-    a YAML package, and loads conda files in its round-trip mode: so does this, which keeps
-    mlboot free of a YAML dependency and reads a file exactly as the SDK will.  Importing it
-    does not import the rest of the SDK.
-    """
-    from azureml._vendor.ruamel.yaml import YAML  # noqa: PLC0415  (the SDK loads only on use)
-    from azureml._vendor.ruamel.yaml.error import YAMLError  # noqa: PLC0415
-
-    try:
-        return YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        raise ValueError(" ".join(_text_of(exc).split())) from None
 
 
 def _run_script_run_config(

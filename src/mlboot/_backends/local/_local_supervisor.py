@@ -4,9 +4,11 @@ A local run's supervisor is a fresh interpreter started for every run, between t
 the script: whatever it imports before the script starts is paid on every local run.  So this
 module imports only the standard library and :mod:`mlboot.exceptions` (which imports nothing),
 and :data:`BOOTSTRAP` loads it without running ``mlboot/__init__.py``: it registers a bare
-``mlboot`` package whose ``__path__`` is mlboot's folder, so ``import mlboot._local_supervisor``
-finds this file and nothing else of mlboot (``attrs``, ``logging``...) is imported.  Everything
-the submitting side needs beyond the files (workspace, pools, submit) is in :mod:`mlboot._local`.
+``mlboot`` package whose ``__path__`` is mlboot's folder, so
+``import mlboot._backends.local._local_supervisor`` finds this file (and the two package files
+above it, which import nothing) and nothing else of mlboot (``attrs``, ``logging``...) is
+imported.  Everything the submitting side needs beyond the files (workspace, pools, submit) is
+in :mod:`mlboot._backends.local._local`.
 
 Waiting for a status change: a waiter (``Run.wait`` through
 :meth:`mlboot.LocalBackend.pause_until_status_changes`) opens a FIFO in the run's ``waiters/``
@@ -68,7 +70,7 @@ import sys
 package = type(sys)("mlboot")
 package.__path__ = [sys.argv[3]]
 sys.modules["mlboot"] = package
-from mlboot._local_supervisor import supervise
+from mlboot._backends.local._local_supervisor import supervise
 """
 """Imports this module from mlboot's folder (``sys.argv[3]``) without mlboot's ``__init__``."""
 

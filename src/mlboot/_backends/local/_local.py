@@ -7,8 +7,8 @@ whose ``max_nodes`` is how many runs may execute at once; a run is the pre-check
 copied into the run's folder and run there by ``sys.executable`` in a subprocess, watched by a
 detached supervisor process.  Everything a run is lives on disk, so a run outlives the process
 that submitted it and any process can reattach to it by id.  The supervisor's code is
-:mod:`mlboot._local_supervisor`, which it loads without the rest of mlboot (a run pays for the
-start of two interpreters, the supervisor's and the script's, and little more).
+:mod:`mlboot._backends.local._local_supervisor`, which it loads without the rest of mlboot (a
+run pays for the start of two interpreters, the supervisor's and the script's, and little more).
 
 The workspace folder::
 
@@ -52,11 +52,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from mlboot._backend import (
+from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
     Metrics,
@@ -65,8 +65,7 @@ from mlboot._backend import (
     WorkspaceInfo,
     WorkspaceRef,
 )
-from mlboot._clock import SystemClock
-from mlboot._local_supervisor import (
+from mlboot._backends.local._local_supervisor import (
     BOOTSTRAP,
     RUN_ENV_VARIABLE,
     TERMINAL_STATUSES,
@@ -80,6 +79,7 @@ from mlboot._local_supervisor import (
     wait_for_change,
     write_json,
 )
+from mlboot._clock import SystemClock
 from mlboot._localio import storage_error, translated
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
@@ -97,7 +97,7 @@ from mlboot.exceptions import (
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
-    from mlboot._backend import Backend
+    from mlboot._backends._seam import Backend
     from mlboot._environment import Environment
 
 __all__ = [
@@ -527,7 +527,7 @@ class LocalBackend:
     def _start_supervisor(self, folder: RunFolder, lock: int, script_env: object) -> None:
         # -S: the supervisor needs the standard library and mlboot's own folder, not site-packages
         # (nor the .pth files a virtual environment runs at every start).
-        package = str(Path(__file__).resolve().parent)
+        package = str(Path(__file__).resolve().parents[2])  # src/mlboot, above _backends/local/
         env = dict(os.environ)
         env[RUN_ENV_VARIABLE] = json.dumps(script_env)
         with translated(f"starting local run {folder.run_id}", near=folder.path):
@@ -813,19 +813,6 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _logical_lines(lines: Iterable[str]) -> Iterator[str]:
-    pending = ""
-    for raw in lines:
-        line = raw.rstrip("\n")
-        if line.endswith("\\"):
-            pending += line[:-1]
-            continue
-        yield pending + line
-        pending = ""
-    if pending:
-        yield pending
-
-
 def requirement_problems(
     lines: Iterable[str],
     *,
@@ -847,12 +834,13 @@ def _requirement_findings(
     from packaging.requirements import InvalidRequirement, Requirement  # noqa: PLC0415
     from packaging.version import InvalidVersion  # noqa: PLC0415
 
+    from mlboot._environment import pip_logical_lines  # noqa: PLC0415
+
     findings: list[tuple[str | None, str]] = []
-    for logical in _logical_lines(lines):
-        line = re.sub(r"(^|\s)#.*", "", logical).strip()
-        if not line or line.startswith("-"):
+    for _, logical in pip_logical_lines(lines):
+        if logical.startswith("-"):
             continue
-        line = re.sub(r"\s--hash[=\s]\S+", "", " " + line).strip()
+        line = re.sub(r"\s--hash[=\s]\S+", "", " " + logical).strip()
         try:
             requirement = Requirement(line)
         except InvalidRequirement:

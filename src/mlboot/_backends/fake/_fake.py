@@ -1,16 +1,6 @@
-"""Test against mlboot without Azure: :class:`FakeBackend` and :class:`FakeClock`.
+"""The fake backend: :class:`FakeBackend`, :class:`FakeClock` and :func:`use_backend`.
 
-``FakeBackend`` is an in-memory, stateful stand-in for Azure ML.  It records every call, can be
-programmed with outcomes (a missing workspace, slow or failing provisioning, run status
-sequences, logs, metrics and output files) and faults, and never sleeps for real: waits are
-measured on its :class:`FakeClock`, which moves forward when mlboot "sleeps".
-
->>> import mlboot
->>> from mlboot.testing import FakeBackend
->>> fake = FakeBackend()
->>> fake.fail("get_compute", "transient", times=1)
->>> [call.operation for call in fake.calls]
-[]
+Users import them from :mod:`mlboot.testing`, which documents them.
 """
 
 from __future__ import annotations
@@ -23,7 +13,8 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import attrs
 
-from mlboot._backend import (
+from mlboot._backends._choice import check_backend, choose_backend
+from mlboot._backends._seam import (
     Backend,
     ComputeInfo,
     ComputeSpec,
@@ -35,10 +26,8 @@ from mlboot._backend import (
     WorkspaceInfo,
     WorkspaceRef,
 )
-from mlboot._backend_choice import choose_backend
 from mlboot._links import check_destination
 from mlboot._validate import check_int
-from mlboot._workspace import check_backend
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,

@@ -1,0 +1,1 @@
+"""The azureml-core (SDK v1) backend: the one subpackage that imports ``azureml``."""

@@ -1,0 +1,1 @@
+"""The in-memory fake Azure ML, published as :mod:`mlboot.testing`."""
