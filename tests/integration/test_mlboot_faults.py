@@ -212,7 +212,7 @@ def sdk_pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[_SdkPools]:
     """Track the pool each SDK submit makes, so a test can count those left running."""
     from azureml._execution import _commands  # noqa: PLC0415
 
-    from mlboot._azureml import install_deadline_hooks  # noqa: PLC0415
+    from mlboot._backends.azureml._azureml import install_deadline_hooks  # noqa: PLC0415
 
     install_deadline_hooks()  # first, so that the pools tracked are the ones mlboot hooks
     pools = _SdkPools()
