@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import mlboot
-from mlboot import LocalBackend, RunStatus
+from local_runs import local_workspace, run_folder, submit_local
+from mlboot import RunStatus
 from mlboot.exceptions import RunFailedError
 
 DEADLINE = 60.0
@@ -36,22 +37,8 @@ pytestmark = [
 
 
 def _run(config_file: Path, tmp_path: Path, script: str) -> mlboot.Run:
-    workspace = mlboot.workspace_from_config(config_file, backend=LocalBackend(tmp_path / "ws"))
-    pool = mlboot.get_or_create_compute_target(
-        workspace, "cpu", vm_size="Standard_DS3_v2", max_nodes=1
-    )
-    project = tmp_path / "src"
-    project.mkdir()
-    (project / "train.py").write_text(textwrap.dedent(script), encoding="utf-8")
-    return mlboot.submit_script(
-        workspace, "train.py", compute=pool, experiment="fsize", source_directory=project
-    )
-
-
-def _folder(run: mlboot.Run) -> Path:
-    backend = run.workspace.backend
-    assert isinstance(backend, LocalBackend)
-    return backend.run_folder(run.id)
+    workspace = local_workspace(config_file, tmp_path / "ws")
+    return submit_local(workspace, tmp_path / "src", textwrap.dedent(script), experiment="fsize")
 
 
 def _failure(run: mlboot.Run) -> str:
@@ -74,7 +61,7 @@ def test_a_script_that_lowers_its_limit_then_writes_a_big_output_fails_naming_th
     message = _failure(run)
 
     assert f"mlboot: the script hit its file size limit of {LIMIT} bytes" in message
-    assert str(_folder(run) / "outputs" / "big.bin") in message
+    assert str(run_folder(run) / "outputs" / "big.bin") in message
     assert "Fix: raise the limit" in message
 
 
@@ -95,7 +82,7 @@ def test_a_script_that_logs_past_its_limit_fails_naming_its_log(
     message = _failure(run)
 
     assert "mlboot: the script hit its file size limit of 65536 bytes" in message
-    log = _folder(run) / "std_log.txt"
+    log = run_folder(run) / "std_log.txt"
     assert f"in {str(log)!r}" in message
     assert len(run.logs()) == 65536  # what fitted is kept and readable
 

@@ -418,17 +418,36 @@ def settle_if_abandoned(root: Path, folder: RunFolder, *, canceled: bool = False
         if canceled:
             folder.write_status("Canceled", end_time=now())
         else:
+            why = _why_not_recorded(folder) or "it was killed, or the machine restarted"
             folder.write_status(
                 "Failed",
                 end_time=now(),
                 error=(
                     "the local supervisor of this run ended without recording how the run "
-                    "ended (it was killed, or the machine restarted); see "
-                    f"{folder.supervisor_log_file}"
+                    f"ended ({why}); see {folder.supervisor_log_file}"
                 ),
             )
     finally:
         os.close(lock)
+
+
+FINAL_NOT_RECORDED = "the final status could not be recorded: "
+"""How the supervisor's log says that even the status reserve refused the run's ending."""
+
+
+def _why_not_recorded(folder: RunFolder) -> str | None:
+    """The supervisor's last word on why it could not record the ending (a disk's refusal)."""
+    try:
+        with folder.supervisor_log_file.open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        _, found, why = line.partition(f" {FINAL_NOT_RECORDED}")
+        if found:
+            return why
+    return None
 
 
 def _kill_orphaned_script(folder: RunFolder, record: Mapping[str, Any]) -> None:
@@ -517,7 +536,7 @@ def supervise(run_dir: str, lock: int) -> int:
                     ),
                 )
         except (OSError, ServiceError) as again:  # even the status reserve failed
-            _say(f"the final status could not be recorded: {again}")
+            _say(f"{FINAL_NOT_RECORDED}{again}")
         return 1
 
 
