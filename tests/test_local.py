@@ -1010,6 +1010,7 @@ def test_a_run_folder_without_run_json_is_abandoned_and_never_listed_as_a_run(
     assert old.exists()  # never deleted behind the user's back: the error says what to do
 
 
+@pytest.mark.reliability("secrets")
 @pytest.mark.parametrize("as_secret", [True, False], ids=["Secret", "secret-looking-name"])
 def test_a_secret_variable_reaches_the_script_and_no_file_of_the_workspace(
     workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, root: Path, as_secret: bool

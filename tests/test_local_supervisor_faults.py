@@ -80,7 +80,7 @@ FAULTS: dict[str, tuple[list[tuple[str, str, str]], str]] = {
     ),
 }
 
-pytestmark = pytest.mark.reliability("supervisor-disk-faults")
+pytestmark = pytest.mark.reliability("disk-supervisor")
 
 
 @pytest.fixture
