@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import mlboot
+from fake_workspaces import make_workspace
 from mlboot import Run, RunStatus, get_run, submit_script
 from mlboot.backend import WorkspaceRef
 from mlboot.exceptions import (
@@ -44,26 +45,6 @@ SDK_STATUSES = (
     "Failed",
     "Canceled",
 )
-
-
-def make_workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return mlboot.Workspace(
-        name="ws",
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        backend=fake,
-    )
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return make_workspace(fake)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mlboot
+from fake_workspaces import make_workspace
 from mlboot import Environment, MpiDistribution, PyTorchDistribution, submit_script
 from mlboot._submit import check_experiment_name, stringify_arguments
 from mlboot.exceptions import (
@@ -23,26 +24,6 @@ from mlboot.exceptions import (
     SnapshotTooLargeError,
 )
 from mlboot.testing import FakeBackend
-
-
-def make_workspace(fake: FakeBackend, name: str = "ws") -> mlboot.Workspace:
-    return mlboot.Workspace(
-        name=name,
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        backend=fake,
-    )
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return make_workspace(fake)
 
 
 @pytest.fixture
