@@ -140,24 +140,38 @@ def test_status_reads_the_current_status(
 # -- wait: outcomes --------------------------------------------------------------------------------
 
 
-def test_wait_returns_completed(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+@pytest.mark.parametrize(
+    ("statuses", "ended"),
+    [
+        pytest.param(["Queued", "Running", "Completed"], RunStatus.COMPLETED, id="completed"),
+        pytest.param(
+            ["Running", "Finalizing", "Finalizing", "Completed"],
+            RunStatus.COMPLETED,
+            id="never-while-finalizing",
+        ),
+        pytest.param(
+            ["Running", "CancelRequested", "CancelRequested", "Canceled"],
+            RunStatus.CANCELED,
+            id="never-while-cancel-is-requested",
+        ),
+        pytest.param(
+            ["Running", "Hibernating", "Hibernating", "Completed"],
+            RunStatus.COMPLETED,
+            id="through-an-unknown-status",
+        ),
+    ],
+)
+def test_wait_polls_until_a_final_status_and_returns_it(
+    fake: FakeBackend,
+    workspace: mlboot.Workspace,
+    project: Path,
+    statuses: list[str],
+    ended: RunStatus,
 ) -> None:
-    run = start(fake, workspace, project, statuses=["Queued", "Running", "Completed"])
+    run = start(fake, workspace, project, statuses=statuses)
 
-    assert run.wait() is RunStatus.COMPLETED
-    assert operations(fake) == ["get_run_status"] * 3
-
-
-def test_wait_never_returns_while_finalizing(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    run = start(
-        fake, workspace, project, statuses=["Running", "Finalizing", "Finalizing", "Completed"]
-    )
-
-    assert run.wait() is RunStatus.COMPLETED
-    assert operations(fake) == ["get_run_status"] * 4
+    assert run.wait() is ended
+    assert operations(fake) == ["get_run_status"] * len(statuses)
 
 
 def test_a_run_that_fails_while_finalizing_raises(
@@ -235,20 +249,6 @@ def test_a_failed_run_without_an_error_message_says_so(
     assert caught.value.error is None
 
 
-def test_wait_never_returns_while_cancel_is_requested(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    run = start(
-        fake,
-        workspace,
-        project,
-        statuses=["Running", "CancelRequested", "CancelRequested", "Canceled"],
-    )
-
-    assert run.wait() is RunStatus.CANCELED
-    assert operations(fake) == ["get_run_status"] * 4
-
-
 def test_cancel_then_wait_returns_canceled(
     fake: FakeBackend, workspace: mlboot.Workspace, project: Path
 ) -> None:
@@ -260,17 +260,6 @@ def test_cancel_then_wait_returns_canceled(
     assert run.wait() is RunStatus.CANCELED
     assert operations(fake)[:2] == ["get_run_status", "cancel_run"]
     assert fake.calls[1].arguments == {"ref": workspace.ref, "run_id": run.id}
-
-
-def test_an_unknown_status_is_waited_through(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    run = start(
-        fake, workspace, project, statuses=["Running", "Hibernating", "Hibernating", "Completed"]
-    )
-
-    assert run.wait() is RunStatus.COMPLETED
-    assert operations(fake) == ["get_run_status"] * 4
 
 
 # -- wait: time -----------------------------------------------------------------------------------
@@ -447,18 +436,25 @@ def test_a_permanent_poll_failure_surfaces_at_once(
 # -- wait: output ----------------------------------------------------------------------------------
 
 
-class GrowingLogBackend(FakeBackend):
-    """A FakeBackend whose run log grows by one piece at every read."""
+class ReplacingLogBackend(FakeBackend):
+    """A FakeBackend whose run log is a different text at each read (the last one repeats)."""
 
-    def __init__(self, pieces: list[str]) -> None:
+    def __init__(self, texts: list[str]) -> None:
         super().__init__()
-        self.pieces = pieces
+        self.texts = texts
         self.reads = 0
 
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         super().get_run_logs(ref, run_id)
         self.reads += 1
-        return "".join(self.pieces[: self.reads])
+        return self.texts[min(self.reads, len(self.texts)) - 1]
+
+
+class GrowingLogBackend(ReplacingLogBackend):
+    """A FakeBackend whose run log grows by one piece at every read."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        super().__init__(list(itertools.accumulate(pieces)))
 
 
 def test_show_output_prints_each_piece_of_the_log_once(
@@ -588,20 +584,6 @@ def test_an_unreadable_log_does_not_end_the_wait(
     assert "no more log will be shown" in caplog.text
     assert "ok" not in capsys.readouterr().out.splitlines()
     assert operations(fake).count("get_run_logs") == 1
-
-
-class ReplacingLogBackend(FakeBackend):
-    """A FakeBackend whose run log is a different text at each read (the last one repeats)."""
-
-    def __init__(self, texts: list[str]) -> None:
-        super().__init__()
-        self.texts = texts
-        self.reads = 0
-
-    def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
-        super().get_run_logs(ref, run_id)
-        self.reads += 1
-        return self.texts[min(self.reads, len(self.texts)) - 1]
 
 
 def test_a_log_that_starts_over_is_shown_whole(

@@ -495,28 +495,21 @@ def test_a_script_of_the_wrong_type_is_refused(
     refused(fake, "script", lambda: submit(workspace, project, script=42))
 
 
-def test_a_missing_source_folder_is_refused(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [("nope", "does not exist"), ("train.py", "not a folder")],
+    ids=["missing", "a-file"],
+)
+def test_a_source_folder_that_is_missing_or_a_file_is_refused(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, name: str, rule: str
 ) -> None:
     error = refused(
         fake,
         "source_directory",
-        lambda: submit(workspace, project, source_directory=project / "nope"),
+        lambda: submit(workspace, project, source_directory=project / name),
     )
 
-    assert "does not exist" in error.rule
-
-
-def test_a_source_folder_that_is_a_file_is_refused(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    error = refused(
-        fake,
-        "source_directory",
-        lambda: submit(workspace, project, source_directory=project / "train.py"),
-    )
-
-    assert "not a folder" in error.rule
+    assert rule in error.rule
 
 
 def test_a_script_left_out_by_the_ignore_file_is_refused(
