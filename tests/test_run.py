@@ -367,29 +367,22 @@ def test_a_waking_backend_still_gets_pauses_cut_to_the_time_out(project: Path) -
     assert fake.clock.sleeps == []
 
 
-@pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, True, "60", dt.timedelta(0)])
-def test_bad_time_outs_are_refused_before_polling(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, timeout: object
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        *(("timeout", value) for value in [0, -1, math.nan, math.inf, True, "60", dt.timedelta(0)]),
+        *(("poll_interval", value) for value in [0, -2, math.nan, math.inf, False, "2"]),
+    ],
+)
+def test_bad_time_outs_and_poll_intervals_are_refused_before_polling(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, field: str, value: object
 ) -> None:
     run = start(fake, workspace, project)
 
     with pytest.raises(InvalidInputError) as caught:
-        run.wait(timeout=timeout)  # type: ignore[arg-type]
+        run.wait(**{field: value})
 
-    assert caught.value.field == "timeout"
-    assert fake.calls == []
-
-
-@pytest.mark.parametrize("interval", [0, -2, math.nan, math.inf, False, "2"])
-def test_bad_poll_intervals_are_refused_before_polling(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, interval: object
-) -> None:
-    run = start(fake, workspace, project)
-
-    with pytest.raises(InvalidInputError) as caught:
-        run.wait(poll_interval=interval)  # type: ignore[arg-type]
-
-    assert caught.value.field == "poll_interval"
+    assert caught.value.field == field
     assert fake.calls == []
 
 
