@@ -149,6 +149,7 @@ if run is not None:
     attempt("download_outputs", lambda: run.download_outputs(place / "download"))
     attempt("get_run", lambda: mlboot.get_run(workspace, run.id).id)
     attempt("list_runs", lambda: len(mlboot.list_runs(workspace)))
+    attempt("cancel", run.cancel)
 print(json.dumps(outcomes))
 """
 
