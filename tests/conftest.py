@@ -6,6 +6,22 @@ from pathlib import Path
 
 import pytest
 
+import mlboot
+from fake_workspaces import make_workspace
+from mlboot.testing import FakeBackend
+
+
+@pytest.fixture
+def fake() -> FakeBackend:
+    """A fresh FakeBackend (its clock is fake: nothing sleeps for real)."""
+    return FakeBackend()
+
+
+@pytest.fixture
+def workspace(fake: FakeBackend) -> mlboot.Workspace:
+    """Workspace ``ws`` on :func:`fake`."""
+    return make_workspace(fake)
+
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:

@@ -29,6 +29,7 @@ def probes(*, cli: bool = False, person: bool = False) -> _Probes:
     return _Probes(cli_usable=lambda _env: cli, person_can_answer=lambda _env: person)
 
 
+@pytest.mark.reliability("secrets")
 def test_secret_never_shows_itself() -> None:
     secret = Secret("hunter2-very-secret")
     assert "hunter2" not in repr(secret)
@@ -37,6 +38,7 @@ def test_secret_never_shows_itself() -> None:
     assert secret.reveal() == "hunter2-very-secret"
 
 
+@pytest.mark.reliability("secrets")
 def test_service_principal_repr_hides_the_secret() -> None:
     auth = ServicePrincipalAuth("tenant", "client", "hunter2-very-secret")
     assert isinstance(auth.client_secret, Secret)
@@ -44,6 +46,7 @@ def test_service_principal_repr_hides_the_secret() -> None:
     assert "client" in repr(auth)
 
 
+@pytest.mark.reliability("secrets")
 def test_a_secret_shows_in_no_repr_str_format_or_f_string() -> None:
     secret = Secret(VALUE)
     sp = ServicePrincipalAuth("tenant", "client", secret)
@@ -65,6 +68,7 @@ def test_a_secret_shows_in_no_repr_str_format_or_f_string() -> None:
     assert format(secret, "^50").strip() == "Secret('********')"
 
 
+@pytest.mark.reliability("secrets")
 def test_attrs_asdict_and_astuple_of_a_service_principal_keep_the_secret_masked() -> None:
     sp = ServicePrincipalAuth("tenant", "client", VALUE)
 
@@ -77,6 +81,7 @@ def test_attrs_asdict_and_astuple_of_a_service_principal_keep_the_secret_masked(
     assert not attrs.has(Secret)
 
 
+@pytest.mark.reliability("secrets")
 def test_json_refuses_a_secret_and_masks_it_with_default_str() -> None:
     as_dict = attrs.asdict(ServicePrincipalAuth("tenant", "client", VALUE))
 
@@ -85,6 +90,7 @@ def test_json_refuses_a_secret_and_masks_it_with_default_str() -> None:
     assert VALUE not in json.dumps(as_dict, default=str)
 
 
+@pytest.mark.reliability("secrets")
 def test_a_secret_has_no_dict_for_vars_and_cannot_be_changed() -> None:
     secret = Secret(VALUE)
     sp = ServicePrincipalAuth("tenant", "client", secret)
@@ -101,6 +107,7 @@ def test_a_secret_has_no_dict_for_vars_and_cannot_be_changed() -> None:
     assert secret.reveal() == VALUE
 
 
+@pytest.mark.reliability("secrets")
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_pickling_a_secret_or_what_holds_one_is_refused_without_the_value(protocol: int) -> None:
     secret = Secret(VALUE)
@@ -113,6 +120,7 @@ def test_pickling_a_secret_or_what_holds_one_is_refused_without_the_value(protoc
         assert "environment" in str(caught.value)  # the fix
 
 
+@pytest.mark.reliability("secrets")
 def test_the_state_of_a_secret_is_not_handed_out() -> None:
     secret = Secret(VALUE)
     with pytest.raises(SecretExposureError):
@@ -123,6 +131,7 @@ def test_the_state_of_a_secret_is_not_handed_out() -> None:
         secret.__getstate__()
 
 
+@pytest.mark.reliability("secrets")
 def test_copies_of_a_secret_are_the_secret_itself() -> None:
     secret = Secret(VALUE)
     sp = ServicePrincipalAuth("tenant", "client", secret)
@@ -143,6 +152,7 @@ def test_secrets_compare_and_hash_by_value() -> None:
     assert len({ServicePrincipalAuth("t", "c", VALUE), ServicePrincipalAuth("t", "c", VALUE)}) == 1
 
 
+@pytest.mark.reliability("secrets")
 def test_a_secret_holds_only_a_str_and_the_refusal_does_not_show_the_value() -> None:
     with pytest.raises(InvalidInputError) as caught:
         Secret(b"hunter2-bytes")  # type: ignore[arg-type]
@@ -156,6 +166,7 @@ def test_a_secret_holds_only_a_str_and_the_refusal_does_not_show_the_value() -> 
     assert "12345" not in str(caught.value)
 
 
+@pytest.mark.reliability("secrets")
 def test_log_records_show_secrets_masked(caplog: pytest.LogCaptureFixture) -> None:
     secret = Secret(VALUE)
     sp = ServicePrincipalAuth("tenant", "client", secret)

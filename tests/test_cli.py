@@ -200,6 +200,7 @@ def test_errors_map_to_documented_exit_codes() -> None:
     assert len({int(code) for code in ExitCode}) == len(ExitCode)
 
 
+@pytest.mark.reliability("secrets")
 def test_an_authentication_failure_exits_3_without_a_traceback_or_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

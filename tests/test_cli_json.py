@@ -50,6 +50,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeBackend:
 # -- one strict JSON object per exit -------------------------------------------------------
 
 
+@pytest.mark.reliability("strict-json")
 def test_nan_and_infinite_metrics_are_strict_json_strings(
     fake: FakeBackend, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -76,6 +77,7 @@ USAGE_ERRORS = [
 ]
 
 
+@pytest.mark.reliability("strict-json")
 @pytest.mark.parametrize("args", USAGE_ERRORS)
 @pytest.mark.parametrize("where", ["first", "last"])
 def test_a_usage_error_with_json_anywhere_is_one_error_object(
@@ -108,6 +110,7 @@ COMMANDS = [
 FAULTS = ["ok", "auth", "not_found", "throttled", "network", "interrupt", "bug"]
 
 
+@pytest.mark.reliability("strict-json")
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a[:2]))
 @pytest.mark.parametrize("fault", FAULTS)
 def test_every_command_and_failure_with_json_writes_exactly_one_strict_object(
@@ -144,6 +147,7 @@ def test_every_command_and_failure_with_json_writes_exactly_one_strict_object(
         assert code == ExitCode.INTERRUPTED
 
 
+@pytest.mark.reliability("strict-json")
 def test_help_with_json_is_one_object(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runs", "list", "--help", "--json"]) == ExitCode.OK
     text = one_object(capsys.readouterr().out)["help"]
@@ -159,6 +163,7 @@ def test_help_without_json_stays_text(capsys: pytest.CaptureFixture[str]) -> Non
 # -- Ctrl-C during a wait: one message, the shell command to reattach ------------------------
 
 
+@pytest.mark.reliability("strict-json")
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_ctrl_c_during_a_wait_says_one_message_with_the_shell_command(
     json_flag: list[str], fake: FakeBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -16,6 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import mlboot
+from fake_workspaces import make_workspace
 from mlboot import ComputeTarget, get_or_create_compute_target
 from mlboot.backend import ComputeSpec
 from mlboot.exceptions import (
@@ -38,26 +39,6 @@ from mlboot.testing import Call, FakeBackend, FaultKind
 
 # FakeBackend.add_compute's defaults describe this very cluster.
 REQUEST: dict[str, Any] = {"vm_size": "Standard_DS3_v2", "max_nodes": 4}
-
-
-def make_workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return mlboot.Workspace(
-        name="ws",
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        backend=fake,
-    )
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return make_workspace(fake)
 
 
 @pytest.fixture

@@ -128,20 +128,7 @@ def test_mlboot_retries_stop_at_the_deadline_not_after_the_policy_total() -> Non
 # -- the public calls, on the fake backend ---------------------------------------------------------
 
 
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return mlboot.Workspace(
-        name="ws",
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        backend=fake,
-    )
+# The fake and workspace fixtures are tests/conftest.py's.
 
 
 def _throttled(retry_after: float) -> ServiceError:

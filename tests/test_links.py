@@ -121,6 +121,7 @@ def tree(folder: Path) -> dict[str, str]:
 # -- collecting outputs: real runs ----------------------------------------------------------------
 
 
+@pytest.mark.reliability("links")
 def test_outputs_made_a_link_to_a_folder_linking_dev_zero_ends_at_once_and_follows_nothing(
     runner: Runner,
     backend: LocalBackend,
@@ -148,6 +149,7 @@ def test_outputs_made_a_link_to_a_folder_linking_dev_zero_ends_at_once_and_follo
         assert run.download_outputs(tmp_path / "got") == []
 
 
+@pytest.mark.reliability("links")
 def test_links_pipes_and_sockets_in_outputs_are_left_out_and_only_regular_files_kept(
     runner: Runner,
     backend: LocalBackend,
@@ -193,6 +195,7 @@ def test_links_pipes_and_sockets_in_outputs_are_left_out_and_only_regular_files_
     ]
 
 
+@pytest.mark.reliability("links")
 def test_a_link_the_script_puts_at_the_run_folder_s_outputs_is_removed_not_written_through(
     runner: Runner,
     backend: LocalBackend,
@@ -225,6 +228,7 @@ def make_outputs(folder: Path, files: int) -> Path:
     return source
 
 
+@pytest.mark.reliability("links")
 def test_more_entries_than_the_bound_collect_nothing_and_say_so(tmp_path: Path) -> None:
     source = make_outputs(tmp_path, 10)
 
@@ -237,6 +241,7 @@ def test_more_entries_than_the_bound_collect_nothing_and_say_so(tmp_path: Path) 
     assert len(tree(source)) == 11  # left where the script wrote it
 
 
+@pytest.mark.reliability("links")
 def test_a_collection_over_its_time_bound_stops_with_an_error(tmp_path: Path) -> None:
     source = make_outputs(tmp_path, 200)
     clock = FakeClock()
@@ -252,6 +257,7 @@ def test_a_collection_over_its_time_bound_stops_with_an_error(tmp_path: Path) ->
     assert tree(tmp_path / "outputs") == {}
 
 
+@pytest.mark.reliability("links")
 def test_folders_nested_too_deep_are_refused_not_walked_for_ever(tmp_path: Path) -> None:
     source = tmp_path / "wd" / "outputs"
     deep = source
@@ -265,6 +271,7 @@ def test_folders_nested_too_deep_are_refused_not_walked_for_ever(tmp_path: Path)
     assert "deeper than 100 levels" in done.error
 
 
+@pytest.mark.reliability("links")
 def test_a_cancel_during_collection_stops_it_and_the_run_is_canceled(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path / "run")
     make_outputs(folder.path, 500)
@@ -280,6 +287,7 @@ def test_a_cancel_during_collection_stops_it_and_the_run_is_canceled(tmp_path: P
     assert len(tree(folder.outputs)) == 501
 
 
+@pytest.mark.reliability("links")
 def test_a_sparse_terabyte_costs_nothing_to_collect(tmp_path: Path) -> None:
     source = tmp_path / "wd" / "outputs"
     source.mkdir(parents=True)
@@ -307,6 +315,7 @@ def finished(runner: Runner) -> mlboot.Run:
     )
 
 
+@pytest.mark.reliability("links")
 @pytest.mark.parametrize("where", ["outputs", "outputs/sub", "outputs/model.txt"])
 def test_a_link_in_the_destination_is_refused_by_name_and_nothing_is_written_through_it(
     finished: mlboot.Run, tmp_path: Path, outside: Path, where: str
@@ -328,6 +337,7 @@ def test_a_link_in_the_destination_is_refused_by_name_and_nothing_is_written_thr
     assert not (destination / "outputs" / "model.txt").is_file() or where != "outputs"
 
 
+@pytest.mark.reliability("links")
 def test_a_fifo_in_the_destination_is_refused_without_blocking(
     finished: mlboot.Run, tmp_path: Path
 ) -> None:
@@ -339,6 +349,7 @@ def test_a_fifo_in_the_destination_is_refused_without_blocking(
         finished.download_outputs(destination)
 
 
+@pytest.mark.reliability("links")
 def test_a_link_left_in_a_run_s_outputs_is_never_copied(
     finished: mlboot.Run, backend: LocalBackend, outside: Path, tmp_path: Path
 ) -> None:
@@ -365,6 +376,7 @@ def test_a_link_left_in_a_run_s_outputs_is_never_copied(
     }
 
 
+@pytest.mark.reliability("links")
 def test_a_run_s_outputs_folder_swapped_for_a_link_downloads_nothing(
     tmp_path: Path, outside: Path
 ) -> None:
@@ -389,6 +401,7 @@ def test_check_destination_allows_missing_and_real_paths(tmp_path: Path) -> None
 # -- snapshots: links -----------------------------------------------------------------------------
 
 
+@pytest.mark.reliability("links")
 def test_a_link_leading_out_of_the_source_is_refused_naming_it_and_its_target(
     project: Path, outside: Path
 ) -> None:
@@ -405,6 +418,7 @@ def test_a_link_leading_out_of_the_source_is_refused_naming_it_and_its_target(
     assert "/data" in caught.value.fix
 
 
+@pytest.mark.reliability("links")
 def test_a_link_out_is_refused_by_the_local_backend_before_any_run_exists(
     runner: Runner,
     backend: LocalBackend,
@@ -447,6 +461,7 @@ def test_a_link_inside_the_source_is_copied_as_its_target_s_contents(
     assert "link" not in tree(wd).values()
 
 
+@pytest.mark.reliability("links")
 def test_a_file_changed_into_a_link_out_after_planning_is_refused(
     project: Path, outside: Path, tmp_path: Path
 ) -> None:
@@ -462,6 +477,7 @@ def test_a_file_changed_into_a_link_out_after_planning_is_refused(
 # -- snapshots: the workspace folder --------------------------------------------------------------
 
 
+@pytest.mark.reliability("workspace")
 def test_the_workspace_folder_at_the_source_root_is_never_copied_even_when_negated(
     runner: Runner,
     backend: LocalBackend,
@@ -490,6 +506,7 @@ def test_the_workspace_folder_at_the_source_root_is_never_copied_even_when_negat
     assert "'.mlboot'" not in second.logs()
 
 
+@pytest.mark.reliability("workspace")
 def test_a_workspace_folder_of_any_name_is_recognised_by_its_marker(
     project: Path, tmp_path: Path
 ) -> None:
@@ -507,6 +524,7 @@ def test_a_workspace_folder_of_any_name_is_recognised_by_its_marker(
         plan_snapshot(backend.root)
 
 
+@pytest.mark.reliability("links")
 @pytest.mark.parametrize("kind", ["fifo", "socket"])
 def test_a_pipe_or_socket_in_the_source_is_refused_by_name(
     project: Path, tmp_path: Path, kind: str
@@ -535,6 +553,7 @@ def test_a_pipe_or_socket_in_the_source_is_refused_by_name(
 # -- abandoned run folders ------------------------------------------------------------------------
 
 
+@pytest.mark.reliability("abandoned")
 def test_a_submitter_killed_while_copying_leaves_no_run_and_the_next_submit_cleans_up(
     runner: Runner, workspace: Workspace, backend: LocalBackend, project: Path
 ) -> None:
@@ -576,6 +595,7 @@ def test_a_submitter_killed_while_copying_leaves_no_run_and_the_next_submit_clea
     assert backend.run_ids() == [run.id]
 
 
+@pytest.mark.reliability("abandoned")
 def test_a_preparation_still_locked_by_a_live_submitter_is_kept(
     runner: Runner, backend: LocalBackend, project: Path
 ) -> None:
@@ -594,6 +614,7 @@ def test_a_preparation_still_locked_by_a_live_submitter_is_kept(
     assert run.wait(timeout=DEADLINE, poll_interval=0.05) is RunStatus.COMPLETED
 
 
+@pytest.mark.reliability("abandoned")
 def test_a_run_folder_without_run_json_is_not_a_run(
     workspace: Workspace, backend: LocalBackend
 ) -> None:

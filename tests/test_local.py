@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -97,14 +97,39 @@ def write_project(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def submit_train(
+    workspace: Workspace,
+    pool: mlboot.ComputeTarget,
+    project: Path,
+    *,
+    experiment: str = "e",
+    **options: Any,
+) -> Run:
+    """Submit ``project``'s ``train.py`` to ``pool``, with ``submit_script``'s other options."""
+    return submit_script(
+        workspace,
+        "train.py",
+        compute=pool,
+        experiment=experiment,
+        source_directory=project,
+        **options,
+    )
+
+
 def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("MLBOOT_", "AZUREML_"))}
 
 
 def python(code: str, *args: str, timeout: float = DEADLINE) -> str:
     """Run ``code`` in a fresh interpreter (another process, as another user session would)."""
+    return interpreter("-c", textwrap.dedent(code), *args, timeout=timeout)
+
+
+def interpreter(*args: str, cwd: Path | None = None, timeout: float = DEADLINE) -> str:
+    """The output of a fresh interpreter run with ``args``, which must succeed."""
     result = subprocess.run(  # noqa: S603  (our own interpreter, our own code)
-        [sys.executable, "-c", textwrap.dedent(code), *args],
+        [sys.executable, *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -224,12 +249,10 @@ def test_a_distributed_job_is_refused_before_anything_starts(
 ) -> None:
     write_project(project, {"train.py": "print('never')\n"})
     with pytest.raises(InvalidInputError, match="one process on one node"):
-        submit_script(
+        submit_train(
             workspace,
-            "train.py",
-            compute=pool,
-            experiment="e",
-            source_directory=project,
+            pool,
+            project,
             node_count=2,
             distribution=mlboot.PyTorchDistribution(process_count_per_node=2),
         )
@@ -271,14 +294,7 @@ def test_a_run_copies_exactly_the_snapshot_and_completes_with_logs_metrics_and_o
             ".amlignore": "data/\n*.tmp\n",
         },
     )
-    run = submit_script(
-        workspace,
-        "train.py",
-        compute=pool,
-        experiment="local-test",
-        source_directory=project,
-        arguments=["--epochs", 3],
-    )
+    run = submit_train(workspace, pool, project, experiment="local-test", arguments=["--epochs", 3])
     assert isinstance(workspace.backend, LocalBackend)
     run_dir = workspace.backend.run_folder(run.id)
     assert run_dir == workspace.backend.root / "runs" / run.id
@@ -319,9 +335,7 @@ def test_a_wait_returns_when_the_run_ends_not_at_its_next_poll(
 ) -> None:
     assert isinstance(workspace.backend, StatusChangeWaiter)
     write_project(project, {"train.py": "print('quick')\n"})
-    run = submit_script(
-        workspace, "train.py", compute=pool, experiment="prompt", source_directory=project
-    )
+    run = submit_train(workspace, pool, project, experiment="prompt")
 
     started = time.monotonic()
     assert run.wait(timeout=DEADLINE, poll_interval=DEADLINE - 5) is RunStatus.COMPLETED
@@ -354,14 +368,7 @@ def test_show_output_shows_a_line_while_the_script_still_runs(
 
     shown = OpensTheGate()
     monkeypatch.setattr(sys, "stdout", shown)
-    run = submit_script(
-        workspace,
-        "train.py",
-        compute=pool,
-        experiment="streamed",
-        source_directory=project,
-        arguments=[str(gate)],
-    )
+    run = submit_train(workspace, pool, project, experiment="streamed", arguments=[str(gate)])
 
     assert run.wait(timeout=DEADLINE, show_output=True, poll_interval=DEADLINE - 5) is (
         RunStatus.COMPLETED
@@ -372,17 +379,8 @@ def test_show_output_shows_a_line_while_the_script_still_runs(
 
 def test_the_same_training_script_runs_unchanged_outside_any_run(project: Path) -> None:
     write_project(project, {"train.py": TRAIN})
-    result = subprocess.run(
-        [sys.executable, "train.py", "--epochs", "2"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        env=_child_env(),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "epoch 1: loss 0.500" in result.stdout
+    out = interpreter("train.py", "--epochs", "2", cwd=project)
+    assert "epoch 1: loss 0.500" in out
     assert (project / "outputs" / "model.txt").read_text() == "weights"
     assert not list(project.rglob("metrics.jsonl"))
 
@@ -401,9 +399,7 @@ def test_a_crashing_script_ends_failed_with_the_error_and_the_log_tail(
                 """
         },
     )
-    run = submit_script(
-        workspace, "train.py", compute=pool, experiment="e", source_directory=project
-    )
+    run = submit_train(workspace, pool, project)
     with pytest.raises(RunFailedError) as failure:
         finish(run)
     error = failure.value
@@ -433,14 +429,7 @@ def test_cancel_ends_the_whole_process_tree(
                 """
         },
     )
-    run = submit_script(
-        workspace,
-        "train.py",
-        compute=pool,
-        experiment="e",
-        source_directory=project,
-        arguments=[str(pids)],
-    )
+    run = submit_train(workspace, pool, project, arguments=[str(pids)])
     script_pid, child_pid = poll(lambda: pids.exists() and json.loads(pids.read_text()), "pids")
     assert alive(script_pid)
     assert alive(child_pid)
@@ -469,9 +458,7 @@ def test_processes_a_finished_script_left_behind_are_ended(
                 """
         },
     )
-    run = submit_script(
-        workspace, "train.py", compute=pool, experiment="e", source_directory=project
-    )
+    run = submit_train(workspace, pool, project)
     assert finish(run) is RunStatus.COMPLETED
     child_pid = int(run.logs().split("left behind:")[1].split()[0])
     assert not alive(child_pid)
@@ -481,14 +468,7 @@ def test_a_run_over_its_maximum_duration_is_canceled(
     workspace: Workspace, pool: mlboot.ComputeTarget, project: Path
 ) -> None:
     write_project(project, {"train.py": "import time\nprint('start')\ntime.sleep(60)\n"})
-    run = submit_script(
-        workspace,
-        "train.py",
-        compute=pool,
-        experiment="e",
-        source_directory=project,
-        max_run_duration=1,
-    )
+    run = submit_train(workspace, pool, project, max_run_duration=1)
     started = time.monotonic()
     assert finish(run) is RunStatus.CANCELED
     assert time.monotonic() - started < 10
@@ -508,14 +488,7 @@ def test_a_dead_supervisor_fails_the_run_and_takes_its_processes_down(
             "print('child', child.pid, flush=True)\n" + WAIT_FOR_GATE
         },
     )
-    run = submit_script(
-        workspace,
-        "train.py",
-        compute=pool,
-        experiment="e",
-        source_directory=project,
-        arguments=[str(gate)],
-    )
+    run = submit_train(workspace, pool, project, arguments=[str(gate)])
     assert isinstance(workspace.backend, LocalBackend)
     status_file = workspace.backend.run_folder(run.id) / "status.json"
 
@@ -649,13 +622,8 @@ def test_a_pool_of_two_never_runs_more_than_two_of_five_runs_from_two_processes(
         env=_child_env(),
     )
     runs = [
-        submit_script(
-            workspace,
-            "train.py",
-            compute=pool,
-            experiment="pool",
-            source_directory=project,
-            arguments=[str(times), f"mine-{n}"],
+        submit_train(
+            workspace, pool, project, experiment="pool", arguments=[str(times), f"mine-{n}"]
         )
         for n in range(3)
     ]
@@ -797,14 +765,7 @@ def test_a_mismatched_environment_is_named_in_one_warning_and_the_run_goes_on(
     write_project(project, {"train.py": "print('ran')\n"})
     environment = Environment.from_pip_requirements(requirements, python_version="3.9")
     with pytest.warns(MlbootWarning) as caught:
-        run = submit_script(
-            workspace,
-            "train.py",
-            compute=pool,
-            experiment="e",
-            source_directory=project,
-            environment=environment,
-        )
+        run = submit_train(workspace, pool, project, environment=environment)
     (recorded,) = caught.list
     assert recorded.filename == __file__  # shown at the launcher's own line
     warning = str(recorded.message)
@@ -829,13 +790,8 @@ def test_a_matching_environment_says_nothing(
     requirements.write_text("attrs>=20\npackaging\n", encoding="utf-8")
     write_project(project, {"train.py": "print('ran')\n"})
     with caplog.at_level(logging.WARNING, logger="mlboot"):
-        run = submit_script(
-            workspace,
-            "train.py",
-            compute=pool,
-            experiment="e",
-            source_directory=project,
-            environment=Environment.from_pip_requirements(requirements),
+        run = submit_train(
+            workspace, pool, project, environment=Environment.from_pip_requirements(requirements)
         )
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert finish(run) is RunStatus.COMPLETED
@@ -977,9 +933,7 @@ def test_outputs_and_logs_exist_in_the_working_folder_before_the_script_starts(
             )
         },
     )
-    run = submit_script(
-        workspace, "train.py", compute=pool, experiment="e", source_directory=project
-    )
+    run = submit_train(workspace, pool, project)
 
     assert finish(run) is RunStatus.COMPLETED
     assert "dirs True True" in run.logs()
@@ -1001,15 +955,14 @@ def test_a_run_folder_without_run_json_is_abandoned_and_never_listed_as_a_run(
     assert isinstance(caught.value, NotFoundError)
 
     write_project(project, {"train.py": "print('ran')\n"})
-    run = submit_script(
-        workspace, "train.py", compute=pool, experiment="e", source_directory=project
-    )
+    run = submit_train(workspace, pool, project)
 
     assert finish(run) is RunStatus.COMPLETED
     assert [info.run.id for info in mlboot.list_runs(workspace)] == [run.id]
     assert old.exists()  # never deleted behind the user's back: the error says what to do
 
 
+@pytest.mark.reliability("secrets")
 @pytest.mark.parametrize("as_secret", [True, False], ids=["Secret", "secret-looking-name"])
 def test_a_secret_variable_reaches_the_script_and_no_file_of_the_workspace(
     workspace: Workspace, pool: mlboot.ComputeTarget, project: Path, root: Path, as_secret: bool
@@ -1030,12 +983,10 @@ def test_a_secret_variable_reaches_the_script_and_no_file_of_the_workspace(
     assert token not in repr(environment)
 
     with pytest.warns(MlbootWarning, match="Docker image") as caught:  # not used locally
-        run = submit_script(
+        run = submit_train(
             workspace,
-            "train.py",
-            compute=pool,
-            experiment="e",
-            source_directory=project,
+            pool,
+            project,
             environment=environment,
             arguments=[token[::-1]],  # the script checks the value without the test planting it
         )

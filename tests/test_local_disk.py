@@ -65,6 +65,7 @@ def _workspace(tmp_path: Path, root: Path) -> mlboot.Workspace:
     return mlboot.workspace_from_config(config, backend=LocalBackend(root))
 
 
+@pytest.mark.reliability("disk")
 def test_a_script_that_fills_the_disk_ends_failed_saying_the_disk_is_full_and_where(
     tmp_path: Path, small_disk: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_a_script_that_fills_the_disk_ends_failed_saying_the_disk_is_full_and_wh
     assert str(small_disk) in str(refused.value)
 
 
+@pytest.mark.reliability("disk")
 def test_a_read_only_workspace_folder_is_a_typed_error_on_every_call_that_writes(
     tmp_path: Path,
 ) -> None:

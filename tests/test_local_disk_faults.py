@@ -100,6 +100,7 @@ def _raised(action: Callable[[], object]) -> BaseException | None:
     return None
 
 
+@pytest.mark.reliability("disk")
 @pytest.mark.parametrize("call", list(CALLS))
 @pytest.mark.parametrize("where", [f"{p}:{f}" for p in PRIMITIVES for f in ERRNOS])
 def test_every_public_call_on_a_local_run_raises_an_mlboot_error_when_the_disk_fails(
@@ -132,6 +133,7 @@ def test_every_public_call_on_a_local_run_raises_an_mlboot_error_when_the_disk_f
     assert finished.run.metrics() == {"loss": [0.5]}
 
 
+@pytest.mark.reliability("disk")
 def test_list_runs_on_an_unreadable_workspace_says_the_disk_failed_and_where(
     finished: Finished, monkeypatch: pytest.MonkeyPatch
 ) -> None:

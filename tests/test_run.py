@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import mlboot
+from fake_workspaces import make_workspace
 from mlboot import Run, RunStatus, get_run, submit_script
 from mlboot.backend import WorkspaceRef
 from mlboot.exceptions import (
@@ -44,26 +45,6 @@ SDK_STATUSES = (
     "Failed",
     "Canceled",
 )
-
-
-def make_workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return mlboot.Workspace(
-        name="ws",
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        backend=fake,
-    )
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return make_workspace(fake)
 
 
 @pytest.fixture
@@ -159,24 +140,38 @@ def test_status_reads_the_current_status(
 # -- wait: outcomes --------------------------------------------------------------------------------
 
 
-def test_wait_returns_completed(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+@pytest.mark.parametrize(
+    ("statuses", "ended"),
+    [
+        pytest.param(["Queued", "Running", "Completed"], RunStatus.COMPLETED, id="completed"),
+        pytest.param(
+            ["Running", "Finalizing", "Finalizing", "Completed"],
+            RunStatus.COMPLETED,
+            id="never-while-finalizing",
+        ),
+        pytest.param(
+            ["Running", "CancelRequested", "CancelRequested", "Canceled"],
+            RunStatus.CANCELED,
+            id="never-while-cancel-is-requested",
+        ),
+        pytest.param(
+            ["Running", "Hibernating", "Hibernating", "Completed"],
+            RunStatus.COMPLETED,
+            id="through-an-unknown-status",
+        ),
+    ],
+)
+def test_wait_polls_until_a_final_status_and_returns_it(
+    fake: FakeBackend,
+    workspace: mlboot.Workspace,
+    project: Path,
+    statuses: list[str],
+    ended: RunStatus,
 ) -> None:
-    run = start(fake, workspace, project, statuses=["Queued", "Running", "Completed"])
+    run = start(fake, workspace, project, statuses=statuses)
 
-    assert run.wait() is RunStatus.COMPLETED
-    assert operations(fake) == ["get_run_status"] * 3
-
-
-def test_wait_never_returns_while_finalizing(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    run = start(
-        fake, workspace, project, statuses=["Running", "Finalizing", "Finalizing", "Completed"]
-    )
-
-    assert run.wait() is RunStatus.COMPLETED
-    assert operations(fake) == ["get_run_status"] * 4
+    assert run.wait() is ended
+    assert operations(fake) == ["get_run_status"] * len(statuses)
 
 
 def test_a_run_that_fails_while_finalizing_raises(
@@ -254,20 +249,6 @@ def test_a_failed_run_without_an_error_message_says_so(
     assert caught.value.error is None
 
 
-def test_wait_never_returns_while_cancel_is_requested(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    run = start(
-        fake,
-        workspace,
-        project,
-        statuses=["Running", "CancelRequested", "CancelRequested", "Canceled"],
-    )
-
-    assert run.wait() is RunStatus.CANCELED
-    assert operations(fake) == ["get_run_status"] * 4
-
-
 def test_cancel_then_wait_returns_canceled(
     fake: FakeBackend, workspace: mlboot.Workspace, project: Path
 ) -> None:
@@ -279,17 +260,6 @@ def test_cancel_then_wait_returns_canceled(
     assert run.wait() is RunStatus.CANCELED
     assert operations(fake)[:2] == ["get_run_status", "cancel_run"]
     assert fake.calls[1].arguments == {"ref": workspace.ref, "run_id": run.id}
-
-
-def test_an_unknown_status_is_waited_through(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    run = start(
-        fake, workspace, project, statuses=["Running", "Hibernating", "Hibernating", "Completed"]
-    )
-
-    assert run.wait() is RunStatus.COMPLETED
-    assert operations(fake) == ["get_run_status"] * 4
 
 
 # -- wait: time -----------------------------------------------------------------------------------
@@ -397,29 +367,22 @@ def test_a_waking_backend_still_gets_pauses_cut_to_the_time_out(project: Path) -
     assert fake.clock.sleeps == []
 
 
-@pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, True, "60", dt.timedelta(0)])
-def test_bad_time_outs_are_refused_before_polling(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, timeout: object
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        *(("timeout", value) for value in [0, -1, math.nan, math.inf, True, "60", dt.timedelta(0)]),
+        *(("poll_interval", value) for value in [0, -2, math.nan, math.inf, False, "2"]),
+    ],
+)
+def test_bad_time_outs_and_poll_intervals_are_refused_before_polling(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, field: str, value: object
 ) -> None:
     run = start(fake, workspace, project)
 
     with pytest.raises(InvalidInputError) as caught:
-        run.wait(timeout=timeout)  # type: ignore[arg-type]
+        run.wait(**{field: value})
 
-    assert caught.value.field == "timeout"
-    assert fake.calls == []
-
-
-@pytest.mark.parametrize("interval", [0, -2, math.nan, math.inf, False, "2"])
-def test_bad_poll_intervals_are_refused_before_polling(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, interval: object
-) -> None:
-    run = start(fake, workspace, project)
-
-    with pytest.raises(InvalidInputError) as caught:
-        run.wait(poll_interval=interval)  # type: ignore[arg-type]
-
-    assert caught.value.field == "poll_interval"
+    assert caught.value.field == field
     assert fake.calls == []
 
 
@@ -466,18 +429,25 @@ def test_a_permanent_poll_failure_surfaces_at_once(
 # -- wait: output ----------------------------------------------------------------------------------
 
 
-class GrowingLogBackend(FakeBackend):
-    """A FakeBackend whose run log grows by one piece at every read."""
+class ReplacingLogBackend(FakeBackend):
+    """A FakeBackend whose run log is a different text at each read (the last one repeats)."""
 
-    def __init__(self, pieces: list[str]) -> None:
+    def __init__(self, texts: list[str]) -> None:
         super().__init__()
-        self.pieces = pieces
+        self.texts = texts
         self.reads = 0
 
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
         super().get_run_logs(ref, run_id)
         self.reads += 1
-        return "".join(self.pieces[: self.reads])
+        return self.texts[min(self.reads, len(self.texts)) - 1]
+
+
+class GrowingLogBackend(ReplacingLogBackend):
+    """A FakeBackend whose run log grows by one piece at every read."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        super().__init__(list(itertools.accumulate(pieces)))
 
 
 def test_show_output_prints_each_piece_of_the_log_once(
@@ -607,20 +577,6 @@ def test_an_unreadable_log_does_not_end_the_wait(
     assert "no more log will be shown" in caplog.text
     assert "ok" not in capsys.readouterr().out.splitlines()
     assert operations(fake).count("get_run_logs") == 1
-
-
-class ReplacingLogBackend(FakeBackend):
-    """A FakeBackend whose run log is a different text at each read (the last one repeats)."""
-
-    def __init__(self, texts: list[str]) -> None:
-        super().__init__()
-        self.texts = texts
-        self.reads = 0
-
-    def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
-        super().get_run_logs(ref, run_id)
-        self.reads += 1
-        return self.texts[min(self.reads, len(self.texts)) - 1]
 
 
 def test_a_log_that_starts_over_is_shown_whole(

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mlboot
+from fake_workspaces import make_workspace
 from mlboot import Environment, MpiDistribution, PyTorchDistribution, submit_script
 from mlboot._submit import check_experiment_name, stringify_arguments
 from mlboot.exceptions import (
@@ -23,26 +24,6 @@ from mlboot.exceptions import (
     SnapshotTooLargeError,
 )
 from mlboot.testing import FakeBackend
-
-
-def make_workspace(fake: FakeBackend, name: str = "ws") -> mlboot.Workspace:
-    return mlboot.Workspace(
-        name=name,
-        subscription_id="00000000-0000-0000-0000-000000000000",
-        resource_group="rg",
-        location="westeurope",
-        backend=fake,
-    )
-
-
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
-@pytest.fixture
-def workspace(fake: FakeBackend) -> mlboot.Workspace:
-    return make_workspace(fake)
 
 
 @pytest.fixture
@@ -514,28 +495,21 @@ def test_a_script_of_the_wrong_type_is_refused(
     refused(fake, "script", lambda: submit(workspace, project, script=42))
 
 
-def test_a_missing_source_folder_is_refused(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [("nope", "does not exist"), ("train.py", "not a folder")],
+    ids=["missing", "a-file"],
+)
+def test_a_source_folder_that_is_missing_or_a_file_is_refused(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, name: str, rule: str
 ) -> None:
     error = refused(
         fake,
         "source_directory",
-        lambda: submit(workspace, project, source_directory=project / "nope"),
+        lambda: submit(workspace, project, source_directory=project / name),
     )
 
-    assert "does not exist" in error.rule
-
-
-def test_a_source_folder_that_is_a_file_is_refused(
-    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
-) -> None:
-    error = refused(
-        fake,
-        "source_directory",
-        lambda: submit(workspace, project, source_directory=project / "train.py"),
-    )
-
-    assert "not a folder" in error.rule
+    assert rule in error.rule
 
 
 def test_a_script_left_out_by_the_ignore_file_is_refused(

@@ -505,6 +505,11 @@ def _copy_files(
                 continue
             except FileNotFoundError:
                 continue  # removed meanwhile
+            except OSError as exc:
+                if not exc.filename and not isinstance(exc, LocalStorageError):
+                    # A write refused (full disk, file size limit) names no file: name it.
+                    exc.filename = str(target[1].joinpath(name, *parts))
+                raise
             done.written.append(target[1].joinpath(name, *parts))
     finally:
         if folders is not None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_ledger import LEDGER
+from reliability_ledger import KINDS, LEDGER, RELIABILITY_PROPERTY, outcomes_by_kind
 
 import mlboot
 from mlboot._retry import DEFAULT_POLICY
@@ -94,12 +94,38 @@ def source_dir(tmp_path: Path) -> Path:
     return root
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Carry each test's ``reliability(kind)`` marks into its reports, for the summary."""
+    for item in items:
+        for mark in item.iter_markers("reliability"):
+            item.user_properties.append((RELIABILITY_PROPERTY, str(mark.args[0])))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     ledger = LEDGER
-    if not ledger.bad_inputs_tried and not ledger.faults_injected and not ledger.texts_scanned:
+    by_kind = outcomes_by_kind(
+        report for reports in terminalreporter.stats.values() for report in reports
+    )
+    if (
+        not ledger.bad_inputs_tried
+        and not ledger.faults_injected
+        and not ledger.texts_scanned
+        and not by_kind
+    ):
         return
     write = terminalreporter.write_line
     terminalreporter.section("mlboot reliability summary")
+    for kind, shows in KINDS.items():
+        outcomes = list(by_kind.get(kind, {}).values())
+        if not outcomes:
+            continue
+        failed = sorted(n for n, o in by_kind[kind].items() if o == "failed")
+        skipped = outcomes.count("skipped")
+        write(
+            f"{kind}: {len(outcomes) - skipped} ran, {outcomes.count('passed')} held ({shows})"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + (f"; NOT held: {failed}" if failed else "")
+        )
     tried = len(ledger.bad_inputs_tried)
     write(
         f"bad inputs tried: {tried}; handled with the exact typed error: "

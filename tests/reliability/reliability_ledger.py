@@ -7,8 +7,10 @@ pytest puts this folder on ``sys.path``).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 import attrs
+import pytest
 
 PLANTED_SECRETS = (
     "planted-sp-secret-Qx7~vV2.kT9_mZ4rR8",
@@ -90,3 +92,45 @@ class Ledger:
 
 
 LEDGER = Ledger()
+
+RELIABILITY_PROPERTY = "mlboot_reliability"
+"""The user property a ``@pytest.mark.reliability(kind)`` test carries into its reports."""
+
+KINDS = {
+    "links": "link, FIFO, socket and device attacks on a run's files: contained",
+    "workspace": "sources holding the workspace folder: it was never in the snapshot",
+    "disk": "disk faults (injected x each public call, or a real small disk): typed errors",
+    "disk-supervisor": "disk faults injected into the local supervisor: run ended saying where",
+    "file-size-limit": "runs over a file size limit (RLIMIT_FSIZE): ended Failed naming the file",
+    "strict-json": "CLI exits with --json checked: exactly one strict JSON object",
+    "abandoned": "runs a killed submitter left: cleaned up or shown abandoned, never listed",
+    "secrets": "secret-hiding checks (repr, asdict, pickling, logs, CLI, run folder): hidden",
+}
+"""Each kind a test can be marked with, and what its passing cases show (the summary's words)."""
+
+
+def outcomes_by_kind(reports: Iterable[object]) -> dict[str, dict[str, str]]:
+    """For each kind, each marked test's outcome (``passed``, ``failed`` or ``skipped``).
+
+    A test failed if any of its phases failed, was skipped if it was, and passed if its call
+    passed; a test without a call report (a setup error) counts as failed.
+    """
+    rank = {"passed": 0, "skipped": 1, "failed": 2}
+    found: dict[str, dict[str, str]] = {}
+    for report in reports:
+        if not isinstance(report, pytest.TestReport):
+            continue
+        kinds = [value for name, value in report.user_properties if name == RELIABILITY_PROPERTY]
+        if report.failed:
+            outcome = "failed"
+        elif report.skipped:
+            outcome = "skipped"
+        elif report.when == "call":
+            outcome = "passed"
+        else:
+            continue
+        for kind in kinds:
+            seen = found.setdefault(str(kind), {})
+            if rank[outcome] >= rank.get(seen.get(report.nodeid, "passed"), 0):
+                seen[report.nodeid] = outcome
+    return found

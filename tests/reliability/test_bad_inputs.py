@@ -92,6 +92,12 @@ class BadInput:
     """True when the rule can only apply after the compute lookup (a new cluster's name)."""
 
 
+def _field(case_id: str, call: str, **keyword: object) -> BadInput:
+    """``Context.<call>(<field>=value)``, refused with an InvalidInputError naming the field."""
+    ((field, value),) = keyword.items()
+    return BadInput(case_id, lambda c: getattr(c, call)(**{field: value}), InvalidInputError, field)
+
+
 def _symlink_loop(ctx: Context) -> object:
     folder = ctx.tmp / "loop"
     folder.mkdir()
@@ -307,79 +313,25 @@ REGISTRY: list[BadInput] = [
     ),
     BadInput("compute-name-empty", lambda c: c.cluster(""), InvalidInputError, "name"),
     BadInput("compute-name-int", lambda c: c.cluster(42), InvalidInputError, "name"),
-    BadInput(
-        "compute-vm-size-no-prefix",
-        lambda c: c.cluster(vm_size="DS3_v2"),
-        InvalidInputError,
-        "vm_size",
-    ),
-    BadInput(
-        "compute-vm-size-unicode",
-        lambda c: c.cluster(vm_size="Standard_DS3_v2é"),
-        InvalidInputError,
-        "vm_size",
-    ),
-    BadInput(
-        "compute-vm-size-newline",
-        lambda c: c.cluster(vm_size="Standard_DS3\n_v2"),
-        InvalidInputError,
-        "vm_size",
-    ),
-    BadInput(
-        "compute-vm-size-none", lambda c: c.cluster(vm_size=None), InvalidInputError, "vm_size"
-    ),
-    BadInput(
-        "compute-priority-spot",
-        lambda c: c.cluster(vm_priority="spot"),
-        InvalidInputError,
-        "vm_priority",
-    ),
-    BadInput(
-        "compute-max-nodes-zero", lambda c: c.cluster(max_nodes=0), InvalidInputError, "max_nodes"
-    ),
-    BadInput(
-        "compute-max-nodes-bool",
-        lambda c: c.cluster(max_nodes=True),
-        InvalidInputError,
-        "max_nodes",
-    ),
-    BadInput(
-        "compute-max-nodes-float",
-        lambda c: c.cluster(max_nodes=2.5),
-        InvalidInputError,
-        "max_nodes",
-    ),
-    BadInput(
-        "compute-min-nodes-negative",
-        lambda c: c.cluster(min_nodes=-1),
-        InvalidInputError,
-        "min_nodes",
-    ),
+    _field("compute-vm-size-no-prefix", "cluster", vm_size="DS3_v2"),
+    _field("compute-vm-size-unicode", "cluster", vm_size="Standard_DS3_v2é"),
+    _field("compute-vm-size-newline", "cluster", vm_size="Standard_DS3\n_v2"),
+    _field("compute-vm-size-none", "cluster", vm_size=None),
+    _field("compute-priority-spot", "cluster", vm_priority="spot"),
+    _field("compute-max-nodes-zero", "cluster", max_nodes=0),
+    _field("compute-max-nodes-bool", "cluster", max_nodes=True),
+    _field("compute-max-nodes-float", "cluster", max_nodes=2.5),
+    _field("compute-min-nodes-negative", "cluster", min_nodes=-1),
     BadInput(
         "compute-min-above-max",
         lambda c: c.cluster(min_nodes=3, max_nodes=2),
         InvalidInputError,
         "min_nodes",
     ),
-    BadInput(
-        "compute-idle-negative",
-        lambda c: c.cluster(idle_seconds_before_scaledown=-5),
-        InvalidInputError,
-        "idle_seconds_before_scaledown",
-    ),
-    BadInput(
-        "compute-on-mismatch-unknown",
-        lambda c: c.cluster(on_mismatch="ignore"),
-        InvalidInputError,
-        "on_mismatch",
-    ),
-    BadInput("compute-timeout-zero", lambda c: c.cluster(timeout=0), InvalidInputError, "timeout"),
-    BadInput(
-        "compute-timeout-nan",
-        lambda c: c.cluster(timeout=float("nan")),
-        InvalidInputError,
-        "timeout",
-    ),
+    _field("compute-idle-negative", "cluster", idle_seconds_before_scaledown=-5),
+    _field("compute-on-mismatch-unknown", "cluster", on_mismatch="ignore"),
+    _field("compute-timeout-zero", "cluster", timeout=0),
+    _field("compute-timeout-nan", "cluster", timeout=float("nan")),
     BadInput(
         "compute-name-control-char",
         lambda c: c.cluster("gpu\x07x"),
@@ -410,13 +362,8 @@ REGISTRY: list[BadInput] = [
         InvalidInputError,
         "name",
     ),
-    BadInput(
-        "compute-show-output-str",
-        lambda c: c.cluster(show_output="yes"),
-        InvalidInputError,
-        "show_output",
-    ),
-    BadInput("compute-wait-int", lambda c: c.cluster(wait=1), InvalidInputError, "wait"),
+    _field("compute-show-output-str", "cluster", show_output="yes"),
+    _field("compute-wait-int", "cluster", wait=1),
     BadInput(
         "compute-new-name-reserved",
         lambda c: c.cluster("local"),
@@ -425,33 +372,11 @@ REGISTRY: list[BadInput] = [
         lookup=True,
     ),
     # -- submit_script ---------------------------------------------------------------------------
-    BadInput(
-        "submit-experiment-empty",
-        lambda c: c.submit(experiment=""),
-        InvalidInputError,
-        "experiment",
-    ),
-    BadInput(
-        "submit-experiment-unicode",
-        lambda c: c.submit(experiment="expé rience"),
-        InvalidInputError,
-        "experiment",
-    ),
-    BadInput(
-        "submit-experiment-too-long",
-        lambda c: c.submit(experiment="e" * 300),
-        InvalidInputError,
-        "experiment",
-    ),
-    BadInput(
-        "submit-compute-blank", lambda c: c.submit(compute=" cpu "), InvalidInputError, "compute"
-    ),
-    BadInput(
-        "submit-arguments-str",
-        lambda c: c.submit(arguments="--epochs 3"),
-        InvalidInputError,
-        "arguments",
-    ),
+    _field("submit-experiment-empty", "submit", experiment=""),
+    _field("submit-experiment-unicode", "submit", experiment="expé rience"),
+    _field("submit-experiment-too-long", "submit", experiment="e" * 300),
+    _field("submit-compute-blank", "submit", compute=" cpu "),
+    _field("submit-arguments-str", "submit", arguments="--epochs 3"),
     BadInput(
         "submit-arguments-bool",
         lambda c: c.submit(arguments=["--fp16", True]),
@@ -464,62 +389,23 @@ REGISTRY: list[BadInput] = [
         InvalidInputError,
         "arguments[0]",
     ),
-    BadInput("submit-tags-not-mapping", lambda c: c.submit(tags="team"), InvalidInputError, "tags"),
+    _field("submit-tags-not-mapping", "submit", tags="team"),
     BadInput(
         "submit-tags-int-value",
         lambda c: c.submit(tags={"epochs": 3}),
         InvalidInputError,
         "tags['epochs']",
     ),
-    BadInput(
-        "submit-node-count-zero", lambda c: c.submit(node_count=0), InvalidInputError, "node_count"
-    ),
-    BadInput(
-        "submit-node-count-bool",
-        lambda c: c.submit(node_count=True),
-        InvalidInputError,
-        "node_count",
-    ),
-    BadInput(
-        "submit-nodes-without-distribution",
-        lambda c: c.submit(node_count=2),
-        InvalidInputError,
-        "node_count",
-    ),
-    BadInput(
-        "submit-distribution-str",
-        lambda c: c.submit(distribution="pytorch"),
-        InvalidInputError,
-        "distribution",
-    ),
-    BadInput(
-        "submit-environment-str",
-        lambda c: c.submit(environment="sklearn"),
-        InvalidInputError,
-        "environment",
-    ),
-    BadInput(
-        "submit-max-duration-negative",
-        lambda c: c.submit(max_run_duration=dt.timedelta(seconds=-1)),
-        InvalidInputError,
-        "max_run_duration",
-    ),
-    BadInput(
-        "submit-script-dotdot",
-        lambda c: c.submit(script="../outside.py"),
-        InvalidInputError,
-        "script",
-    ),
-    BadInput(
-        "submit-script-absolute-outside",
-        lambda c: c.submit(script="/etc/hostname"),
-        InvalidInputError,
-        "script",
-    ),
+    _field("submit-node-count-zero", "submit", node_count=0),
+    _field("submit-node-count-bool", "submit", node_count=True),
+    _field("submit-nodes-without-distribution", "submit", node_count=2),
+    _field("submit-distribution-str", "submit", distribution="pytorch"),
+    _field("submit-environment-str", "submit", environment="sklearn"),
+    _field("submit-max-duration-negative", "submit", max_run_duration=dt.timedelta(seconds=-1)),
+    _field("submit-script-dotdot", "submit", script="../outside.py"),
+    _field("submit-script-absolute-outside", "submit", script="/etc/hostname"),
     BadInput("submit-script-symlink-outside", _script_link_outside, InvalidInputError, "script"),
-    BadInput(
-        "submit-script-missing", lambda c: c.submit(script="nope.py"), InvalidInputError, "script"
-    ),
+    _field("submit-script-missing", "submit", script="nope.py"),
     BadInput(
         "submit-script-is-directory",
         lambda c: (c.source.joinpath("pkg").mkdir(), c.submit(script="pkg")),
@@ -527,18 +413,8 @@ REGISTRY: list[BadInput] = [
         "script",
     ),
     BadInput("submit-script-ignored", _ignored_script, InvalidInputError, "script"),
-    BadInput(
-        "submit-script-nul",
-        lambda c: c.submit(script="tr\x00ain.py"),
-        InvalidInputError,
-        "script",
-    ),
-    BadInput(
-        "submit-source-nul",
-        lambda c: c.submit(source_directory="s\x00rc"),
-        InvalidInputError,
-        "source_directory",
-    ),
+    _field("submit-script-nul", "submit", script="tr\x00ain.py"),
+    _field("submit-source-nul", "submit", source_directory="s\x00rc"),
     BadInput(
         "submit-environment-changed-after-building",
         _environment_changed_after_building,
@@ -682,22 +558,19 @@ def test_a_utf8_bom_is_tolerated_not_refused(context: Context) -> None:
 # -- the command line ------------------------------------------------------------------------
 
 
+def _cli(case_id: str, argv: list[str], names: str) -> object:
+    """A command line refused with the bad-input exit code and a message containing ``names``."""
+    return pytest.param(case_id, argv, ExitCode.BAD_INPUT, names, id=case_id)
+
+
 CLI_CASES = [
-    pytest.param(
+    _cli(
         "cli-missing-config",
         ["runs", "show", "run-1", "--config", "{tmp}/none"],
-        ExitCode.BAD_INPUT,
         "none does not exist",
-        id="cli-missing-config",
     ),
-    pytest.param(
-        "cli-malformed-config",
-        ["runs", "show", "run-1", "--config", "{bad}"],
-        ExitCode.BAD_INPUT,
-        "not valid JSON",
-        id="cli-malformed-config",
-    ),
-    pytest.param(
+    _cli("cli-malformed-config", ["runs", "show", "run-1", "--config", "{bad}"], "not valid JSON"),
+    _cli(
         "cli-max-nodes-not-int",
         [
             "compute",
@@ -710,23 +583,13 @@ CLI_CASES = [
             "--config",
             "{good}",
         ],
-        ExitCode.BAD_INPUT,
         "--max-nodes",
-        id="cli-max-nodes-not-int",
     ),
-    pytest.param(
-        "cli-unknown-command",
-        ["launch", "--config", "{good}"],
-        ExitCode.BAD_INPUT,
-        "launch",
-        id="cli-unknown-command",
-    ),
-    pytest.param(
+    _cli("cli-unknown-command", ["launch", "--config", "{good}"], "launch"),
+    _cli(
         "cli-subscription-not-guid",
         ["runs", "show", "run-1", "--config", "{guid}"],
-        ExitCode.BAD_INPUT,
         "subscription_id",
-        id="cli-subscription-not-guid",
     ),
 ]
 

@@ -28,6 +28,7 @@ def _clean(text: str, where: str) -> None:
     assert LEDGER.scan(text, where=where) == []
 
 
+@pytest.mark.reliability("secrets")
 def test_auth_objects_never_show_the_secret() -> None:
     for secret in PLANTED_SECRETS:
         sp = mlboot.ServicePrincipalAuth(TENANT, CLIENT, secret)
@@ -46,6 +47,7 @@ def test_auth_objects_never_show_the_secret() -> None:
         assert sp.client_secret.reveal() == secret
 
 
+@pytest.mark.reliability("secrets")
 def test_the_environment_principal_stays_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_TENANT_ID", TENANT)
     monkeypatch.setenv("AZURE_CLIENT_ID", CLIENT)
@@ -59,6 +61,7 @@ def test_the_environment_principal_stays_hidden(monkeypatch: pytest.MonkeyPatch)
     assert "AZURE_CLIENT_ID" in str(info.value)
 
 
+@pytest.mark.reliability("secrets")
 def test_workspace_errors_logs_and_calls_never_show_the_secret(
     config_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -81,6 +84,7 @@ def test_workspace_errors_logs_and_calls_never_show_the_secret(
     _clean(caplog.text, "log")
 
 
+@pytest.mark.reliability("secrets")
 def test_cli_output_never_shows_the_secret(
     config_path: Path,
     monkeypatch: pytest.MonkeyPatch,

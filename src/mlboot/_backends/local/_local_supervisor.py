@@ -420,17 +420,36 @@ def settle_if_abandoned(root: Path, folder: RunFolder, *, canceled: bool = False
         if canceled:
             folder.write_status("Canceled", end_time=now())
         else:
+            why = _why_not_recorded(folder) or "it was killed, or the machine restarted"
             folder.write_status(
                 "Failed",
                 end_time=now(),
                 error=(
                     "the local supervisor of this run ended without recording how the run "
-                    "ended (it was killed, or the machine restarted); see "
-                    f"{folder.supervisor_log_file}"
+                    f"ended ({why}); see {folder.supervisor_log_file}"
                 ),
             )
     finally:
         os.close(lock)
+
+
+FINAL_NOT_RECORDED = "the final status could not be recorded: "
+"""How the supervisor's log says that even the status reserve refused the run's ending."""
+
+
+def _why_not_recorded(folder: RunFolder) -> str | None:
+    """The supervisor's last word on why it could not record the ending (a disk's refusal)."""
+    try:
+        with folder.supervisor_log_file.open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+            tail = file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        _, found, why = line.partition(f" {FINAL_NOT_RECORDED}")
+        if found:
+            return why
+    return None
 
 
 def _kill_orphaned_script(folder: RunFolder, record: Mapping[str, Any]) -> None:
@@ -484,6 +503,9 @@ def supervise(run_dir: str, lock: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # A file over this process's size limit is then an EFBIG error, reported in the status,
+    # not a silent death (Python ignores SIGXFSZ already; this holds whoever started it).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     supervisor: _Supervisor | None = None
     try:
         supervisor = _Supervisor(folder, environment)
@@ -498,6 +520,9 @@ def supervise(run_dir: str, lock: int) -> int:
         try:
             record = folder.read_status()
             if record.get("status") not in TERMINAL_STATUSES:
+                if isinstance(exc, OSError) and not isinstance(exc, LocalStorageError):
+                    # Its repr would drop the path: say the disk's problem in words, and where.
+                    exc = storage_error(exc, "running the run")
                 what = (
                     f"stopped by {exc}"
                     if isinstance(exc, _Stopped)
@@ -513,7 +538,7 @@ def supervise(run_dir: str, lock: int) -> int:
                     ),
                 )
         except (OSError, ServiceError) as again:  # even the status reserve failed
-            _say(f"the final status could not be recorded: {again}")
+            _say(f"{FINAL_NOT_RECORDED}{again}")
         return 1
 
 
@@ -566,6 +591,7 @@ class _Supervisor:
         self.queue_entry = str(self.request["queue_entry"])
         self.environment = environment
         self.script_pid: int | None = None
+        self.script_size_limit: int | None = None
 
     def run(self) -> int:
         _become_subreaper()
@@ -627,19 +653,18 @@ class _Supervisor:
             env.pop(name, None)
         env.update(self.environment.get("set", {}))
         command = [sys.executable, str(request["script"]), *map(str, request["arguments"])]
+        doing = f"making ./outputs and ./logs in the working folder of local run {folder.run_id}"
         try:
             # As on Azure ML, the script finds ./outputs and ./logs in its working folder.
             for name in WORKING_FOLDERS:
                 (folder.working_dir / name).mkdir(exist_ok=True)
+            doing = f"opening the log of local run {folder.run_id}"
+            log = folder.log_file.open("ab")
         except OSError as exc:
-            folder.write_status(
-                "Failed",
-                end_time=now(),
-                error=f"./{name} could not be created in the working folder: {exc}",
-            )
+            folder.write_status("Failed", end_time=now(), error=str(storage_error(exc, doing)))
             return 0
         started = time.monotonic()
-        with folder.log_file.open("ab") as log:
+        with log:
             try:
                 process = subprocess.Popen(  # noqa: S603  (the user's own script, as submitted)
                     command,
@@ -694,7 +719,9 @@ class _Supervisor:
                 "Failed",
                 end_time=now(),
                 exit_code=code,
-                error=_failure_message(str(request["script"]), code, folder),
+                error=_failure_message(
+                    str(request["script"]), code, folder, size_limit=self.script_size_limit
+                ),
             )
         elif collect_error is not None:
             folder.write_status("Failed", end_time=now(), exit_code=code, error=collect_error)
@@ -705,7 +732,8 @@ class _Supervisor:
         """Wait for the script; end it on a cancel or after its maximum duration."""
         limit = self.request.get("max_run_duration_seconds")
         deadline = started + limit if isinstance(limit, int | float) else None
-        with ExitWatch(process) as exited:
+        watcher = ExitWatch(process)
+        with watcher as exited:
             while not exited(SCRIPT_POLL_SECONDS):
                 reason = None
                 if self.folder.cancel_requested():
@@ -717,6 +745,7 @@ class _Supervisor:
                     _say(f"ending the script's process group ({reason})")
                     _terminate_script(process, CANCEL_GRACE_SECONDS)
                     return reason
+        self.script_size_limit = watcher.file_size_limit
         return None
 
 
@@ -724,12 +753,15 @@ class ExitWatch:
     """``exited(seconds)``: whether the process has ended, waiting at most ``seconds`` for it.
 
     Woken the moment the process ends, through a pidfd (Linux 5.3+); elsewhere
-    :meth:`subprocess.Popen.wait`, which polls (up to 50 ms late).
+    :meth:`subprocess.Popen.wait`, which polls (up to 50 ms late).  With a pidfd,
+    ``file_size_limit`` is the process's own ``RLIMIT_FSIZE`` as it ended (read before it is
+    reaped: a script may lower its limit itself), ``None`` if unlimited or unknown.
     """
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
         self.pidfd: int | None = None
+        self.file_size_limit: int | None = None
 
     def __enter__(self) -> Callable[[float], bool]:
         opener = getattr(os, "pidfd_open", None)
@@ -754,8 +786,22 @@ class ExitWatch:
 
         poller = select.poll()
         poller.register(self.pidfd, select.POLLIN)
-        poller.poll(seconds * 1000)
+        if poller.poll(seconds * 1000):
+            self.file_size_limit = file_size_limit_of(self.process.pid)
         return self.process.poll() is not None
+
+
+def file_size_limit_of(pid: int) -> int | None:
+    """Process ``pid``'s soft ``RLIMIT_FSIZE`` in bytes (Linux, even once it is a zombie)."""
+    try:
+        lines = Path(f"/proc/{pid}/limits").read_text(encoding="ascii").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        if line.startswith("Max file size"):
+            soft = line[len("Max file size") :].split()[0]
+            return int(soft) if soft.isdigit() else None
+    return None
 
 
 def _terminate_script(process: subprocess.Popen[bytes], grace: float) -> None:
@@ -890,11 +936,56 @@ def _collect_outputs(folder: RunFolder, *, stoppable: bool = False) -> tuple[str
     return None, done.stopped
 
 
-def _failure_message(script: str, code: int, folder: RunFolder) -> str:
+def _failure_message(
+    script: str, code: int, folder: RunFolder, *, size_limit: int | None = None
+) -> str:
     how = f"exited with code {code}"
     if code < 0:
         with contextlib.suppress(ValueError):
             how = f"was ended by signal {signal.Signals(-code).name}"
-    lines = [line.strip() for line in folder.log_tail().splitlines() if line.strip()]
+    tail = folder.log_tail()
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
     last = f": {lines[-1]}" if lines else " and wrote nothing to its log"
-    return f"the script {script!r} {how}{last} (log: {folder.log_file})"
+    note = _file_size_note(folder, code, size_limit, tail)
+    return f"the script {script!r} {how}{last} (log: {folder.log_file}){note}"
+
+
+def _file_size_note(folder: RunFolder, code: int, limit: int | None, tail: str) -> str:
+    """What a failed script's file size limit had to do with it, or ``""``: nothing seen.
+
+    Seen when the script was killed by ``SIGXFSZ``, when a file it wrote (its log, a file in its
+    outputs or working folder) reached its limit, or when its log ends with Python's error.
+    """
+    killed = code == -signal.SIGXFSZ
+    full = _files_at_limit(folder, limit) if limit is not None else []
+    if not (killed or full or f"[Errno {errno.EFBIG}]" in tail):
+        return ""
+    size = f" of {limit} bytes" if limit is not None else ""
+    where = f" in {', '.join(repr(str(path)) for path in full)}" if full else ""
+    return (
+        f". mlboot: the script hit its file size limit{size} (RLIMIT_FSIZE, see `ulimit -f`){where}"
+        ", so that file could not grow (error EFBIG, or the signal SIGXFSZ). Fix: raise the "
+        "limit (`ulimit -f unlimited`, or resource.setrlimit in the script) or write less"
+    )
+
+
+_AT_LIMIT_REPORTED = 3
+_AT_LIMIT_SCANNED = 10_000
+
+
+def _files_at_limit(folder: RunFolder, limit: int) -> list[Path]:
+    """The run's files (log, outputs, working folder) that reached ``limit`` bytes; bounded."""
+    found: list[Path] = []
+    with contextlib.suppress(OSError):
+        if folder.log_file.stat().st_size >= limit:
+            found.append(folder.log_file)
+    pending, scanned = [folder.outputs, folder.working_dir], 0
+    while pending and len(found) < _AT_LIMIT_REPORTED and scanned < _AT_LIMIT_SCANNED:
+        with contextlib.suppress(OSError), os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                scanned += 1
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False) and entry.stat().st_size >= limit:
+                    found.append(Path(entry.path))
+    return found[:_AT_LIMIT_REPORTED]
