@@ -459,6 +459,13 @@ class _Stopped(BaseException):
     """The supervisor itself was asked to stop (SIGTERM, SIGINT)."""
 
 
+def _tracking_status(folder: RunFolder, status: str) -> None:
+    """Tell the run's MLflow run its status (after the script started: never paid before)."""
+    from mlboot._tracking_local import finish_run  # noqa: PLC0415
+
+    finish_run(folder.path, status)
+
+
 def _say(message: str) -> None:
     """A note in the supervisor's log; never raises (the disk may be full)."""
     with contextlib.suppress(OSError, ValueError):
@@ -656,6 +663,7 @@ class _Supervisor:
                 return 0
         self.script_pid = process.pid
         folder.write_status("Running", start_time=now(), script_pid=process.pid)
+        _tracking_status(folder, "Running")
         _say(f"started {command} as process {process.pid}")
         reason = self.watch(process, started)
         code = process.returncode
@@ -698,6 +706,7 @@ class _Supervisor:
             folder.write_status("Failed", end_time=now(), exit_code=code, error=collect_error)
         else:
             folder.write_status("Completed", end_time=now(), exit_code=code)
+        _tracking_status(folder, status_of(folder.read_status()))
 
     def watch(self, process: subprocess.Popen[bytes], started: float) -> str | None:
         """Wait for the script; end it on a cancel or after its maximum duration."""
