@@ -46,16 +46,31 @@ def workspace(tmp_path: Path, root: Path) -> Workspace:
     return mlboot.workspace_from_config(config, backend=LocalBackend(root))
 
 
-def run_script(workspace: Workspace, tmp_path: Path, code: str, *, experiment: str = "demo") -> Run:
+def start_script(
+    workspace: Workspace,
+    tmp_path: Path,
+    code: str,
+    *,
+    environment: mlboot.Environment | None = None,
+) -> Run:
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
     (project / "train.py").write_text(textwrap.dedent(code), encoding="utf-8")
     pool = mlboot.get_or_create_compute_target(
         workspace, "cpu", vm_size="Standard_DS3_v2", max_nodes=2
     )
-    run = mlboot.submit_script(
-        workspace, "train.py", compute=pool, experiment=experiment, source_directory=project
+    return mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute=pool,
+        experiment="demo",
+        source_directory=project,
+        environment=environment,
     )
+
+
+def run_script(workspace: Workspace, tmp_path: Path, code: str) -> Run:
+    run = start_script(workspace, tmp_path, code)
     status = run.wait(timeout=DEADLINE, poll_interval=0.05)
     assert status is RunStatus.COMPLETED, run.logs()
     return run
@@ -227,16 +242,8 @@ def test_mlflow_tracking_client_reads_local_runs_as_the_ui_does(
 def test_a_failed_run_is_failed_in_mlflow(
     workspace: Workspace, tmp_path: Path, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "train.py").write_text(
-        "import mlflow\nmlflow.log_metric('loss', 1.0)\nraise SystemExit(3)\n", encoding="utf-8"
-    )
-    pool = mlboot.get_or_create_compute_target(
-        workspace, "cpu", vm_size="Standard_DS3_v2", max_nodes=2
-    )
-    run = mlboot.submit_script(
-        workspace, "train.py", compute=pool, experiment="demo", source_directory=project
+    run = start_script(
+        workspace, tmp_path, "import mlflow\nmlflow.log_metric('loss', 1.0)\nraise SystemExit(3)\n"
     )
     with pytest.raises(mlboot.exceptions.RunFailedError):
         run.wait(timeout=DEADLINE, poll_interval=0.05)
@@ -280,22 +287,11 @@ def test_the_sitecustomize_the_hook_shadows_still_runs(
     environment = mlboot.Environment.from_pip_requirements(
         requirements, variables={"PYTHONPATH": str(theirs)}
     )
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "train.py").write_text(
+    run = start_script(
+        workspace,
+        tmp_path,
         "import os, sys\nprint('theirs:', os.environ.get('THEIRS'))\n"
         "print('shim on path:', any('_shim' in p for p in sys.path))\n",
-        encoding="utf-8",
-    )
-    pool = mlboot.get_or_create_compute_target(
-        workspace, "cpu", vm_size="Standard_DS3_v2", max_nodes=2
-    )
-    run = mlboot.submit_script(
-        workspace,
-        "train.py",
-        compute=pool,
-        experiment="demo",
-        source_directory=project,
         environment=environment,
     )
     assert run.wait(timeout=DEADLINE, poll_interval=0.05) is RunStatus.COMPLETED
