@@ -537,6 +537,9 @@ class _SupervisedFolder(RunFolder):
         if final and self.problem is not None:
             fields["error"] = disk_failure(self.problem, str(status), fields.get("error"))
             status = "Failed"
+        if status is not None and (final or status == "Running"):
+            # Its MLflow run first: whoever sees the final status sees MLflow's too.
+            _tracking_status(self, status)
         try:
             super().write_status(status, **fields)
         except LocalStorageError as exc:
@@ -663,7 +666,6 @@ class _Supervisor:
                 return 0
         self.script_pid = process.pid
         folder.write_status("Running", start_time=now(), script_pid=process.pid)
-        _tracking_status(folder, "Running")
         _say(f"started {command} as process {process.pid}")
         reason = self.watch(process, started)
         code = process.returncode
@@ -706,7 +708,6 @@ class _Supervisor:
             folder.write_status("Failed", end_time=now(), exit_code=code, error=collect_error)
         else:
             folder.write_status("Completed", end_time=now(), exit_code=code)
-        _tracking_status(folder, status_of(folder.read_status()))
 
     def watch(self, process: subprocess.Popen[bytes], started: float) -> str | None:
         """Wait for the script; end it on a cancel or after its maximum duration."""
