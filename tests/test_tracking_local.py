@@ -318,3 +318,42 @@ def test_mlboot_log_metric_copies_are_not_counted_twice_and_times_order_the_merg
         [("loss", 1.0, 0), ("loss", 1.0, 0), ("loss", 0.5, 1), ("odd name?", NAN, None)],
     )
     assert mlflow_file.read_text().count("\n") == 3
+
+
+def test_the_offline_run_hook_records_uploads_and_tags_and_refuses_names_leading_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    from mlboot._tracking_local import patch_offline_run  # noqa: PLC0415
+
+    root = tmp_path / "ws"
+    run_dir = root / "runs" / "demo_1_abcdef12"
+    run_dir.mkdir(parents=True)
+    create_run(root, run_dir, experiment="demo", script="train.py", tags={"given": "yes"})
+    module = types.ModuleType("azureml.core.run")
+
+    class _OfflineRun:
+        def log(self, name: str, value: object) -> None:
+            raise AssertionError(f"not replaced: {name}={value}")
+
+    module._OfflineRun = _OfflineRun  # type: ignore[attr-defined]
+    patch_offline_run(module, run_dir)
+    working = tmp_path / "wd"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    run = _OfflineRun()
+    run.log("loss", 0.5)
+    run.upload_file("outputs/a.txt", io.BytesIO(b"bytes"))  # type: ignore[attr-defined]
+    run.upload_file("extra/b.txt", io.StringIO("text"))  # type: ignore[attr-defined]
+    run.set_tags(["flag"])  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="leads out"):
+        run.upload_file("../escape.txt", io.BytesIO(b"x"))  # type: ignore[attr-defined]
+    mlflow_run = root / "mlruns" / experiment_id("demo") / run_dir.name
+    assert (working / "outputs" / "a.txt").read_bytes() == b"bytes"
+    assert (mlflow_run / "artifacts" / "extra" / "b.txt").read_text() == "text"
+    assert (mlflow_run / "tags" / "flag").read_text() == ""
+    assert (mlflow_run / "tags" / "given").read_text() == "yes"
+    assert not (tmp_path / "escape.txt").exists()
+    assert [(n, v, s) for n, v, s, _ in read_records(run_dir)] == [("loss", 0.5, None)]

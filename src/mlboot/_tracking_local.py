@@ -184,7 +184,9 @@ def create_run(
             path.write_text(str(value), encoding="utf-8")
     _write_atomically(
         run_dir / TRACKING_FILE,
-        json.dumps({"mlflow_run": str(run_mlflow.absolute()), "artifacts": str(artifacts)}) + "\n",
+        # Relative to the run's folder, so mlboot still finds it in a workspace folder moved
+        # whole (MLflow's own meta.yaml files hold absolute artifact URIs).
+        json.dumps({"mlflow_run": os.path.relpath(run_mlflow, run_dir)}) + "\n",
     )
     return {
         "MLFLOW_TRACKING_URI": store_uri(root),
@@ -219,7 +221,7 @@ def _mlflow_run(run_dir: Path) -> Path | None:
     except (OSError, ValueError):
         return None  # a run from before this file existed, or one being created
     found = data.get("mlflow_run") if isinstance(data, dict) else None
-    return Path(found) if isinstance(found, str) else None
+    return run_dir / found if isinstance(found, str) else None
 
 
 def _artifacts(run_dir: Path) -> Path:
