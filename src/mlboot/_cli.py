@@ -286,7 +286,23 @@ def _build_parser() -> _Parser:
         default=".",
         help="files land in DEST/outputs/ (default: here)",
     )
+    return _add_plot(parser, command(run_commands, "plot", "chart metrics over steps", _runs_plot))
+
+
+def _add_plot(parser: _Parser, plot: _Parser) -> _Parser:
+    from mlboot._cli_plot import add_arguments  # noqa: PLC0415
+
+    add_arguments(plot)
     return parser
+
+
+def _runs_plot(options: argparse.Namespace) -> int:
+    from mlboot._cli_plot import plot  # noqa: PLC0415
+
+    workspace = _workspace(options)
+    record = plot(options, lambda run_id: get_run(workspace, run_id))
+    _emit(options, record, [f"Wrote {record['file']} ({', '.join(record['metrics'])})"])
+    return ExitCode.OK
 
 
 def _version() -> str:

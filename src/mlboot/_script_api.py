@@ -17,11 +17,9 @@ scripts that read them, but never ``AZUREML_SERVICE_ENDPOINT``.
 from __future__ import annotations
 
 import contextlib
-import json
 import numbers
 import os
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, SupportsFloat, TypeAlias
@@ -174,41 +172,21 @@ def output_dir() -> Path:
 
 
 def _append_local(run_dir: Path, name: str, value: MetricValue, step: int | None) -> None:
-    import fcntl  # noqa: PLC0415  (POSIX only; the local backend runs only there)
+    from mlboot._tracking_local import append_metric  # noqa: PLC0415  (stdlib only)
 
-    record = {"name": name, "value": value, "step": step, "time": time.time()}
-    # json.dumps writes NaN/Infinity for non-finite floats, which json.loads reads back.
-    line = json.dumps(record, allow_nan=True) + "\n"
-    path = run_dir / METRICS_FILE
-    with (
-        translated(f"mlboot.log_metric: recording {name!r}", path=path),
-        path.open("a", encoding="utf-8") as file,
-    ):
-        # Processes of one run (data loader workers, ranks) may log at the same moment.
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-        file.write(line)
-        file.flush()
+    with translated(f"mlboot.log_metric: recording {name!r}", path=run_dir / METRICS_FILE):
+        append_metric(run_dir, name, value, step)
 
 
 def read_metrics(run_dir: Path) -> dict[str, list[MetricValue]]:
-    """Every metric a local run logged, by name, in logging order (a torn last line is skipped)."""
-    path = run_dir / METRICS_FILE
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return {}
-    metrics: dict[str, list[MetricValue]] = {}
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        name, value = record.get("name"), record.get("value")
-        if isinstance(name, str) and isinstance(value, int | float | str):
-            metrics.setdefault(name, []).append(value)
-    return metrics
+    """Every metric a local run logged, by name, in logging order (a torn last line is skipped).
+
+    What ``mlboot.log_metric`` logged and what the script logged through MLflow or
+    azureml-core's run context, merged (see :mod:`mlboot._tracking_local`).
+    """
+    from mlboot._tracking_local import read_metrics as read_all  # noqa: PLC0415
+
+    return read_all(run_dir)
 
 
 def _azureml_context() -> object:

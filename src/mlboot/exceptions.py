@@ -21,6 +21,7 @@ __all__ = [
     "ConflictError",
     "InvalidInputError",
     "LocalStorageError",
+    "MissingExtraError",
     "MlbootError",
     "MlbootWarning",
     "NetworkError",
@@ -100,6 +101,17 @@ class PermissionDeniedError(MlbootError, PermissionError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class MissingExtraError(MlbootError, ImportError):
+    """A feature needs one of mlboot's optional extras, which is not installed.
+
+    ``extra`` is its name (e.g. ``"plot"``); the message says the command that installs it.
+    """
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class NotFoundError(MlbootError, LookupError):

@@ -18,6 +18,7 @@ The workspace folder::
       computes/<name>/slot-<k>.lock  k < max_nodes; held (flock) while a run executes
       computes/<name>/queue/<t>_<id> runs waiting for a slot, first come first served
       .mlboot-workspace              marks the folder: no snapshot ever includes it
+      mlruns/                        an MLflow file store: every run's metrics, params, tags
       incoming/<run_id>/             a run being prepared (locked); renamed into runs/ when whole
       runs/<run_id>/
         run.json                     what was submitted
@@ -26,6 +27,7 @@ The workspace folder::
         std_log.txt                  the script's stdout and stderr
         supervisor_log.txt           the supervisor's own messages
         metrics.jsonl                what mlboot.log_metric logged
+        tracking.json, artifacts/    where its MLflow run is; that run's artifacts
         wd/                          the snapshot copy: the script's working directory
         outputs/                     wd/outputs, collected when the script has ended
         cancel_requested             present once a cancel was asked for
@@ -83,6 +85,7 @@ from mlboot._clock import SystemClock
 from mlboot._localio import storage_error, translated
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
+from mlboot._tracking_local import tracking_variables
 from mlboot._validate import path_text
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -797,6 +800,17 @@ def _script_environment(
             "AZUREML_OUTPUT_DIRECTORY": "./" + OUTPUTS_FOLDER,
             RUN_DIR_VARIABLE: str(folder.path),
         }
+    )
+    # MLflow's variables and azureml-core's run-context hook (mlboot._tracking_local).
+    variables.update(
+        tracking_variables(
+            folder.path.parent.parent,
+            folder.path,
+            experiment=request.experiment,
+            script=request.script,
+            tags=dict(request.tags),
+            pythonpath=variables.get("PYTHONPATH", os.environ.get("PYTHONPATH")),
+        )
     )
     return {"set": variables, "unset": list(_AZUREML_CONTEXT_VARIABLES)}
 

@@ -480,6 +480,13 @@ class _Stopped(BaseException):
     """The supervisor itself was asked to stop (SIGTERM, SIGINT)."""
 
 
+def _tracking_status(folder: RunFolder, status: str) -> None:
+    """Tell the run's MLflow run its status (after the script started: never paid before)."""
+    from mlboot._tracking_local import finish_run  # noqa: PLC0415
+
+    finish_run(folder.path, status)
+
+
 def _say(message: str) -> None:
     """A note in the supervisor's log; never raises (the disk may be full)."""
     with contextlib.suppress(OSError, ValueError):
@@ -557,6 +564,9 @@ class _SupervisedFolder(RunFolder):
         if final and self.problem is not None:
             fields["error"] = disk_failure(self.problem, str(status), fields.get("error"))
             status = "Failed"
+        if status is not None and (final or status == "Running"):
+            # Its MLflow run first: whoever sees the final status sees MLflow's too.
+            _tracking_status(self, status)
         try:
             super().write_status(status, **fields)
         except LocalStorageError as exc:
