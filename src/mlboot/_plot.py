@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlboot._backend import MetricValue
+from mlboot._backends._choice import is_local
+from mlboot._backends._seam import MetricValue
 from mlboot._run import Run
 from mlboot.exceptions import InvalidInputError, MissingExtraError
 
@@ -33,10 +34,8 @@ Series = list[tuple[float, float]]
 
 def _steps_and_values(run: Run) -> dict[str, list[tuple[int | None, MetricValue]]]:
     """Each metric's (step, value) pairs in logging order; steps where the backend keeps them."""
-    from mlboot._local import LocalBackend  # noqa: PLC0415
-
     backend = run.workspace.backend
-    if isinstance(backend, LocalBackend):
+    if is_local(backend):
         from mlboot._tracking_local import read_records  # noqa: PLC0415
 
         found: dict[str, list[tuple[int | None, MetricValue]]] = {}
