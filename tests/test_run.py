@@ -21,6 +21,7 @@ from mlboot.exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RunFailedError,
+    SdkObjectUnavailableError,
     ServiceError,
     WaitTimeoutError,
 )
@@ -738,10 +739,13 @@ def test_to_azureml_reaches_the_backend(
 ) -> None:
     run = start(fake, workspace, project)
 
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError) as caught:
         run.to_azureml()
 
-    assert operations(fake) == ["azureml_run"]
+    # The fake has no SDK objects: a typed error names the run, and the backend is not asked.
+    assert isinstance(caught.value, SdkObjectUnavailableError)
+    assert f"run {run.id!r}" in str(caught.value)
+    assert operations(fake) == []
 
 
 def test_runs_are_equal_by_id_and_experiment(fake: FakeBackend) -> None:

@@ -51,6 +51,7 @@ from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
 from mlboot._links import check_destination
 from mlboot._retry import call_with_retries
+from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY
 from mlboot._warnings import warn
 from mlboot.exceptions import (
     AuthenticationError,
@@ -387,25 +388,7 @@ class AzureMLBackend:
                 error = ConflictError(f"compute target {name!r} already exists in {ref}: {error}")
             raise error from exc
 
-    def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
-        from azureml.core.compute import ComputeTarget  # noqa: PLC0415
-
-        workspace = self._sdk_workspace(ref)
-        with _translated(f"reading the provisioning state of compute target {name!r} in {ref}"):
-            payload = ComputeTarget._get(workspace, name)  # noqa: SLF001  (404 -> None, see get_compute)
-            if payload is None:
-                raise NotFoundError(f"compute target {name!r} no longer exists in {ref}")
-            return _compute_info(workspace, payload)
-
-    def update_compute_scale(
-        self,
-        ref: WorkspaceRef,
-        name: str,
-        *,
-        min_nodes: int,
-        max_nodes: int,
-        idle_seconds_before_scaledown: int,
-    ) -> ComputeInfo:
+    def update_compute_scale(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
         from azureml.core.compute import AmlCompute, ComputeTarget  # noqa: PLC0415
 
         workspace = self._sdk_workspace(ref)
@@ -414,10 +397,11 @@ class AzureMLBackend:
             if payload is None:
                 raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
             cluster = AmlCompute.deserialize(workspace, payload)
+            # azureml-core's update is a PATCH of the scale settings: the rest stays as it is.
             cluster.update(
-                min_nodes=min_nodes,
-                max_nodes=max_nodes,
-                idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+                min_nodes=spec.min_nodes,
+                max_nodes=spec.max_nodes,
+                idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
             )
             cluster.refresh_state()
             return _compute_info_from_sdk(cluster)
@@ -939,10 +923,10 @@ def _compute_info_from_sdk(cluster: Any) -> ComputeInfo:
     status = cluster.status
     return ComputeInfo(
         name=str(cluster.name),
-        kind=str(cluster.type),
+        kind=CLUSTER_KIND,  # azureml-core's AmlCompute, the only class read here
         provisioning_state=str(cluster.provisioning_state or "Unknown"),
         vm_size=cluster.vm_size or None,
-        vm_priority=cluster.vm_priority or None,
+        vm_priority=_compute_priority(cluster.vm_priority),
         min_nodes=_compute_int(scale.minimum_node_count) if scale else None,
         max_nodes=_compute_int(scale.maximum_node_count) if scale else None,
         idle_seconds_before_scaledown=(
@@ -951,6 +935,19 @@ def _compute_info_from_sdk(cluster: Any) -> ComputeInfo:
         provisioning_errors=_compute_errors(cluster.provisioning_errors)
         + _compute_errors(status.errors if status else None),
     )
+
+
+# azureml-core reports "Dedicated" and "LowPriority", and takes the lower-case words.
+_COMPUTE_PRIORITY_FROM_SDK = {"dedicated": DEDICATED, "lowpriority": LOW_PRIORITY}
+_COMPUTE_PRIORITY_TO_SDK = {DEDICATED: "dedicated", LOW_PRIORITY: "lowpriority"}
+
+
+def _compute_priority(value: Any) -> str | None:
+    """mlboot's word for the SDK's priority; one it does not know passes as it is."""
+    if not value:
+        return None
+    text = str(value)
+    return _COMPUTE_PRIORITY_FROM_SDK.get(text.lower(), text)
 
 
 def _compute_int(value: Any) -> int | None:
@@ -986,7 +983,7 @@ def _compute_provisioning_configuration(spec: ComputeSpec) -> Any:
 
     return AmlCompute.provisioning_configuration(
         vm_size=spec.vm_size,
-        vm_priority=spec.vm_priority,
+        vm_priority=_COMPUTE_PRIORITY_TO_SDK[spec.vm_priority],
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
         idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,

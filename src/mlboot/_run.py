@@ -22,11 +22,12 @@ from typing import Protocol
 
 import attrs
 
-from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._backend import Metrics, RunDetails, StatusChangeWaiter, azureml_objects
 from mlboot._deadline import CALL_BOUND_SECONDS, bounded
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
+from mlboot._spellings import TERMINAL_RUN_STATUSES
 from mlboot._validate import check_bool, path_text, positive_seconds
 from mlboot._workspace import Workspace
 from mlboot.exceptions import (
@@ -139,7 +140,7 @@ class RunStatus(str, enum.Enum):
         return self is RunStatus.COMPLETED
 
 
-_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+_TERMINAL = frozenset(RunStatus(status) for status in TERMINAL_RUN_STATUSES)
 _POST_PROCESSING = frozenset({RunStatus.CANCEL_REQUESTED, RunStatus.FINALIZING})
 _RUNNING = frozenset(
     {
@@ -468,10 +469,12 @@ class Run:
     def to_azureml(self) -> object:
         """The ``azureml.core.Run`` behind this handle, for features mlboot does not wrap.
 
-        Typed ``object`` because azureml-core ships no type information.  A
-        :class:`~mlboot.testing.FakeBackend` has none and raises :class:`NotImplementedError`.
+        Typed ``object`` because azureml-core ships no type information.  A backend without SDK
+        objects (:class:`~mlboot.LocalBackend`, :class:`~mlboot.testing.FakeBackend`) raises
+        :class:`~mlboot.exceptions.SdkObjectUnavailableError` (a :class:`NotImplementedError`).
         """
-        return self.workspace.backend.azureml_run(self.workspace.ref, self.id)
+        objects = azureml_objects(self.workspace.backend, f"run {self.id!r}")
+        return objects.azureml_run(self.workspace.ref, self.id)
 
 
 def get_run(workspace: Workspace, run_id: str) -> Run:
