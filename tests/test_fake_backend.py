@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from mlboot import plan_snapshot
 from mlboot._backend_choice import chosen_backend
 from mlboot._workspace import workspace_from_config
 from mlboot.backend import ComputeSpec, RunRequest, WorkspaceRef
@@ -274,3 +275,16 @@ def test_use_backend_refuses_a_value_that_is_not_a_backend() -> None:
         pass
     assert "mlboot.backend.Backend" in str(caught.value)
     assert chosen_backend() is None
+
+
+def test_a_request_built_by_hand_plans_its_snapshot_by_the_same_rules(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('hi')\n", encoding="utf-8")
+    (tmp_path / ".amlignore").write_text("data/\n", encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big.bin").write_bytes(b"x")
+    built = request(tmp_path)
+
+    assert built.snapshot is None
+    assert built.snapshot_plan().files == (".amlignore", "train.py")
+    planned = plan_snapshot(tmp_path)
+    assert attrs.evolve(built, snapshot=planned).snapshot_plan() is planned

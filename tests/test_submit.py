@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mlboot
-from mlboot import Environment, MpiDistribution, PyTorchDistribution, submit_script
+from mlboot import Environment, MpiDistribution, PyTorchDistribution, plan_snapshot, submit_script
 from mlboot._submit import check_experiment_name, stringify_arguments
 from mlboot.exceptions import (
     InvalidInputError,
@@ -105,6 +105,10 @@ def test_the_request_carries_every_validated_field(
     assert request.node_count == 2
     assert dict(request.tags) == {"team": "nlp"}
     assert request.max_run_duration_seconds == 7200
+    # The snapshot was planned and checked once, above the seam: the backend gets the plan.
+    assert request.snapshot == plan_snapshot(project)
+    assert request.snapshot_plan() is request.snapshot
+    assert "src/finetune.py" in request.snapshot.files
 
 
 def test_the_defaults_reach_the_backend_as_such(

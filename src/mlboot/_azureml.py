@@ -442,7 +442,7 @@ class AzureMLBackend:
             return self._runs.setdefault((ref, run_id), run)
 
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        """Submit the run, uploading exactly the files :func:`mlboot.plan_snapshot` selects.
+        """Submit the run, uploading exactly the files of the request's snapshot plan.
 
         azureml-core walks the folder it is given with rules of its own (it follows every
         link, and uploads a local workspace folder unless an ignore file leaves it out), so it
@@ -452,9 +452,9 @@ class AzureMLBackend:
         """
         from azureml.core import Experiment  # noqa: PLC0415  (the SDK loads only on use)
 
-        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
+        from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
-        plan = plan_snapshot(request.source_directory)
+        plan = request.snapshot_plan()  # decided above the seam, by submit_script
         workspace = self._sdk_workspace(ref)
         doing = (
             f"submitting {request.script!r} as a run of experiment {request.experiment!r} "

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mlboot._clock import Clock
     from mlboot._distribution import Distribution
     from mlboot._environment import Environment
+    from mlboot._snapshot import SnapshotPlan
 
 MetricValue: TypeAlias = "float | int | str"
 """One logged value of a metric."""
@@ -100,7 +101,14 @@ class ComputeInfo:
 
 @attrs.frozen
 class RunRequest:
-    """Everything needed to submit one script run; validated before it is built."""
+    """Everything needed to submit one script run; validated before it is built.
+
+    ``snapshot`` is the plan of the files the run gets (:func:`mlboot.plan_snapshot` of
+    ``source_directory``), decided once by :func:`mlboot.submit_script`, which checked it (the
+    limits, the links, the script inside it): a backend uploads or copies exactly those files
+    and never plans again.  A request built by hand may leave it out; :meth:`snapshot_plan`
+    then plans it, by the same rules.
+    """
 
     experiment: str
     source_directory: Path
@@ -112,6 +120,15 @@ class RunRequest:
     node_count: int = 1
     tags: Mapping[str, str] = attrs.field(factory=dict)
     max_run_duration_seconds: int | None = None
+    snapshot: SnapshotPlan | None = attrs.field(default=None, kw_only=True, eq=False)
+
+    def snapshot_plan(self) -> SnapshotPlan:
+        """The files to send: ``snapshot``, or for a request built without one, planned now."""
+        if self.snapshot is not None:
+            return self.snapshot
+        from mlboot._snapshot import plan_snapshot  # noqa: PLC0415  (only for hand-built requests)
+
+        return plan_snapshot(self.source_directory)
 
 
 @attrs.frozen

@@ -377,7 +377,7 @@ class LocalBackend:
 
     @_on_disk("submitting a local run")
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
+        from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
         _refuse_distribution(request)
         compute = self._read_compute(request.compute)
@@ -388,7 +388,7 @@ class LocalBackend:
             )
         with translated("marking the local workspace folder", near=self._root):
             self._mark_workspace()
-        plan = plan_snapshot(request.source_directory)
+        plan = request.snapshot_plan()  # decided above the seam, by submit_script
         check_environment(request.environment)
         self._remove_abandoned_preparations()
         # Prepared in incoming/, holding the run's lock, then renamed into runs/ whole: a

@@ -140,6 +140,7 @@ def submit_script(
         node_count=nodes,
         tags=tag_map,
         max_run_duration_seconds=duration,
+        snapshot=plan,  # checked above: the backend sends exactly these files
     )
     backend = workspace.backend
     with bounded(
