@@ -336,6 +336,21 @@ class AzureMLObjects(Protocol):
         ...
 
 
+@runtime_checkable
+class LocalRunFolders(Protocol):
+    """An optional extra of a backend whose runs live in folders on this machine.
+
+    :class:`mlboot.LocalBackend` has it.  Callers check for it instead of for one class: the
+    ``mlboot`` command shows a local run's ``outputs/`` folder (no download needed) and polls
+    its status more often (a file read, not a request), and messages say "on the local backend"
+    rather than "in Azure ML".
+    """
+
+    def run_folder(self, run_id: str) -> Path:
+        """The folder of run ``run_id``; :class:`~mlboot.exceptions.NotFoundError` if unknown."""
+        ...
+
+
 def azureml_objects(backend: object, wanted: str) -> AzureMLObjects:
     """``backend`` as a source of SDK objects, else a typed error saying what to do instead."""
     if isinstance(backend, AzureMLObjects):

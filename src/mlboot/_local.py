@@ -103,7 +103,7 @@ from mlboot.exceptions import (
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
-    from mlboot._backend import Backend
+    from mlboot._backend import Backend, LocalRunFolders
     from mlboot._environment import Environment
 
 __all__ = [
@@ -920,5 +920,6 @@ def _quoted(requirement: str) -> str:
 
 
 if TYPE_CHECKING:
-    # A Protocol is not checked by inheritance: this line makes mypy prove that it is one.
+    # A Protocol is not checked by inheritance: these lines make mypy prove that it is one.
     _backend: Backend = LocalBackend()
+    _folders: LocalRunFolders = LocalBackend()
