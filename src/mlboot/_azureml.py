@@ -50,7 +50,6 @@ from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
 from mlboot._links import check_destination
-from mlboot._retry import call_with_retries
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -291,6 +290,8 @@ class AzureMLBackend:
         self._workspaces: dict[WorkspaceRef, Any] = {}
         # SDK runs by workspace and id: submitted here, or looked up once with Run.get.
         self._runs: dict[tuple[WorkspaceRef, str], Any] = {}
+        # Registered environments found by check_registered_environment, for the next submit.
+        self._environments: dict[tuple[WorkspaceRef, str, str | None], Any] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLBackend(workspaces={len(self._workspaces)})"
@@ -425,6 +426,16 @@ class AzureMLBackend:
             )
         return found
 
+    # -- environments ----------------------------------------------------------------------------
+
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        workspace = self._sdk_workspace(ref)
+        found = _run_registered_environment(workspace, name, version)
+        with self._lock:  # the submit that follows sends it: one lookup per submit
+            self._environments[(ref, name, version)] = found
+
     # -- runs ------------------------------------------------------------------------------------
 
     def _sdk_run(self, ref: WorkspaceRef, run_id: str) -> Any:
@@ -473,7 +484,9 @@ class AzureMLBackend:
             materialize_snapshot(plan, staged, link=True)
             with _translated(doing):
                 config = _run_script_run_config(
-                    attrs.evolve(request, source_directory=staged), workspace, clock=self._clock
+                    attrs.evolve(request, source_directory=staged),
+                    workspace,
+                    registered=self._registered(ref, request.environment),
                 )
                 experiment = Experiment(workspace, request.experiment)
                 # Returns once the service accepted the run; the waiting is mlboot's (never
@@ -486,6 +499,13 @@ class AzureMLBackend:
         with self._lock:
             self._runs[(ref, details.run_id)] = run
         return details
+
+    def _registered(self, ref: WorkspaceRef, environment: Environment | None) -> Any:
+        """The SDK environment checked for this submit, if it was (else it is looked up)."""
+        if environment is None or environment.kind != "registered":
+            return None
+        with self._lock:
+            return self._environments.pop((ref, environment.name, environment.version), None)
 
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
         run = self._sdk_run(ref, run_id)
@@ -608,12 +628,13 @@ def _run_parse_yaml(text: str) -> object:
 
 
 def _run_script_run_config(
-    request: RunRequest, workspace: Any = None, *, clock: Clock | None = None
+    request: RunRequest, workspace: Any = None, *, registered: Any = None
 ) -> Any:
     """The ``ScriptRunConfig`` for a request; remote only for a registered environment.
 
-    ``workspace`` is needed only to look a registered environment up, and ``clock`` to wait
-    between the attempts of that lookup.
+    ``registered`` is the SDK environment :meth:`AzureMLBackend.check_registered_environment`
+    found for the request's registered environment; without it, ``workspace`` is needed to
+    look it up (once).
     """
     from azureml.core import ScriptRunConfig  # noqa: PLC0415  (the SDK loads only on use)
 
@@ -621,7 +642,7 @@ def _run_script_run_config(
         environment = (
             None
             if request.environment is None
-            else _run_sdk_environment(request.environment, workspace, clock=clock)
+            else _run_sdk_environment(request.environment, workspace, registered=registered)
         )
         duration: dict[str, int] = {}
         if request.max_run_duration_seconds is not None:
@@ -676,30 +697,20 @@ def _run_distributed_config(distribution: Distribution | None, node_count: int) 
 
 
 def _run_sdk_environment(
-    environment: Environment, workspace: Any, *, clock: Clock | None = None
+    environment: Environment, workspace: Any, *, registered: Any = None
 ) -> Any:
     """The SDK ``Environment`` for mlboot's, its Python version always set explicitly.
 
-    Looking up a registered environment is retried under mlboot's one policy
-    (:mod:`mlboot._retry`): azureml-core sends that request once, with no retry of its own.
+    A registered environment is ``registered`` (already looked up), else looked up once.
     """
     from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415  (loads on use)
 
     if environment.kind == "registered":
+        if registered is not None:
+            return registered
         if workspace is None:
             raise ValueError("looking up a registered environment needs the SDK workspace")
-        which = f"version {environment.version}" if environment.version else "the latest version"
-        doing = f"looking up environment {environment.name!r} ({which})"
-
-        def look_up() -> Any:
-            try:
-                return SdkEnvironment.get(workspace, environment.name, version=environment.version)
-            except Exception as exc:
-                raise _run_environment_error(exc, doing, environment) from exc
-
-        return call_with_retries(
-            look_up, clock=clock if clock is not None else SystemClock(), what=doing
-        )
+        return _run_registered_environment(workspace, environment.name, environment.version)
     conda = (
         None if environment.conda_specification is None else str(environment.conda_specification)
     )
@@ -723,7 +734,25 @@ def _run_sdk_environment(
     return built
 
 
-def _run_environment_error(exc: Exception, doing: str, environment: Environment) -> MlbootError:
+def _run_registered_environment(workspace: Any, name: str, version: str | None) -> Any:
+    """One ``Environment.get``: azureml-core sends it once, with no retry of its own.
+
+    mlboot's retries of it are above the seam (:func:`mlboot.submit_script`), under its one
+    policy, so that they are the same on every backend.
+    """
+    from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415  (loads on use)
+
+    which = f"version {version}" if version else "the latest version"
+    doing = f"looking up environment {name!r} ({which})"
+    try:
+        return SdkEnvironment.get(workspace, name, version=version)
+    except Exception as exc:
+        raise _run_environment_error(exc, doing, name, version) from exc
+
+
+def _run_environment_error(
+    exc: Exception, doing: str, name: str, version: str | None
+) -> MlbootError:
     """Translate ``Environment.get``'s failure: a bare ``Exception`` whose text has the status.
 
     azureml-core raises ``Exception("Error retrieving the environment definition. Code: NNN
@@ -734,9 +763,9 @@ def _run_environment_error(exc: Exception, doing: str, environment: Environment)
         return translate_sdk_error(exc, doing)
     status = int(match.group(1))
     if status == HTTPStatus.NOT_FOUND:
-        which = f" version {environment.version}" if environment.version else ""
+        which = f" version {version}" if version else ""
         return NotFoundError(
-            f"environment {environment.name!r}{which} was not found in the workspace. Fix: "
+            f"environment {name!r}{which} was not found in the workspace. Fix: "
             "check the name and version in Azure ML studio, Environments (curated environments "
             "start with 'AzureML-')."
         )

@@ -234,6 +234,21 @@ class Backend(Protocol):
         """
         ...
 
+    # Environments
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        """Check that the workspace has the registered environment; ``NotFoundError`` if not.
+
+        Exists so that a wrong environment name fails before the run is submitted, with the
+        lookup retried above the seam under mlboot's one policy (azureml-core sends it once,
+        without a retry; azure-ai-ml sends ``"name:version"`` unresolved with the job, which
+        would fail only at the job PUT).  ``version=None`` is the latest.  A backend may keep
+        what it found for the :meth:`submit_run` that follows, so it is looked up once; one
+        that runs no registered environments (the local backend) only accepts it.
+        """
+        ...
+
     # Runs
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
         """Submit a script run; return as soon as the service has accepted it.

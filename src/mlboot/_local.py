@@ -373,6 +373,14 @@ class LocalBackend:
         write_json(file, data)
         return _compute_from_json(data)
 
+    # -- environments --------------------------------------------------------------------------
+
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        """Accepted: a local run uses this interpreter whatever the environment (submit warns)."""
+        del ref, name, version
+
     # -- runs ----------------------------------------------------------------------------------
 
     @_on_disk("submitting a local run")

@@ -74,6 +74,7 @@ OPERATIONS = frozenset(
         "get_compute",
         "create_compute",
         "update_compute_scale",
+        "check_registered_environment",
         "submit_run",
         "get_run_status",
         "get_run_details",
@@ -560,6 +561,12 @@ class FakeBackend:
                 idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
             )
             return found.info
+
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        """Every registered environment exists; ``fail(..., "not_found")`` makes one missing."""
+        self._enter("check_registered_environment", ref=ref, name=name, version=version)
 
     def _details(
         self, run_id: str, experiment: str, status: str, program: _RunProgram

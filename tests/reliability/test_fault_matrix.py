@@ -1,8 +1,9 @@
 """Every Backend operation the public API uses, under transient, permanent and slow faults.
 
 mlboot retries only what it repeats itself (status polls: ``get_run_status``, and
-``get_compute`` while waiting for provisioning), under its one policy; every other operation is
-attempted once,
+``get_compute`` while waiting for provisioning) and what the SDK sends once without a retry of
+its own (``check_registered_environment``, ``list_runs``), under its one policy; every other
+operation is attempted once,
 because the azureml-core backend already retries those requests itself and mlboot must not
 multiply them.  Each case asserts the outcome and the exact number of attempts.
 """
@@ -97,6 +98,17 @@ def _submit(s: Scenario) -> object:
     )
 
 
+def _registered(s: Scenario) -> object:
+    return mlboot.submit_script(
+        s.workspace,
+        "train.py",
+        compute="cpu",
+        experiment="exp",
+        source_directory=s.source,
+        environment=mlboot.Environment.from_registered("train-env", "2"),
+    )
+
+
 def _existing_run(s: Scenario) -> mlboot.Run:
     s.fake.add_run(
         "run-1",
@@ -146,6 +158,7 @@ OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
     "create_compute": (_create_compute, False),
     POLL: (_provisioning, True),
     "update_compute_scale": (_scale, False),
+    "check_registered_environment": (_registered, True),
     "submit_run": (_submit, False),
     "get_run_status": (_status, True),
     "get_run_details": (_details, False),
