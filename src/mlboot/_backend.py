@@ -4,8 +4,8 @@ A backend only moves requests and answers.  Validation, get-or-create, compariso
 time-outs all live above it, in the public functions.  Backends raise only
 :mod:`mlboot.exceptions` errors: "not found" of a compute target is an answer (``None``), not an
 error, so that a failed lookup can never be mistaken for a missing cluster.  What crosses the
-seam is said in mlboot's words (``mlboot._spellings``), which each backend
-maps to its service's.
+seam is said in mlboot's words (``mlboot._spellings``), which each backend maps to its
+service's.
 """
 
 from __future__ import annotations
@@ -152,12 +152,14 @@ class Backend(Protocol):
     """One narrow method per remote operation mlboot needs; nothing shaped after one SDK.
 
     Implementations: the azureml-core adapter (the default), :class:`mlboot.LocalBackend` and
-    :class:`mlboot.testing.FakeBackend`.  What a backend does not do: validate arguments, retry,
-    wait, compare, choose the files of a snapshot or decide what a status means.  Those are
-    mlboot's decisions, taken once in the public functions above this seam, so every backend
-    behaves alike and a new one (azure-ai-ml, SDK v2) only translates.  What crosses the seam
-    is said in mlboot's words (``mlboot._spellings``): each backend maps its service's words
-    to them.
+    :class:`mlboot.testing.FakeBackend`.  What a backend does not decide: whether arguments are
+    valid, whether to retry (beyond what its SDK does by itself), how long to wait, whether a
+    cluster matches, which files a snapshot holds, what a status means.  Those are mlboot's
+    decisions, taken once in the public functions above this seam, so every backend behaves
+    alike and a new one (azure-ai-ml, SDK v2) only translates.  What crosses the seam is said
+    in mlboot's words (``mlboot._spellings``): each backend maps its service's words to them.
+    A request is a record (:class:`RunRequest`), so what a run needs next (data inputs and
+    outputs) is a new field of it, not a new shape of these methods.
 
     Every method raises only :mod:`mlboot.exceptions` errors:
     :class:`~mlboot.exceptions.AuthenticationError`,
