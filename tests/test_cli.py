@@ -435,3 +435,20 @@ def test_a_missing_script_is_bad_input(project: Path) -> None:
 def test_the_mlboot_console_script_is_declared() -> None:
     pyproject = Path(__file__).parent.parent / "pyproject.toml"
     assert '[project.scripts]\nmlboot = "mlboot._cli:main"\n' in pyproject.read_text()
+
+
+def test_the_cli_reaches_backends_only_through_the_public_functions() -> None:
+    # No backend module is loaded by the command itself: it never checks a backend's class.
+    code = "import sys, mlboot._cli; print(sorted(m for m in sys.modules if m in BACKENDS))"
+    backends = (
+        "{'mlboot._backends.local', 'mlboot._backends.local._local', 'mlboot._backends.azureml', "
+        "'mlboot._backends.azureml._azureml', 'mlboot._backends.fake', 'mlboot.testing'}"
+    )
+    result = subprocess.run(  # noqa: S603  (our own interpreter)
+        [sys.executable, "-c", f"BACKENDS = {backends}\n{code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "[]"

@@ -326,6 +326,8 @@ def test_runs_list_checks_its_options_before_anything_remote(
     assert isinstance(error, dict)
     assert error["type"] == "InvalidInputError"
     assert field in str(error["message"])
+    # The library's own check and words, said in the command's terms (no Python keyword).
+    assert f"{field.removeprefix('--')}=" not in str(error["message"])
     assert fake.calls_to("get_workspace") == []
     assert fake.calls_to("list_runs") == []
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import mlboot
 from fake_workspaces import make_workspace
 from mlboot import ComputeTarget, get_or_create_compute_target
-from mlboot.backend import ComputeSpec
+from mlboot.backend import ComputeSpec, WorkspaceRef
 from mlboot.exceptions import (
     AuthenticationError,
     ComputeKindError,
@@ -31,6 +31,7 @@ from mlboot.exceptions import (
     NetworkError,
     NotFoundError,
     PermissionDeniedError,
+    SdkObjectUnavailableError,
     ServiceError,
     ThrottledError,
     WaitTimeoutError,
@@ -422,12 +423,11 @@ def test_update_changes_the_scale_settings_to_the_requested_values(
 
     assert operations(fake) == ["get_compute", "update_compute_scale"]
     (update,) = fake.calls_to("update_compute_scale")
+    # The whole request goes down, like a create's: its VM size and priority are the cluster's.
     assert update.arguments == {
         "ref": workspace.ref,
         "name": "gpu",
-        "min_nodes": 0,
-        "max_nodes": 4,
-        "idle_seconds_before_scaledown": 1800,
+        "spec": ComputeSpec("Standard_DS3_v2", "dedicated", 0, 4, 1800),
     }
     assert (target.min_nodes, target.max_nodes, target.idle_seconds_before_scaledown) == (
         0,
@@ -663,7 +663,10 @@ def test_wait_polls_on_the_backend_clock_until_succeeded(
     assert 95 <= fake.clock.monotonic() < 105
     assert fake.clock.sleeps
     assert all(0 < seconds <= 10 for seconds in fake.clock.sleeps)
-    assert len(fake.calls_to("get_compute_provisioning")) == len(fake.clock.sleeps) == 10
+    # One lookup, one create, then one read of the state after each pause.
+    assert operations(fake) == ["get_compute", "create_compute"] + ["get_compute"] * 10
+    polls = fake.calls_to("get_compute")[1:]
+    assert len(polls) == len(fake.clock.sleeps) == 10
 
 
 def test_wait_false_returns_at_once_with_the_current_state(
@@ -684,15 +687,16 @@ def test_a_cluster_found_creating_is_waited_for(
     fake.add_compute("gpu", provisioning_state="Creating")
 
     def finish_on_third_poll(_call: Call) -> None:
-        if len(fake.calls_to("get_compute_provisioning")) == 3:
+        if len(fake.calls_to("get_compute")) == 1 + 3:  # the lookup, then the third poll
             fake.add_compute("gpu", provisioning_state="Succeeded")
 
-    fake.before("get_compute_provisioning", finish_on_third_poll)
+    fake.before("get_compute", finish_on_third_poll)
 
     target = get_or_create_compute_target(workspace, "gpu", **REQUEST)
 
     assert target.provisioning_state == "Succeeded"
-    assert operations(fake) == ["get_compute"] + ["get_compute_provisioning"] * 3
+    assert operations(fake) == ["get_compute"] + ["get_compute"] * 3
+    assert len(fake.clock.sleeps) == 3
 
 
 @pytest.mark.parametrize("state", ["Creating", "Updating"])
@@ -720,7 +724,9 @@ def test_a_wait_that_runs_out_of_time_says_what_is_known_and_leaves_the_cluster_
     assert "'Creating'" in message
     assert "after 120 s" in message
     assert fake.clock.monotonic() == 120
-    assert set(operations(fake)) == {"get_compute", "create_compute", "get_compute_provisioning"}
+    assert set(operations(fake)) == {"get_compute", "create_compute"}
+    assert operations(fake)[:2] == ["get_compute", "create_compute"]
+    assert len(fake.calls_to("get_compute")) > 1  # polled until the time-out
     assert fake.get_compute(workspace.ref, "gpu") is not None
 
 
@@ -773,12 +779,12 @@ def test_transient_poll_failures_are_retried_by_the_retry_policy(
     fake: FakeBackend, workspace: mlboot.Workspace, mlboot_log: pytest.LogCaptureFixture
 ) -> None:
     fake.program_provisioning("gpu", seconds=25)
-    fake.fail("get_compute_provisioning", "transient", times=2)
+    fake.fail("get_compute", "transient", times=2, after=1)  # the polls, not the lookup
 
     target = get_or_create_compute_target(workspace, "gpu", **REQUEST)
 
     assert target.provisioning_state == "Succeeded"
-    polls = len(fake.calls_to("get_compute_provisioning"))
+    polls = len(fake.calls_to("get_compute")) - 1
     successful_polls = math.ceil(25 / 10)
     assert polls == successful_polls + 2
     assert len([r for r in warnings_in(mlboot_log) if "retry" in r.getMessage()]) == 2
@@ -788,12 +794,12 @@ def test_a_permanent_poll_failure_ends_the_wait_at_once(
     fake: FakeBackend, workspace: mlboot.Workspace
 ) -> None:
     fake.program_provisioning("gpu", seconds=25)
-    fake.fail("get_compute_provisioning", "auth", times=5)
+    fake.fail("get_compute", "auth", times=5, after=1)  # the polls, not the lookup
 
     with pytest.raises(AuthenticationError):
         get_or_create_compute_target(workspace, "gpu", **REQUEST)
 
-    assert len(fake.calls_to("get_compute_provisioning")) == 1
+    assert operations(fake) == ["get_compute", "create_compute", "get_compute"]
 
 
 def test_a_ready_cluster_reporting_errors_is_returned_with_a_warning(
@@ -881,13 +887,41 @@ def test_to_azureml_asks_the_backend_for_the_sdk_object(
     fake: FakeBackend, workspace: mlboot.Workspace
 ) -> None:
     target = get_or_create_compute_target(workspace, "gpu", **REQUEST)
+    calls = len(fake.calls)
 
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError) as caught:
         target.to_azureml()
 
-    assert fake.calls_to("azureml_compute") == [
-        Call("azureml_compute", {"ref": workspace.ref, "name": "gpu"})
-    ]
+    # The fake has no SDK objects: a typed error says so, and the backend is not asked.
+    assert isinstance(caught.value, SdkObjectUnavailableError)
+    assert "FakeBackend has no azureml-core objects" in str(caught.value)
+    assert "compute target 'gpu'" in str(caught.value)
+    assert len(fake.calls) == calls
+
+
+def test_to_azureml_hands_out_the_sdk_object_of_a_backend_that_has_them(
+    fake: FakeBackend, workspace: mlboot.Workspace
+) -> None:
+    target = get_or_create_compute_target(workspace, "gpu", **REQUEST)
+    sdk_cluster = object()
+
+    class WithObjects(FakeBackend):
+        def azureml_workspace(self, ref: WorkspaceRef) -> object:
+            raise AssertionError(ref)
+
+        def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
+            asked.append((ref, name))
+            return sdk_cluster
+
+        def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
+            raise AssertionError((ref, run_id))
+
+    asked: list[tuple[WorkspaceRef, str]] = []
+    backend = WithObjects()
+    with_objects = attrs.evolve(target, workspace=attrs.evolve(workspace, backend=backend))
+
+    assert with_objects.to_azureml() is sdk_cluster
+    assert asked == [(workspace.ref, "gpu")]
 
 
 def test_the_public_names_are_exported() -> None:

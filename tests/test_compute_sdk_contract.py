@@ -218,13 +218,28 @@ def test_get_compute_reads_a_cluster_off_the_sdk_object(
         kind="AmlCompute",
         provisioning_state="Succeeded",
         vm_size="STANDARD_NC6",
-        vm_priority="Dedicated",
+        vm_priority="dedicated",  # the service's "Dedicated", in mlboot's word
         min_nodes=0,
         max_nodes=4,
         idle_seconds_before_scaledown=1800,
         provisioning_errors=(),
     )
     assert service["gets"] == [(sdk_workspace, "gpu")]
+
+
+@pytest.mark.parametrize(
+    ("sdk", "mlboot_word"),
+    [("Dedicated", "dedicated"), ("LowPriority", "lowpriority"), ("Spot", "Spot")],
+)
+def test_get_compute_maps_the_services_priority_to_mlboots_word(
+    backend: AzureMLBackend, service: dict[str, Any], sdk: str, mlboot_word: str
+) -> None:
+    service["payload"] = cluster_payload(**{"properties.vmPriority": sdk})
+
+    info = backend.get_compute(REF, "gpu")
+
+    assert info is not None
+    assert info.vm_priority == mlboot_word  # a word mlboot does not know passes as it is
 
 
 def test_get_compute_reads_provisioning_errors_with_their_details(
@@ -482,18 +497,22 @@ def test_create_compute_keeps_other_refusals_apart_from_conflicts(
 # -- provisioning state, scale updates, the escape hatch -------------------------------------------
 
 
-def test_get_compute_provisioning_reads_a_fresh_state(
+def test_get_compute_reads_a_fresh_provisioning_state(
     backend: AzureMLBackend, service: dict[str, Any]
 ) -> None:
+    # A wait polls get_compute: every call is a new GET, never a cached answer.
     service["payload"] = cluster_payload(provisioningState="Creating")
-    assert backend.get_compute_provisioning(REF, "gpu").provisioning_state == "Creating"
+    creating = backend.get_compute(REF, "gpu")
+    assert creating is not None
+    assert creating.provisioning_state == "Creating"
 
     service["payload"] = cluster_payload(provisioningState="Succeeded")
-    assert backend.get_compute_provisioning(REF, "gpu").provisioning_state == "Succeeded"
+    succeeded = backend.get_compute(REF, "gpu")
+    assert succeeded is not None
+    assert succeeded.provisioning_state == "Succeeded"
 
     service["payload"] = None
-    with pytest.raises(NotFoundError):
-        backend.get_compute_provisioning(REF, "gpu")
+    assert backend.get_compute(REF, "gpu") is None  # gone: the wait above the seam says so
     assert len(service["gets"]) == 3
 
 
@@ -519,9 +538,8 @@ def test_update_compute_scale_calls_amlcompute_update_and_reads_the_result(
 
     monkeypatch.setattr(AmlCompute, "update", update)
 
-    info = backend.update_compute_scale(
-        REF, "gpu", min_nodes=1, max_nodes=8, idle_seconds_before_scaledown=300
-    )
+    spec = ComputeSpec("STANDARD_NC6", "dedicated", 1, 8, 300)
+    info = backend.update_compute_scale(REF, "gpu", spec)
 
     ((cluster, settings),) = updates
     assert isinstance(cluster, AmlCompute)

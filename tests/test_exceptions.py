@@ -27,6 +27,7 @@ from mlboot import exceptions as e
         (e.SnapshotLinkError("f", 1, "rule", "fix", link="a", target="/b"), ValueError),
         (e.RunFailedError("x", run_id="r"), RuntimeError),
         (e.WaitTimeoutError("x"), TimeoutError),
+        (e.SdkObjectUnavailableError("x"), NotImplementedError),
     ],
 )
 def test_every_error_is_an_mlboot_error_and_the_natural_builtin(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import attrs
 import pytest
 
+from mlboot import plan_snapshot
 from mlboot._backends._choice import chosen_backend
 from mlboot._workspace import workspace_from_config
 from mlboot.backend import ComputeSpec, RunRequest, WorkspaceRef
@@ -53,12 +55,14 @@ def test_created_compute_exists_and_provisions_on_the_fake_clock() -> None:
     fake.program_provisioning("cpu", seconds=30)
     created = fake.create_compute(REF, "cpu", SPEC)
     assert created.provisioning_state == "Creating"
-    assert created.vm_priority == "LowPriority"
-    assert fake.get_compute_provisioning(REF, "cpu").provisioning_state == "Creating"
+    assert created.vm_priority == "lowpriority"  # mlboot's word, as every backend reports it
+    creating = fake.get_compute(REF, "cpu")
+    assert creating is not None
+    assert creating.provisioning_state == "Creating"
     fake.clock.advance(30)
-    assert fake.get_compute_provisioning(REF, "cpu").provisioning_state == "Succeeded"
     found = fake.get_compute(REF, "cpu")
     assert found is not None
+    assert found.provisioning_state == "Succeeded"
     assert found.max_nodes == 2
 
 
@@ -66,7 +70,8 @@ def test_provisioning_can_fail_with_service_errors() -> None:
     fake = FakeBackend()
     fake.program_provisioning("cpu", outcome="Failed", errors=[("QuotaExceeded", "no cores")])
     fake.create_compute(REF, "cpu", SPEC)
-    info = fake.get_compute_provisioning(REF, "cpu")
+    info = fake.get_compute(REF, "cpu")
+    assert info is not None
     assert info.provisioning_state == "Failed"
     assert info.provisioning_errors[0].code == "QuotaExceeded"
 
@@ -81,12 +86,16 @@ def test_creating_an_existing_compute_conflicts() -> None:
 def test_scale_update_changes_the_stored_cluster() -> None:
     fake = FakeBackend()
     fake.add_compute("cpu", max_nodes=1)
-    fake.update_compute_scale(
-        REF, "cpu", min_nodes=1, max_nodes=8, idle_seconds_before_scaledown=60
-    )
+    spec = attrs.evolve(SPEC, min_nodes=1, max_nodes=8, idle_seconds_before_scaledown=60)
+    fake.update_compute_scale(REF, "cpu", spec)
     found = fake.get_compute(REF, "cpu")
     assert found is not None
     assert (found.min_nodes, found.max_nodes, found.idle_seconds_before_scaledown) == (1, 8, 60)
+    assert fake.calls_to("update_compute_scale")[0].arguments == {
+        "ref": REF,
+        "name": "cpu",
+        "spec": spec,
+    }
 
 
 @pytest.mark.parametrize(
@@ -109,12 +118,45 @@ def test_faults_fire_the_requested_number_of_times(kind: str, error: type[Except
     assert len(fake.calls_to("get_compute")) == 3
 
 
+def test_faults_can_spare_the_first_calls() -> None:
+    fake = FakeBackend()
+    fake.add_compute("cpu")
+    fake.fail("get_compute", "transient", times=2, after=1)
+    assert fake.get_compute(REF, "cpu") is not None  # spared: the lookup before the polls
+    for _ in range(2):
+        with pytest.raises(ServiceError):
+            fake.get_compute(REF, "cpu")
+    assert fake.get_compute(REF, "cpu") is not None
+    assert len(fake.calls_to("get_compute")) == 4
+
+
 def test_unknown_operations_and_counts_are_refused() -> None:
     fake = FakeBackend()
     with pytest.raises(ValueError, match="unknown operation"):
         fake.fail("get_computer", "transient")
     with pytest.raises(ValueError, match="at least 1"):
         fake.fail("get_compute", "transient", times=0)
+    with pytest.raises(ValueError, match="after"):
+        fake.fail("get_compute", "transient", after=-1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("get_compute_provisioning", "get_compute"),
+        ("azureml_workspace", None),
+        ("azureml_compute", None),
+        ("azureml_run", None),
+    ],
+)
+def test_operations_that_left_the_seam_are_refused_by_name(old: str, new: str | None) -> None:
+    # The provisioning read is get_compute now; SDK objects are not the fake's to hand out.
+    fake = FakeBackend()
+    with pytest.raises(ValueError, match="unknown operation"):
+        fake.fail(old, "transient")
+    assert not hasattr(fake, old)
+    if new is not None:
+        assert hasattr(fake, new)
 
 
 def test_before_hooks_run_ahead_of_the_operation() -> None:
@@ -233,3 +275,16 @@ def test_use_backend_refuses_a_value_that_is_not_a_backend() -> None:
         pass
     assert "mlboot.backend.Backend" in str(caught.value)
     assert chosen_backend() is None
+
+
+def test_a_request_built_by_hand_plans_its_snapshot_by_the_same_rules(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('hi')\n", encoding="utf-8")
+    (tmp_path / ".amlignore").write_text("data/\n", encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big.bin").write_bytes(b"x")
+    built = request(tmp_path)
+
+    assert built.snapshot is None
+    assert built.snapshot_plan().files == (".amlignore", "train.py")
+    planned = plan_snapshot(tmp_path)
+    assert attrs.evolve(built, snapshot=planned).snapshot_plan() is planned

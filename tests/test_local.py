@@ -228,6 +228,49 @@ def test_a_pool_is_created_once_ready_at_once_and_compared_like_a_cluster(
     assert workspace.backend.get_compute(workspace.ref, POOL.upper()) is not None  # any case
 
 
+def test_a_pool_file_in_azure_mls_words_reads_in_mlboots(workspace: Workspace, root: Path) -> None:
+    # Pools written by earlier versions spell the priority as Azure ML does.
+    mlboot.get_or_create_compute_target(
+        workspace, POOL, vm_size=SIZE, max_nodes=2, vm_priority="lowpriority"
+    )
+    file = root / "computes" / f"{POOL}.json"
+    assert json.loads(file.read_text())["vm_priority"] == "lowpriority"
+    file.write_text(json.dumps({**json.loads(file.read_text()), "vm_priority": "LowPriority"}))
+
+    found = workspace.backend.get_compute(workspace.ref, POOL)
+
+    assert found is not None
+    assert found.vm_priority == "lowpriority"
+
+
+def test_the_snapshot_is_planned_once_above_the_seam_and_handed_down(
+    workspace: Workspace,
+    pool: mlboot.ComputeTarget,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlboot import _snapshot, _submit  # noqa: PLC0415
+
+    write_project(project, {"train.py": "print('planned once')\n"})
+    plans: list[Path] = []
+    real_plan = _snapshot.plan_snapshot
+
+    def counting_plan(root: Path) -> _snapshot.SnapshotPlan:
+        plans.append(root)
+        return real_plan(root)
+
+    monkeypatch.setattr(_submit, "plan_snapshot", counting_plan)
+    monkeypatch.setattr(_snapshot, "plan_snapshot", counting_plan)
+
+    run = submit_script(
+        workspace, "train.py", compute=pool, experiment="e", source_directory=project
+    )
+
+    assert finish(run) is RunStatus.COMPLETED
+    assert plans == [project]
+    assert "planned once" in run.logs()
+
+
 def test_submitting_to_a_missing_pool_is_not_found(workspace: Workspace, project: Path) -> None:
     write_project(project, {"train.py": "print('never')\n"})
     with pytest.raises(NotFoundError, match="does not exist in the local workspace"):

@@ -92,7 +92,8 @@ def test_the_supervisor_loads_without_the_rest_of_mlboot() -> None:
     mlboot_modules, heavy, init_ran = result.stdout.splitlines()
     assert mlboot_modules == (
         "['mlboot', 'mlboot._backends', 'mlboot._backends.local', "
-        "'mlboot._backends.local._local_supervisor', 'mlboot._localio', 'mlboot.exceptions']"
+        "'mlboot._backends.local._local_supervisor', 'mlboot._localio', 'mlboot._spellings', "
+        "'mlboot.exceptions']"
     )
     assert heavy == "[]"
     assert init_ran == "False"  # mlboot/__init__.py was never executed

@@ -22,6 +22,7 @@ from mlboot.exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RunFailedError,
+    SdkObjectUnavailableError,
     ServiceError,
     WaitTimeoutError,
 )
@@ -694,10 +695,13 @@ def test_to_azureml_reaches_the_backend(
 ) -> None:
     run = start(fake, workspace, project)
 
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError) as caught:
         run.to_azureml()
 
-    assert operations(fake) == ["azureml_run"]
+    # The fake has no SDK objects: a typed error names the run, and the backend is not asked.
+    assert isinstance(caught.value, SdkObjectUnavailableError)
+    assert f"run {run.id!r}" in str(caught.value)
+    assert operations(fake) == []
 
 
 def test_runs_are_equal_by_id_and_experiment(fake: FakeBackend) -> None:
@@ -771,3 +775,43 @@ def test_show_output_prints_the_last_log_lines_before_the_final_status(
     last_log = lines.index("saved model")
     final = next(i for i, line in enumerate(lines) if "Completed after" in line)
     assert last_log < final
+
+
+class _FoldersHere(FakeBackend):
+    """A fake whose runs also have folders on this machine, as the local backend's do."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def run_folder(self, run_id: str) -> Path:
+        return self.root / run_id
+
+
+def test_a_backend_with_local_run_folders_is_told_apart_by_its_capability(tmp_path: Path) -> None:
+    from mlboot._run import backend_name, local_outputs, runs_on_this_machine  # noqa: PLC0415
+
+    here = _FoldersHere(tmp_path)
+    remote = FakeBackend()
+
+    assert runs_on_this_machine(here)
+    assert not runs_on_this_machine(remote)
+    assert backend_name(here) == "the local backend"
+    assert backend_name(remote) == "Azure ML"
+    assert (
+        local_outputs(Run("r1", "e", workspace=make_workspace(here))) == tmp_path / "r1" / "outputs"
+    )
+    assert local_outputs(Run("r1", "e", workspace=make_workspace(remote))) is None
+
+
+def test_reading_a_runs_details_retries_a_transient_failure(fake: FakeBackend) -> None:
+    from mlboot._run import read_details  # noqa: PLC0415
+
+    fake.add_run("r1", experiment="e", statuses=("Failed",), error="OOM")
+    fake.fail("get_run_details", "transient", times=1)
+
+    details = read_details(Run("r1", "e", workspace=make_workspace(fake)))
+
+    assert details.run_id == "r1"
+    assert [call.operation for call in fake.calls] == ["get_run_details"] * 2
+    assert len(fake.clock.sleeps) == 1

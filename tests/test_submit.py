@@ -16,14 +16,17 @@ from hypothesis import strategies as st
 
 import mlboot
 from fake_workspaces import make_workspace
-from mlboot import Environment, MpiDistribution, PyTorchDistribution, submit_script
+from mlboot import Environment, MpiDistribution, PyTorchDistribution, plan_snapshot, submit_script
+from mlboot._retry import DEFAULT_POLICY
 from mlboot._submit import check_experiment_name, stringify_arguments
 from mlboot.exceptions import (
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
+    ServiceError,
     SnapshotTooLargeError,
 )
-from mlboot.testing import FakeBackend
+from mlboot.testing import FakeBackend, FaultKind
 
 
 @pytest.fixture
@@ -86,6 +89,10 @@ def test_the_request_carries_every_validated_field(
     assert request.node_count == 2
     assert dict(request.tags) == {"team": "nlp"}
     assert request.max_run_duration_seconds == 7200
+    # The snapshot was planned and checked once, above the seam: the backend gets the plan.
+    assert request.snapshot == plan_snapshot(project)
+    assert request.snapshot_plan() is request.snapshot
+    assert "src/finetune.py" in request.snapshot.files
 
 
 def test_the_defaults_reach_the_backend_as_such(
@@ -218,6 +225,41 @@ def test_with_an_environment_the_default_is_not_mentioned(
 
     assert not [r for r in caplog.records if "default environment" in r.getMessage()]
     assert any("Submitted train.py" in r.getMessage() for r in caplog.records)
+
+
+def test_a_registered_environment_is_checked_before_the_submit_with_retries(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+) -> None:
+    environment = Environment.from_registered("AzureML-sklearn-1.5", version="1")
+    fake.fail("check_registered_environment", "transient", times=2)
+
+    submit(workspace, project, environment=environment)
+
+    # azureml-core sends the lookup once: mlboot's one policy retries it, above the seam.
+    checks = fake.calls_to("check_registered_environment")
+    assert len(checks) == 3
+    assert checks[-1].arguments == {
+        "ref": workspace.ref,
+        "name": "AzureML-sklearn-1.5",
+        "version": "1",
+    }
+    assert [call.operation for call in fake.calls][-1] == "submit_run"
+    assert len(fake.clock.sleeps) == 2
+    assert 0 <= fake.clock.sleeps[0] <= DEFAULT_POLICY.base_delay
+
+
+@pytest.mark.parametrize(("kind", "attempts"), [("not_found", 1), ("transient", 4)])
+def test_a_registered_environment_that_cannot_be_found_submits_nothing(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, kind: FaultKind, attempts: int
+) -> None:
+    fake.fail("check_registered_environment", kind, times=10)
+
+    with pytest.raises(ServiceError if kind == "transient" else NotFoundError):
+        submit(workspace, project, environment=Environment.from_registered("nope", "1"))
+
+    assert len(fake.calls_to("check_registered_environment")) == attempts
+    assert attempts == (DEFAULT_POLICY.attempts if kind == "transient" else 1)
+    assert fake.submitted == []
 
 
 def test_a_backend_failure_is_raised_as_it_is(

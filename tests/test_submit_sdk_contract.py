@@ -26,7 +26,6 @@ from mlboot._backends.azureml._azureml import (
     _run_quiet_sdk,
     _run_script_run_config,
 )
-from mlboot._retry import DEFAULT_POLICY
 from mlboot.backend import RunRequest, WorkspaceRef
 from mlboot.exceptions import (
     LocalStorageError,
@@ -271,19 +270,18 @@ def test_other_answers_to_an_environment_lookup_keep_their_status(
 
     monkeypatch.setattr(SdkEnvironment, "get", staticmethod(fake_get))
     environment = Environment.from_registered("env", "1")
-    clock = FakeClock()
 
     with pytest.raises(error) as caught:
-        _run_script_run_config(request_for(source, environment=environment), object(), clock=clock)
+        _run_script_run_config(request_for(source, environment=environment), object())
 
     assert caught.value.status == status
     assert caught.value.transient is transient
-    # azureml-core sends this request once; mlboot's one policy retries only transient answers.
-    assert len(attempts) == (DEFAULT_POLICY.attempts if transient else 1)
-    assert len(clock.sleeps) == len(attempts) - 1
+    # azureml-core sends this request once, and so does the backend: mlboot's one policy
+    # retries only transient answers, above the seam (submit_script; see tests/test_submit.py).
+    assert len(attempts) == 1
 
 
-def test_a_transient_failure_of_the_environment_lookup_is_retried_once_then_succeeds(
+def test_a_checked_registered_environment_is_sent_without_a_second_lookup(
     source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415
@@ -294,26 +292,35 @@ def test_a_transient_failure_of_the_environment_lookup_is_retried_once_then_succ
         Exception("Error retrieving the environment definition. Code: 503\n: busy"),
         registered,
     ]
+    looked_up: list[tuple[object, str, object]] = []
 
     def fake_get(workspace: object, name: str, version: object = None, label: object = None) -> Any:
+        looked_up.append((workspace, name, version))
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
     monkeypatch.setattr(SdkEnvironment, "get", staticmethod(fake_get))
-    clock = FakeClock()
+    backend = AzureMLBackend(clock=FakeClock())
+    sdk_workspace = object()
+    backend._workspaces[REF] = sdk_workspace
+    environment = Environment.from_registered("env", "1")
 
+    with pytest.raises(ServiceError) as caught:  # one request: the retry is mlboot's, above
+        backend.check_registered_environment(REF, "env", "1")
+    assert caught.value.transient
+    backend.check_registered_environment(REF, "env", "1")
     config = _run_script_run_config(
-        request_for(source, environment=Environment.from_registered("env", "1")),
-        object(),
-        clock=clock,
+        request_for(source, environment=environment),
+        sdk_workspace,
+        registered=backend._registered(REF, environment),
     )
 
     assert config.run_config.environment is registered
     assert answers == []
-    assert len(clock.sleeps) == 1
-    assert 0 <= clock.sleeps[0] <= DEFAULT_POLICY.base_delay
+    assert looked_up == [(sdk_workspace, "env", "1")] * 2
+    assert backend._registered(REF, environment) is None
 
 
 def test_building_a_config_leaves_no_filter_behind(source: Path) -> None:

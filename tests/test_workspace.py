@@ -15,6 +15,7 @@ from mlboot.exceptions import (
     ConfigError,
     ConfigNotFoundError,
     NetworkError,
+    SdkObjectUnavailableError,
     WorkspaceNotFoundError,
 )
 from mlboot.testing import FakeBackend
@@ -119,9 +120,13 @@ def test_workspace_equality_and_repr_leave_the_backend_out(config_file: Path) ->
 
 
 def test_to_azureml_on_the_fake_says_there_is_no_sdk_object(config_file: Path) -> None:
-    workspace = workspace_from_config(config_file, backend=FakeBackend())
-    with pytest.raises(NotImplementedError, match="no azureml-core objects"):
+    fake = FakeBackend()
+    workspace = workspace_from_config(config_file, backend=fake)
+    with pytest.raises(NotImplementedError, match="no azureml-core objects") as caught:
         workspace.to_azureml()
+    assert isinstance(caught.value, SdkObjectUnavailableError)
+    assert "Fix: run the code that needs the SDK object against Azure ML" in str(caught.value)
+    assert [call.operation for call in fake.calls] == ["get_workspace"]
 
 
 def test_workspace_is_frozen(config_file: Path) -> None:

@@ -25,13 +25,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from mlboot._backends._choice import is_local
 from mlboot._compute import ComputeTarget, get_or_create_compute_target
 from mlboot._environment import Environment
 from mlboot._localio import storage_error
 from mlboot._log import logger
-from mlboot._run import Run, RunStatus, get_run, interrupt_advice
-from mlboot._run_list import RunInfo, list_runs
+from mlboot._run import (
+    Run,
+    RunStatus,
+    get_run,
+    interrupt_advice,
+    local_outputs,
+    read_details,
+    runs_on_this_machine,
+)
+from mlboot._run_list import RunInfo, check_list_options, list_runs
 from mlboot._submit import submit_script
 from mlboot._workspace import Workspace, workspace_from_config
 from mlboot.exceptions import (
@@ -386,27 +393,9 @@ def _runs_show(options: argparse.Namespace) -> int:
 
 
 def _runs_list(options: argparse.Namespace) -> int:
-    # Checked here, before the workspace is even read: a bad option never reaches a service.
-    if options.limit < 1:
-        raise InvalidInputError(
-            "--limit", options.limit, "it must be an int greater than 0", "pass e.g. --limit 20"
-        )
-    if options.experiment is not None and not options.experiment.strip():
-        raise InvalidInputError(
-            "--experiment",
-            options.experiment,
-            "it must be a non-empty name",
-            "pass the experiment's name, or leave --experiment out for every experiment",
-        )
-    if options.status is not None:
-        known = [m.value for m in RunStatus if m is not RunStatus.UNKNOWN]
-        if options.status.strip().lower() not in {name.lower() for name in known}:
-            raise InvalidInputError(
-                "--status",
-                options.status,
-                f"it must be a run status: {', '.join(known)}",
-                "pass e.g. --status Failed",
-            )
+    # The library's own checks, before the workspace is even read: a bad option never reaches a
+    # service.  Its error names the keyword (limit=0), which _report says as the option.
+    check_list_options(options.experiment, options.status, options.limit)
     found = list_runs(
         _workspace(options),
         experiment=options.experiment,
@@ -504,7 +493,7 @@ def _get_run(options: argparse.Namespace) -> Run:
 
 def _wait_and_report(options: argparse.Namespace, run: Run) -> int:
     # A local run's status is a file read: poll it often.  Azure ML is asked every 2 s at first.
-    local = is_local(run.workspace.backend)
+    local = runs_on_this_machine(run.workspace.backend)
     said: list[str] = []
 
     def advice(run: Run, *, cancel_failed: bool) -> str:
@@ -575,14 +564,13 @@ def _status_code(status: RunStatus) -> int:
 
 def _run_record(run: Run, *, details: bool = False, metrics: bool = False) -> dict[str, Any]:
 
-    backend, ref = run.workspace.backend, run.workspace.ref
     record: dict[str, Any] = {
         "run_id": run.id,
         "experiment": run.experiment,
         "portal_url": run.portal_url,
     }
     if details:
-        found = backend.get_run_details(ref, run.id)
+        found = read_details(run)
         record.update(
             status=found.status,
             error=found.error,
@@ -591,9 +579,9 @@ def _run_record(run: Run, *, details: bool = False, metrics: bool = False) -> di
         )
     else:
         record["status"] = str(run.status())
-    if is_local(backend):
-        # A local run's outputs are already on this machine.
-        record["outputs"] = str(backend.run_folder(run.id) / "outputs")
+    outputs = local_outputs(run)
+    if outputs is not None:  # a local run's outputs are already on this machine
+        record["outputs"] = str(outputs)
     if metrics:
         record["metrics"] = {name: list(values) for name, values in run.metrics().items()}
     return record

@@ -17,11 +17,18 @@ from typing import Literal, TypeAlias
 
 import attrs
 
-from mlboot._backends._seam import ComputeInfo, ComputeSpec, WorkspaceRef
+from mlboot._backends._seam import (
+    Backend,
+    ComputeInfo,
+    ComputeSpec,
+    WorkspaceRef,
+    azureml_objects,
+)
 from mlboot._deadline import bounded
 from mlboot._filelock import interprocess_lock
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
+from mlboot._spellings import CLUSTER_KIND, PROVISIONING_ENDED, PROVISIONING_FAILED, VM_PRIORITIES
 from mlboot._validate import (
     COMPUTE_NAME,
     COMPUTE_NAME_RULE,
@@ -37,6 +44,7 @@ from mlboot.exceptions import (
     ComputeProvisioningError,
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     ServiceError,
     WaitTimeoutError,
 )
@@ -47,10 +55,7 @@ __all__ = ["ComputeTarget", "MismatchPolicy", "get_or_create_compute_target"]
 MismatchPolicy: TypeAlias = Literal["error", "warn", "update"]
 """What to do when an existing cluster differs from the request."""
 
-CLUSTER_KIND = "AmlCompute"
-"""The service's compute type of a training cluster."""
-
-_PRIORITIES = ("dedicated", "lowpriority")
+_PRIORITIES = VM_PRIORITIES
 _POLICIES: tuple[MismatchPolicy, ...] = ("error", "warn", "update")
 _SCALE_FIELDS = frozenset({"min_nodes", "max_nodes", "idle_seconds_before_scaledown"})
 
@@ -76,9 +81,8 @@ _CLUSTER_NAME_RULE = (
 )
 _RESERVED_NAMES = frozenset({"amlcompute", "local", "containerinstance"})
 
-_SUCCEEDED = "Succeeded"
-_FAILED_STATES = frozenset({"Failed", "Canceled"})
-_TERMINAL_STATES = _FAILED_STATES | {_SUCCEEDED}
+_FAILED_STATES = PROVISIONING_FAILED
+_TERMINAL_STATES = PROVISIONING_ENDED
 _POLL_SECONDS = 10.0
 """How often a wait reads the provisioning state (the SDK's own wait polls every 5 s)."""
 _HEARTBEAT_SECONDS = 30.0
@@ -122,10 +126,13 @@ class ComputeTarget:
 
         The escape hatch for features mlboot does not wrap (``list_nodes()``, ``delete()``...).
         Typed ``object`` because azureml-core ships no type information; ``cast`` it, or use it
-        untyped.  A :class:`~mlboot.testing.FakeBackend` has none and raises
-        :class:`NotImplementedError`.
+        untyped.  A backend without SDK objects (:class:`~mlboot.LocalBackend`,
+        :class:`~mlboot.testing.FakeBackend`) raises
+        :class:`~mlboot.exceptions.SdkObjectUnavailableError` (a :class:`NotImplementedError`).
         """
-        return self.workspace.backend.azureml_compute(self.workspace.ref, self.name)
+        ref = self.workspace.ref
+        objects = azureml_objects(self.workspace.backend, f"compute target {self.name!r} in {ref}")
+        return objects.azureml_compute(ref, self.name)
 
 
 def get_or_create_compute_target(
@@ -429,13 +436,9 @@ def _reconcile(
         return found
     if on_mismatch == "update" and scale_only:
         progress.say("Updating the scale settings of %s (%s)", where, listing)
-        return workspace.backend.update_compute_scale(
-            workspace.ref,
-            found.name,
-            min_nodes=spec.min_nodes,
-            max_nodes=spec.max_nodes,
-            idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
-        )
+        # The whole spec: its VM size and priority match the cluster's (scale_only), so a
+        # service that can only send the whole cluster sends it unchanged but for its scale.
+        return workspace.backend.update_compute_scale(workspace.ref, found.name, spec)
     if scale_only:
         fix = (
             "pass the actual values to use it as it is, pass on_mismatch='update' to change its "
@@ -552,7 +555,7 @@ def _wait_for_provisioning(
         clock.sleep(min(_POLL_SECONDS, timeout - elapsed))
         previous = info.provisioning_state
         info = call_with_retries(
-            lambda: backend.get_compute_provisioning(ref, name),
+            lambda: _provisioning(backend, ref, name),
             clock=clock,
             what=f"reading the provisioning state of {where}",
         )
@@ -591,3 +594,14 @@ def _wait_for_provisioning(
             + "; ".join(f"{code}: {message}" for code, message in errors)
         )
     return info
+
+
+def _provisioning(backend: Backend, ref: WorkspaceRef, name: str) -> ComputeInfo:
+    """The target's state while waiting: one lookup, and a target gone meanwhile is an error."""
+    found = backend.get_compute(ref, name)
+    if found is None:
+        raise NotFoundError(
+            f"compute target {name!r} no longer exists in {ref}: it was deleted while mlboot "
+            "waited for it to be provisioned. Fix: call again to create it anew."
+        )
+    return found

@@ -23,6 +23,7 @@ from typing import Literal, TypeAlias
 import attrs
 
 from mlboot._auth import Secret, Undisclosed, looks_secret
+from mlboot._spellings import name_pattern
 from mlboot._validate import absolute_path, path_text, probe
 from mlboot.exceptions import InvalidInputError
 
@@ -48,7 +49,7 @@ _PYTHON_VERSION_RULE = (
 )
 
 # Names of environments mlboot builds; a registered environment keeps whatever name it has.
-_NEW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", re.ASCII)
+_NEW_NAME = re.compile(name_pattern(255), re.ASCII)
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
 # The image reference grammar of the Docker distribution project (reference/regexp.go):

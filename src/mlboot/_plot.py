@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlboot._backends._choice import is_local
-from mlboot._backends._seam import MetricValue
+from mlboot._backends._seam import LocalRunFolders, MetricValue
 from mlboot._run import Run
 from mlboot.exceptions import InvalidInputError, MissingExtraError
 
@@ -35,7 +34,7 @@ Series = list[tuple[float, float]]
 def _steps_and_values(run: Run) -> dict[str, list[tuple[int | None, MetricValue]]]:
     """Each metric's (step, value) pairs in logging order; steps where the backend keeps them."""
     backend = run.workspace.backend
-    if is_local(backend):
+    if isinstance(backend, LocalRunFolders):
         from mlboot._tracking_local import read_records  # noqa: PLC0415
 
         found: dict[str, list[tuple[int | None, MetricValue]]] = {}

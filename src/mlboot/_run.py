@@ -17,16 +17,24 @@ import enum
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import attrs
 
-from mlboot._backends._seam import Metrics, RunDetails, StatusChangeWaiter
+from mlboot._backends._seam import (
+    LocalRunFolders,
+    Metrics,
+    RunDetails,
+    StatusChangeWaiter,
+    azureml_objects,
+)
 from mlboot._deadline import CALL_BOUND_SECONDS, bounded
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
+from mlboot._spellings import TERMINAL_RUN_STATUSES
 from mlboot._validate import check_bool, path_text, positive_seconds
 from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import (
@@ -139,7 +147,7 @@ class RunStatus(str, enum.Enum):
         return self is RunStatus.COMPLETED
 
 
-_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+_TERMINAL = frozenset(RunStatus(status) for status in TERMINAL_RUN_STATUSES)
 _POST_PROCESSING = frozenset({RunStatus.CANCEL_REQUESTED, RunStatus.FINALIZING})
 _RUNNING = frozenset(
     {
@@ -184,17 +192,12 @@ class Run:
 
     def _read_status(self) -> str:
         backend, ref = self.workspace.backend, self.workspace.ref
-        what = f"reading the status of run {self.id!r}"
-        with bounded(
-            backend.clock,
-            CALL_BOUND_SECONDS,
-            what=what,
-            limit=f"the bound of one status read ({CALL_BOUND_SECONDS:g} s)",
-            fix="try again later (the service was throttling or failing); the run itself goes on.",
-        ):
-            return call_with_retries(
-                lambda: backend.get_run_status(ref, self.id), clock=backend.clock, what=what
-            )
+        return _bounded_read(
+            self,
+            f"reading the status of run {self.id!r}",
+            "one status read",
+            lambda: backend.get_run_status(ref, self.id),
+        )
 
     def wait(
         self,
@@ -468,10 +471,12 @@ class Run:
     def to_azureml(self) -> object:
         """The ``azureml.core.Run`` behind this handle, for features mlboot does not wrap.
 
-        Typed ``object`` because azureml-core ships no type information.  A
-        :class:`~mlboot.testing.FakeBackend` has none and raises :class:`NotImplementedError`.
+        Typed ``object`` because azureml-core ships no type information.  A backend without SDK
+        objects (:class:`~mlboot.LocalBackend`, :class:`~mlboot.testing.FakeBackend`) raises
+        :class:`~mlboot.exceptions.SdkObjectUnavailableError` (a :class:`NotImplementedError`).
         """
-        return self.workspace.backend.azureml_run(self.workspace.ref, self.id)
+        objects = azureml_objects(self.workspace.backend, f"run {self.id!r}")
+        return objects.azureml_run(self.workspace.ref, self.id)
 
 
 def get_run(workspace: Workspace, run_id: str) -> Run:
@@ -514,11 +519,49 @@ def _python_advice(run: Run, *, cancel_failed: bool) -> str:
 
 def backend_name(backend: object) -> str:
     """What runs ``backend``'s runs, for messages: ``"Azure ML"`` or ``"the local backend"``."""
-    from mlboot._backends._choice import is_local  # noqa: PLC0415  (paid for only by this message)
-
-    if is_local(backend):
+    if runs_on_this_machine(backend):
         return "the local backend"
     return "Azure ML"  # the azureml-core adapter, and the fake that stands in for it
+
+
+def runs_on_this_machine(backend: object) -> bool:
+    """Whether ``backend``'s runs are processes and folders here (:class:`LocalRunFolders`)."""
+    return isinstance(backend, LocalRunFolders)
+
+
+def local_outputs(run: Run) -> Path | None:
+    """The folder of ``run``'s outputs when it is on this machine already, else ``None``."""
+    backend = run.workspace.backend
+    if not isinstance(backend, LocalRunFolders):
+        return None
+    return backend.run_folder(run.id) / "outputs"
+
+
+def read_details(run: Run) -> RunDetails:
+    """``run`` as the service describes it now: one read, a transient failure retried (bounded)."""
+    backend, ref = run.workspace.backend, run.workspace.ref
+    return _bounded_read(
+        run,
+        f"reading the details of run {run.id!r}",
+        "one read",
+        lambda: backend.get_run_details(ref, run.id),
+    )
+
+
+_Read = TypeVar("_Read")
+
+
+def _bounded_read(run: Run, what: str, bound: str, read: Callable[[], _Read]) -> _Read:
+    """``read()``, a transient failure retried, within :data:`CALL_BOUND_SECONDS` in all."""
+    clock = run.workspace.backend.clock
+    with bounded(
+        clock,
+        CALL_BOUND_SECONDS,
+        what=what,
+        limit=f"the bound of {bound} ({CALL_BOUND_SECONDS:g} s)",
+        fix="try again later (the service was throttling or failing); the run itself goes on.",
+    ):
+        return call_with_retries(read, clock=clock, what=what)
 
 
 def run_from_details(workspace: Workspace, details: RunDetails) -> Run:

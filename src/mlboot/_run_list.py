@@ -13,7 +13,7 @@ from mlboot._run import Run, RunStatus, run_from_details
 from mlboot._workspace import Workspace, check_workspace
 from mlboot.exceptions import InvalidInputError
 
-__all__ = ["RunInfo", "list_runs"]
+__all__ = ["RunInfo", "check_list_options", "list_runs"]
 
 _TIMESTAMP = re.compile(
     r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", re.ASCII
@@ -94,6 +94,11 @@ def _check(
     workspace: object, experiment: object, status: object, limit: object
 ) -> RunStatus | None:
     check_workspace(workspace)
+    return check_list_options(experiment, status, limit)
+
+
+def check_list_options(experiment: object, status: object, limit: object) -> RunStatus | None:
+    """Check :func:`list_runs`'s filters, before anything remote; the status they keep."""
     if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
         raise InvalidInputError(
             "experiment",

@@ -19,6 +19,7 @@ from mlboot._deadline import bounded
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment, validate_environment
 from mlboot._log import logger
+from mlboot._retry import call_with_retries
 from mlboot._run import Run, run_from_details
 from mlboot._snapshot import plan_snapshot
 from mlboot._validate import (
@@ -141,6 +142,7 @@ def submit_script(
         node_count=nodes,
         tags=tag_map,
         max_run_duration_seconds=duration,
+        snapshot=plan,  # checked above: the backend sends exactly these files
     )
     backend = workspace.backend
     with bounded(
@@ -151,6 +153,8 @@ def submit_script(
         fix="try again later (the service was throttling or failing), or pass a longer "
         "timeout; first look in the experiment for a run the service may have accepted.",
     ):
+        if environment is not None and environment.kind == "registered":
+            _check_registered(workspace, environment)
         details = backend.submit_run(workspace.ref, request)
     run = run_from_details(workspace, details)
     logger.info(
@@ -167,6 +171,19 @@ def submit_script(
 
 
 # -- checks ----------------------------------------------------------------------------------------
+
+
+def _check_registered(workspace: Workspace, environment: Environment) -> None:
+    """Look the registered environment up before submitting, a transient failure retried."""
+    backend = workspace.backend
+    which = f"version {environment.version}" if environment.version else "the latest version"
+    call_with_retries(
+        lambda: backend.check_registered_environment(
+            workspace.ref, environment.name, environment.version
+        ),
+        clock=backend.clock,
+        what=f"looking up environment {environment.name!r} ({which})",
+    )
 
 
 def check_experiment_name(name: object) -> str:

@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from mlboot._spellings import name_pattern
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 # attached computes and clusters of SDK v1: 2 to 16).  '_' and '.' are tolerated so that an
 # existing compute stays reachable whatever its kind; a new cluster's stricter rule is applied
 # only before creating it (mlboot._compute).
-COMPUTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,23}", re.ASCII)
+COMPUTE_NAME = re.compile(name_pattern(24), re.ASCII)
 COMPUTE_NAME_RULE = (
     "a compute name is 1 to 24 ASCII letters, digits, '-', '_' and '.', starting with a letter "
     "or digit (Azure ML allows no longer name for any kind of compute)"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from mlboot._backends._choice import check_backend, default_backend, local_backend
-from mlboot._backends._seam import Backend, WorkspaceRef
+from mlboot._backends._seam import Backend, WorkspaceRef, azureml_objects
 from mlboot._config import WorkspaceConfig, load_config
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError
@@ -65,10 +65,11 @@ class Workspace:
         """The ``azureml.core.Workspace`` behind this value, for features mlboot does not wrap.
 
         Typed ``object`` because azureml-core ships no type information; ``cast`` it, or use it
-        untyped.  A :class:`~mlboot.testing.FakeBackend` has none and raises
-        :class:`NotImplementedError`.
+        untyped.  A backend without SDK objects (:class:`~mlboot.LocalBackend`,
+        :class:`~mlboot.testing.FakeBackend`) raises
+        :class:`~mlboot.exceptions.SdkObjectUnavailableError` (a :class:`NotImplementedError`).
         """
-        return self.backend.azureml_workspace(self.ref)
+        return azureml_objects(self.backend, f"{self.ref}").azureml_workspace(self.ref)
 
 
 def check_workspace(workspace: object) -> None:

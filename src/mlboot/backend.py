@@ -1,13 +1,16 @@
 """The seam under mlboot, for writing or wrapping a backend.
 
 :class:`Backend` is the :class:`typing.Protocol` every backend satisfies; the records are what
-crosses it.  Most users never need this module: :mod:`mlboot.testing` has a ready-made fake.
+crosses it.  :class:`AzureMLObjects` is an optional extra: a backend with SDK objects to hand out
+(``to_azureml()``) implements it too.  Most users never need this module: :mod:`mlboot.testing`
+has a ready-made fake.
 """
 
 from __future__ import annotations
 
 from mlboot._auth import Credential
 from mlboot._backends._seam import (
+    AzureMLObjects,
     Backend,
     ComputeInfo,
     ComputeSpec,
@@ -22,6 +25,7 @@ from mlboot._backends._seam import (
 from mlboot._clock import Clock, SystemClock
 
 __all__ = [
+    "AzureMLObjects",
     "Backend",
     "Clock",
     "ComputeInfo",

@@ -28,6 +28,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RunFailedError",
+    "SdkObjectUnavailableError",
     "SecretExposureError",
     "ServiceError",
     "SnapshotLinkError",
@@ -240,6 +241,15 @@ class RunFailedError(MlbootError, RuntimeError):
         self.error = error
         self.log_tail = tuple(log_tail)
         super().__init__(message)
+
+
+class SdkObjectUnavailableError(MlbootError, NotImplementedError):
+    """``to_azureml()`` was called on a value whose backend has no SDK objects.
+
+    Only the azureml-core backend has them; :class:`mlboot.LocalBackend` and
+    :class:`mlboot.testing.FakeBackend` do not.  A ``NotImplementedError``, as the backends
+    raised before this class existed.
+    """
 
 
 class SecretExposureError(MlbootError, TypeError):

@@ -1,7 +1,9 @@
 """Every Backend operation the public API uses, under transient, permanent and slow faults.
 
-mlboot retries only what it repeats itself (status polls: ``get_run_status`` and
-``get_compute_provisioning``), under its one policy; every other operation is attempted once,
+mlboot retries only what it repeats itself (status polls: ``get_run_status``, and
+``get_compute`` while waiting for provisioning) and what the SDK sends once without a retry of
+its own (``check_registered_environment``, ``list_runs``), under its one policy; every other
+operation is attempted once,
 because the azureml-core backend already retries those requests itself and mlboot must not
 multiply them.  Each case asserts the outcome and the exact number of attempts.
 """
@@ -31,6 +33,23 @@ from mlboot.exceptions import (
 from mlboot.testing import FakeBackend, FaultKind
 
 BOUND = DEFAULT_POLICY.attempts
+
+POLL = "get_compute (provisioning poll)"
+"""The case of ``get_compute`` polled while waiting: the faults spare the lookup before it."""
+
+
+def _fail(fake: FakeBackend, case: str, error: FaultKind | BaseException, *, times: int) -> None:
+    if case == POLL:
+        fake.fail("get_compute", error, times=times, after=1)
+    else:
+        fake.fail(case, error, times=times)
+
+
+def _attempts(fake: FakeBackend, case: str) -> int:
+    """How many times the case's operation was called (for a poll: after the lookup)."""
+    if case == POLL:
+        return len(fake.calls_to("get_compute")) - 1
+    return len(fake.calls_to(case))
 
 
 @attrs.frozen
@@ -76,6 +95,17 @@ def _scale(s: Scenario) -> object:
 def _submit(s: Scenario) -> object:
     return mlboot.submit_script(
         s.workspace, "train.py", compute="cpu", experiment="exp", source_directory=s.source
+    )
+
+
+def _registered(s: Scenario) -> object:
+    return mlboot.submit_script(
+        s.workspace,
+        "train.py",
+        compute="cpu",
+        experiment="exp",
+        source_directory=s.source,
+        environment=mlboot.Environment.from_registered("train-env", "2"),
     )
 
 
@@ -126,8 +156,9 @@ OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
     "get_workspace": (_workspace, False),
     "get_compute": (_get_compute, False),
     "create_compute": (_create_compute, False),
-    "get_compute_provisioning": (_provisioning, True),
+    POLL: (_provisioning, True),
     "update_compute_scale": (_scale, False),
+    "check_registered_environment": (_registered, True),
     "submit_run": (_submit, False),
     "get_run_status": (_status, True),
     "get_run_details": (_details, False),
@@ -159,8 +190,8 @@ def scenario(
 def test_the_matrix_covers_every_operation_the_public_api_uses() -> None:
     from mlboot._backends.fake._fake import OPERATIONS as FAKE_OPERATIONS  # noqa: PLC0415
 
-    escape_hatches = {"azureml_workspace", "azureml_compute", "azureml_run"}
-    assert set(OPERATIONS) == FAKE_OPERATIONS - escape_hatches
+    # The SDK objects are not part of the seam: every operation the fake knows is exercised.
+    assert set(OPERATIONS) - {POLL} == FAKE_OPERATIONS
 
 
 @pytest.mark.parametrize("kind", ["transient", "server", "throttled", "network"])
@@ -168,7 +199,7 @@ def test_the_matrix_covers_every_operation_the_public_api_uses() -> None:
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 def test_transient_faults(scenario: Scenario, operation: str, times: int, kind: FaultKind) -> None:
     exercise, retried = OPERATIONS[operation]
-    scenario.fake.fail(operation, kind, times=times)
+    _fail(scenario.fake, operation, kind, times=times)
     survives = retried and times < BOUND
     if survives:
         exercise(scenario)
@@ -176,7 +207,7 @@ def test_transient_faults(scenario: Scenario, operation: str, times: int, kind: 
         with pytest.raises(ServiceError) as info:
             exercise(scenario)
         assert info.value.transient
-    attempts = len(scenario.fake.calls_to(operation))
+    attempts = _attempts(scenario.fake, operation)
     expected = (times + 1 if survives else min(times, BOUND)) if retried else 1
     assert attempts == expected
     assert attempts <= BOUND
@@ -194,13 +225,13 @@ def test_permanent_faults_fail_fast_with_their_type(
     scenario: Scenario, operation: str, kind: FaultKind
 ) -> None:
     exercise, _retried = OPERATIONS[operation]
-    scenario.fake.fail(operation, kind, times=10)
+    _fail(scenario.fake, operation, kind, times=10)
     with pytest.raises(PERMANENT[kind]) as info:
         exercise(scenario)
     assert isinstance(info.value, PERMANENT[kind])
-    assert len(scenario.fake.calls_to(operation)) == 1
+    assert _attempts(scenario.fake, operation) == 1
     creates = len(scenario.fake.calls_to("create_compute"))
-    assert creates == (1 if operation in {"create_compute", "get_compute_provisioning"} else 0)
+    assert creates == (1 if operation in {"create_compute", POLL} else 0)
     LEDGER.fault(1, survived=False, attempts=1)
     LEDGER.failed_fast()
 
@@ -260,7 +291,7 @@ def test_slow_transient_status_polls_survive_within_the_bound(scenario: Scenario
 
 def test_slow_provisioning_polls_end_in_a_timeout_not_a_hang(scenario: Scenario) -> None:
     scenario.fake.program_provisioning("gpu-new", seconds=10_000)
-    _slow(scenario.fake, "get_compute_provisioning", 20.0)
+    _slow(scenario.fake, "get_compute", 20.0)
     with pytest.raises(WaitTimeoutError):
         mlboot.get_or_create_compute_target(
             scenario.workspace, "gpu-new", vm_size="Standard_NC6s_v3", max_nodes=2, timeout=120
@@ -310,11 +341,7 @@ def _provisioning_60(s: Scenario) -> object:
 BOUNDED_CALLS: dict[str, tuple[str, Callable[[Scenario], object], float]] = {
     "Run.wait(timeout=30)": ("get_run_status", _wait_30, 30.0),
     "Run.status()": ("get_run_status", _status, CALL_BOUND_SECONDS),
-    "get_or_create_compute_target(timeout=60)": (
-        "get_compute_provisioning",
-        _provisioning_60,
-        60.0,
-    ),
+    "get_or_create_compute_target(timeout=60)": (POLL, _provisioning_60, 60.0),
 }
 
 
@@ -324,7 +351,7 @@ def test_every_time_out_and_bound_holds_under_a_lasting_fault(
     scenario: Scenario, call: str, fault: str
 ) -> None:
     operation, exercise, bound = BOUNDED_CALLS[call]
-    scenario.fake.fail(operation, LASTING[fault](operation), times=100_000)
+    _fail(scenario.fake, operation, LASTING[fault](operation), times=100_000)
     clock = scenario.fake.clock
     started = clock.monotonic()
     # The retries run out first (a typed transient error) or the deadline does (a time-out).
@@ -335,4 +362,4 @@ def test_every_time_out_and_bound_holds_under_a_lasting_fault(
     if isinstance(info.value, ServiceError):
         assert info.value.transient
     LEDGER.deadline(elapsed, bound)
-    LEDGER.fault(len(scenario.fake.calls_to(operation)), survived=False, attempts=1)
+    LEDGER.fault(_attempts(scenario.fake, operation), survived=False, attempts=1)

@@ -243,6 +243,15 @@ def _record(
     return record, {}
 
 
+_PROTOCOLS_AND_ALIASES = {
+    "AzureMLObjects",
+    "Backend",
+    "Clock",
+    "Credential",
+    "MetricValue",
+    "Metrics",
+}
+
 TARGETS: dict[str, Target] = {
     "workspace_from_config": lambda _: (mlboot.workspace_from_config, {}),
     "get_or_create_compute_target": lambda _: (mlboot.get_or_create_compute_target, {}),
@@ -348,7 +357,7 @@ TARGETS: dict[str, Target] = {
         f"backend.{name}": functools.partial(_record, getattr(mlboot.backend, name))
         # The records and the clock: the protocols and type aliases take no input.
         for name in mlboot.backend.__all__
-        if name not in {"Backend", "Clock", "Credential", "MetricValue", "Metrics"}
+        if name not in _PROTOCOLS_AND_ALIASES
     },
 }
 

@@ -8,7 +8,7 @@ from typing_extensions import assert_type
 
 import mlboot
 from mlboot._backends.azureml._azureml import AzureMLBackend
-from mlboot.backend import Backend, Clock, ComputeInfo, WorkspaceRef
+from mlboot.backend import AzureMLObjects, Backend, Clock, ComputeInfo, WorkspaceRef
 from mlboot.exceptions import MlbootError, WaitTimeoutError
 from mlboot.testing import FakeBackend, FakeClock
 
@@ -16,6 +16,7 @@ from mlboot.testing import FakeBackend, FakeClock
 fake_backend: Backend = FakeBackend()
 sdk_backend: Backend = AzureMLBackend()
 local_backend: Backend = mlboot.LocalBackend()
+sdk_objects: AzureMLObjects = AzureMLBackend()  # the capability behind to_azureml()
 fake_clock: Clock = FakeClock()
 
 workspace = mlboot.workspace_from_config(Path("config.json"), backend=FakeBackend())

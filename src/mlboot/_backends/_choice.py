@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING
 
 from mlboot._backends._seam import Backend
 from mlboot.exceptions import InvalidInputError
@@ -23,7 +23,6 @@ from mlboot.exceptions import InvalidInputError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mlboot._backends.local._local import LocalBackend
 
 _lock = threading.Lock()
 _chosen: list[Backend] = []
@@ -63,13 +62,6 @@ def local_backend(config_source: Path | None) -> Backend:
     from mlboot._backends.local._local import LocalBackend, default_root  # noqa: PLC0415
 
     return LocalBackend(default_root(config_source))
-
-
-def is_local(backend: object) -> TypeGuard[LocalBackend]:
-    """Whether ``backend`` runs its runs on this machine (a :class:`~mlboot.LocalBackend`)."""
-    from mlboot._backends.local._local import LocalBackend  # noqa: PLC0415  (only when asked)
-
-    return isinstance(backend, LocalBackend)
 
 
 def chosen_backend() -> Backend | None:

@@ -3,7 +3,9 @@
 A backend only moves requests and answers.  Validation, get-or-create, comparisons, waiting and
 time-outs all live above it, in the public functions.  Backends raise only
 :mod:`mlboot.exceptions` errors: "not found" of a compute target is an answer (``None``), not an
-error, so that a failed lookup can never be mistaken for a missing cluster.
+error, so that a failed lookup can never be mistaken for a missing cluster.  What crosses the
+seam is said in mlboot's words (``mlboot._spellings``), which each backend maps to its
+service's.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
+from mlboot.exceptions import SdkObjectUnavailableError
+
 if TYPE_CHECKING:
     from mlboot._auth import Credential
     from mlboot._clock import Clock
     from mlboot._distribution import Distribution
     from mlboot._environment import Environment
+    from mlboot._snapshot import SnapshotPlan
 
 MetricValue: TypeAlias = "float | int | str"
 """One logged value of a metric."""
@@ -60,7 +65,8 @@ class ServiceErrorDetail:
 
 @attrs.frozen
 class ComputeSpec:
-    """The cluster a caller asks for; ``vm_priority`` is ``dedicated`` or ``lowpriority``."""
+    """The cluster a caller asks for, checked; ``vm_priority`` is ``"dedicated"`` or
+    ``"lowpriority"``."""
 
     vm_size: str
     vm_priority: str
@@ -73,10 +79,13 @@ class ComputeSpec:
 class ComputeInfo:
     """An existing compute target as the service describes it.
 
-    ``kind`` is the service's compute type (``AmlCompute`` for a cluster; ``ComputeInstance``,
-    ``VirtualMachine``, ``Kubernetes``... otherwise).  Scale fields are ``None`` for kinds that
-    have none.  ``provisioning_state`` is one of Unknown, Updating, Creating, Deleting,
-    Succeeded, Failed, Canceled.
+    ``kind`` is ``"AmlCompute"`` for a cluster, whatever the service calls it; other kinds
+    keep the service's name (``ComputeInstance``, ``VirtualMachine``, ``Kubernetes``...).  Scale
+    fields are ``None`` for kinds that have none; ``vm_priority`` is ``"dedicated"`` or
+    ``"lowpriority"`` (mlboot also reads other spellings case-insensitively).
+    ``provisioning_state`` is one of Unknown, Updating, Creating, Deleting, Succeeded, Failed,
+    Canceled; ``provisioning_errors`` are what the service reports of provisioning (a quota
+    error), read with the state, since a wait polls both.
     """
 
     name: str
@@ -92,7 +101,14 @@ class ComputeInfo:
 
 @attrs.frozen
 class RunRequest:
-    """Everything needed to submit one script run; validated before it is built."""
+    """Everything needed to submit one script run; validated before it is built.
+
+    ``snapshot`` is the plan of the files the run gets (:func:`mlboot.plan_snapshot` of
+    ``source_directory``), decided once by :func:`mlboot.submit_script`, which checked it (the
+    limits, the links, the script inside it): a backend uploads or copies exactly those files
+    and never plans again.  A request built by hand may leave it out; :meth:`snapshot_plan`
+    then plans it, by the same rules.
+    """
 
     experiment: str
     source_directory: Path
@@ -104,11 +120,24 @@ class RunRequest:
     node_count: int = 1
     tags: Mapping[str, str] = attrs.field(factory=dict)
     max_run_duration_seconds: int | None = None
+    snapshot: SnapshotPlan | None = attrs.field(default=None, kw_only=True, eq=False)
+
+    def snapshot_plan(self) -> SnapshotPlan:
+        """The files to send: ``snapshot``, or for a request built without one, planned now."""
+        if self.snapshot is not None:
+            return self.snapshot
+        from mlboot._snapshot import plan_snapshot  # noqa: PLC0415  (only for hand-built requests)
+
+        return plan_snapshot(self.source_directory)
 
 
 @attrs.frozen
 class RunDetails:
-    """A run as the service describes it.  ``status`` is the service's own status string."""
+    """A run as the service describes it.
+
+    ``status`` is a :class:`~mlboot.RunStatus` value (the backend maps its service's words; a
+    status mlboot does not know passes as it is and reads as ``Unknown``).
+    """
 
     run_id: str
     experiment: str
@@ -120,19 +149,35 @@ class RunDetails:
 
 
 class Backend(Protocol):
-    """One narrow method per remote operation mlboot needs.
+    """One narrow method per remote operation mlboot needs; nothing shaped after one SDK.
 
-    Implementations: the azureml-core adapter (the default) and
-    :class:`mlboot.testing.FakeBackend`.  Every method raises only :mod:`mlboot.exceptions`
-    errors: :class:`~mlboot.exceptions.AuthenticationError`,
+    Implementations: the azureml-core adapter (the default), :class:`mlboot.LocalBackend` and
+    :class:`mlboot.testing.FakeBackend`.  What a backend does not decide: whether arguments are
+    valid, whether to retry (beyond what its SDK does by itself), how long to wait, whether a
+    cluster matches, which files a snapshot holds, what a status means.  Those are mlboot's
+    decisions, taken once in the public functions above this seam, so every backend behaves
+    alike and a new one (azure-ai-ml, SDK v2) only translates.  What crosses the seam is said
+    in mlboot's words (``mlboot._spellings``): each backend maps its service's words to them.
+    A request is a record (:class:`RunRequest`), so what a run needs next (data inputs and
+    outputs) is a new field of it, not a new shape of these methods.
+
+    Every method raises only :mod:`mlboot.exceptions` errors:
+    :class:`~mlboot.exceptions.AuthenticationError`,
     :class:`~mlboot.exceptions.PermissionDeniedError`, :class:`~mlboot.exceptions.ServiceError`
-    (with ``transient`` set for throttling, server and network failures),
-    :class:`~mlboot.exceptions.NotFoundError` for a missing workspace or run.
+    (with ``transient`` set for throttling, server and network failures, which the public
+    functions retry), :class:`~mlboot.exceptions.NotFoundError` for a missing workspace or run.
+    SDK objects are not part of the seam: a backend that has them offers them through the
+    optional :class:`AzureMLObjects` capability.
     """
 
     @property
     def clock(self) -> Clock:
-        """The clock that waits against this backend are measured with."""
+        """The clock that waits against this backend are measured with.
+
+        Exists so that every wait, back-off and time-out above the seam runs on the backend's
+        time: real time for Azure ML and local processes, a :class:`~mlboot.testing.FakeClock`
+        that never sleeps for the fake.
+        """
         ...
 
     # Workspace
@@ -146,55 +191,94 @@ class Backend(Protocol):
     ) -> WorkspaceInfo:
         """Look the workspace up; raise :class:`~mlboot.exceptions.WorkspaceNotFoundError`.
 
-        ``credential=None`` means the default chain (:func:`mlboot._auth.resolve_default_auth`);
-        ``tenant_id`` comes from the config file, for the chain's interactive step.
+        Exists because a workspace must answer before anything else is asked of it: the first
+        call signs in, so a wrong name or a refused login fails here, at once, and not at the
+        first compute lookup.  ``credential=None`` means the default chain
+        (:func:`mlboot._auth.resolve_default_auth`); ``tenant_id`` comes from the config file,
+        for the chain's interactive step.  azureml-core's ``Workspace(...)`` makes the request;
+        azure-ai-ml's ``MLClient`` makes none, so a v2 backend sends ``workspaces.get``.
         """
-        ...
-
-    def azureml_workspace(self, ref: WorkspaceRef) -> object:
-        """The underlying SDK workspace object, for features mlboot does not wrap."""
         ...
 
     # Compute
     def get_compute(self, ref: WorkspaceRef, name: str) -> ComputeInfo | None:
-        """Look a compute target up by name; ``None`` only when it genuinely does not exist."""
+        """The compute target called ``name`` as it is now; ``None`` only when it does not exist.
+
+        Exists for two decisions above the seam: get-or-create (``None`` leads to a create;
+        any failure raises, so that a failed lookup can never pass for a missing cluster) and
+        waiting for provisioning (it is polled, and its ``provisioning_state`` and
+        ``provisioning_errors`` tell how provisioning goes).  One read serves both, as one GET
+        does in both SDKs.
+        """
         ...
 
     def create_compute(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
-        """Start creating a cluster; :class:`~mlboot.exceptions.ConflictError` if it exists."""
+        """Start creating a cluster; :class:`~mlboot.exceptions.ConflictError` if ``name`` is taken.
+
+        Exists apart from :meth:`update_compute_scale` because creating must never change a
+        cluster someone else just made: mlboot looks up first, and treats a conflict as that
+        race (it looks up again and compares).  Returns once the service has accepted the
+        request, without waiting; the wait is mlboot's (:meth:`get_compute`).  azure-ai-ml's
+        ``begin_create_or_update`` is an upsert PUT that never reports a conflict: a v2 backend
+        makes the PUT conditional (``If-None-Match: *``) or otherwise raises ``ConflictError``
+        itself rather than overwrite.
+        """
         ...
 
-    def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
-        """Read the target's current provisioning state and errors (polled while waiting)."""
+    def update_compute_scale(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
+        """Change the scale settings of an existing cluster to ``spec``'s; return it as it is then.
+
+        Exists for ``on_mismatch="update"``: only ``min_nodes``, ``max_nodes`` and
+        ``idle_seconds_before_scaledown`` may differ (mlboot checks that first), and the
+        cluster is updated in place.  It takes the whole spec, like :meth:`create_compute`,
+        because a service may only know how to send the whole cluster: azure-ai-ml's update is
+        a full PUT, which would drop the VM priority unless it is sent again.
+        """
         ...
 
-    def update_compute_scale(
-        self,
-        ref: WorkspaceRef,
-        name: str,
-        *,
-        min_nodes: int,
-        max_nodes: int,
-        idle_seconds_before_scaledown: int,
-    ) -> ComputeInfo:
-        """Change a cluster's scale settings in place."""
-        ...
+    # Environments
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        """Check that the workspace has the registered environment; ``NotFoundError`` if not.
 
-    def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
-        """The underlying SDK compute target object."""
+        Exists so that a wrong environment name fails before the run is submitted, with the
+        lookup retried above the seam under mlboot's one policy (azureml-core sends it once,
+        without a retry; azure-ai-ml sends ``"name:version"`` unresolved with the job, which
+        would fail only at the job PUT).  ``version=None`` is the latest.  A backend may keep
+        what it found for the :meth:`submit_run` that follows, so it is looked up once; one
+        that runs no registered environments (the local backend) only accepts it.
+        """
         ...
 
     # Runs
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        """Submit a script run; return as soon as the service has accepted it."""
+        """Submit a script run; return as soon as the service has accepted it.
+
+        Exists as one operation because submitting is one request to the service (snapshot
+        upload, environment and job definition included) that either creates a run or not.
+        ``request`` is complete and checked: the backend translates it, it decides nothing.
+        The run's id is the one returned: the service's (azureml-core) or one the backend chose
+        itself (azure-ai-ml lets the client name a job, which makes a retried PUT idempotent).
+        No experiment object is needed: ``request.experiment`` is only a name.
+        """
         ...
 
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
-        """The run's current status string; :class:`~mlboot.exceptions.NotFoundError` if unknown."""
+        """The run's status now, a :class:`~mlboot.RunStatus` value; ``NotFoundError`` if unknown.
+
+        Exists apart from :meth:`get_run_details` because it is what a wait polls, so it should
+        be the cheapest read a service offers.  Which statuses are final is mlboot's decision
+        (``mlboot._spellings.TERMINAL_RUN_STATUSES``), not the backend's.
+        """
         ...
 
     def get_run_details(self, ref: WorkspaceRef, run_id: str) -> RunDetails:
-        """The run's details, including the service's error for a failed run."""
+        """The run's details, including the service's error for a failed run.
+
+        Exists for reattaching by id (``get_run``: the id is checked once and the experiment
+        read) and for the report of a failed run (its error, start and end times).
+        """
         ...
 
     def list_runs(
@@ -202,31 +286,98 @@ class Backend(Protocol):
     ) -> list[RunDetails]:
         """Up to ``limit`` (> 0) runs of the workspace, newest first.
 
-        Only runs of ``experiment`` and only runs whose status is ``status`` (a
-        :class:`~mlboot.RunStatus` value) when given; an experiment that does not exist has no
-        runs.
+        Exists for ``list_runs`` and ``mlboot runs list``.  Only runs of ``experiment`` and
+        only runs whose status is ``status`` (a :class:`~mlboot.RunStatus` value) when given;
+        an experiment that does not exist has no runs.  The filters are passed down so that a
+        service can apply them in its own query instead of sending every run.
         """
         ...
 
     def get_run_logs(self, ref: WorkspaceRef, run_id: str) -> str:
-        """The run's user log text so far (stdout and stderr of the script)."""
+        """The run's user log text so far (stdout and stderr of the script).
+
+        Exists for ``Run.logs``, for following a run (``wait(show_output=True)``) and for the
+        log tail of a failed run.  Returns text rather than printing it: azure-ai-ml's
+        ``jobs.stream`` only prints, so a v2 backend reads run history's log files.
+        """
         ...
 
     def get_run_metrics(self, ref: WorkspaceRef, run_id: str) -> Metrics:
-        """Every metric the run logged."""
+        """Every metric the run logged: name to every value, in logging order.
+
+        Exists for ``Run.metrics``.  Values are numbers or text because azureml-core keeps
+        both; a backend whose service keeps floats only (MLflow, azure-ai-ml's only way to
+        metrics) returns floats, with one history read per metric name.
+        """
         ...
 
     def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
-        """Download the run's ``outputs/`` files below ``destination``; return their paths."""
+        """Download the run's ``outputs/`` files below ``destination``; return their paths.
+
+        Exists for ``Run.download_outputs``; mlboot has made ``destination`` and checked it.
+        Files land in ``destination/outputs/`` whatever the service's own layout (azure-ai-ml
+        puts the default output in ``artifacts/outputs/``), and never through a link.
+        """
         ...
 
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
-        """Ask the service to cancel the run."""
+        """Ask the service to cancel the run; a run that has ended is left as it is.
+
+        Exists for ``Run.cancel`` and ``wait(cancel_on_interrupt=True)``.  Returns once asked,
+        without waiting: the run then reads ``CancelRequested``, then ``Canceled``.
+        """
+        ...
+
+
+@runtime_checkable
+class AzureMLObjects(Protocol):
+    """An optional extra of a backend: the SDK objects behind mlboot's values.
+
+    ``to_azureml()`` of :class:`~mlboot.Workspace`, :class:`~mlboot.ComputeTarget` and
+    :class:`~mlboot.Run` hands them out, for features mlboot does not wrap, from a backend that
+    has this capability (the azureml-core one); on any other it raises
+    :class:`~mlboot.exceptions.SdkObjectUnavailableError`.  Not part of :class:`Backend`, so that
+    a backend without SDK objects (local, fake) needs no stub for them.
+    """
+
+    def azureml_workspace(self, ref: WorkspaceRef) -> object:
+        """The underlying SDK workspace object."""
+        ...
+
+    def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
+        """The underlying SDK compute target object, read fresh from the service."""
         ...
 
     def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
         """The underlying SDK run object."""
         ...
+
+
+@runtime_checkable
+class LocalRunFolders(Protocol):
+    """An optional extra of a backend whose runs live in folders on this machine.
+
+    :class:`mlboot.LocalBackend` has it.  Callers check for it instead of for one class: the
+    ``mlboot`` command shows a local run's ``outputs/`` folder (no download needed) and polls
+    its status more often (a file read, not a request), and messages say "on the local backend"
+    rather than "in Azure ML".
+    """
+
+    def run_folder(self, run_id: str) -> Path:
+        """The folder of run ``run_id``; :class:`~mlboot.exceptions.NotFoundError` if unknown."""
+        ...
+
+
+def azureml_objects(backend: object, wanted: str) -> AzureMLObjects:
+    """``backend`` as a source of SDK objects, else a typed error saying what to do instead."""
+    if isinstance(backend, AzureMLObjects):
+        return backend
+    raise SdkObjectUnavailableError(
+        f"{type(backend).__name__} has no azureml-core objects to hand out, so {wanted} has none: "
+        "only the azureml-core backend has them. Fix: run the code that needs the SDK object "
+        "against Azure ML, with the azureml-core backend, or keep it out of what runs on "
+        f"{type(backend).__name__}."
+    )
 
 
 @runtime_checkable

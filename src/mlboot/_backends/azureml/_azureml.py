@@ -50,7 +50,7 @@ from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
 from mlboot._links import check_destination
-from mlboot._retry import call_with_retries
+from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY
 from mlboot._warnings import warn
 from mlboot.exceptions import (
     AuthenticationError,
@@ -290,6 +290,8 @@ class AzureMLBackend:
         self._workspaces: dict[WorkspaceRef, Any] = {}
         # SDK runs by workspace and id: submitted here, or looked up once with Run.get.
         self._runs: dict[tuple[WorkspaceRef, str], Any] = {}
+        # Registered environments found by check_registered_environment, for the next submit.
+        self._environments: dict[tuple[WorkspaceRef, str, str | None], Any] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLBackend(workspaces={len(self._workspaces)})"
@@ -387,25 +389,7 @@ class AzureMLBackend:
                 error = ConflictError(f"compute target {name!r} already exists in {ref}: {error}")
             raise error from exc
 
-    def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
-        from azureml.core.compute import ComputeTarget  # noqa: PLC0415
-
-        workspace = self._sdk_workspace(ref)
-        with _translated(f"reading the provisioning state of compute target {name!r} in {ref}"):
-            payload = ComputeTarget._get(workspace, name)  # noqa: SLF001  (404 -> None, see get_compute)
-            if payload is None:
-                raise NotFoundError(f"compute target {name!r} no longer exists in {ref}")
-            return _compute_info(workspace, payload)
-
-    def update_compute_scale(
-        self,
-        ref: WorkspaceRef,
-        name: str,
-        *,
-        min_nodes: int,
-        max_nodes: int,
-        idle_seconds_before_scaledown: int,
-    ) -> ComputeInfo:
+    def update_compute_scale(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
         from azureml.core.compute import AmlCompute, ComputeTarget  # noqa: PLC0415
 
         workspace = self._sdk_workspace(ref)
@@ -414,10 +398,11 @@ class AzureMLBackend:
             if payload is None:
                 raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
             cluster = AmlCompute.deserialize(workspace, payload)
+            # azureml-core's update is a PATCH of the scale settings: the rest stays as it is.
             cluster.update(
-                min_nodes=min_nodes,
-                max_nodes=max_nodes,
-                idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+                min_nodes=spec.min_nodes,
+                max_nodes=spec.max_nodes,
+                idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
             )
             cluster.refresh_state()
             return _compute_info_from_sdk(cluster)
@@ -441,6 +426,16 @@ class AzureMLBackend:
             )
         return found
 
+    # -- environments ----------------------------------------------------------------------------
+
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        workspace = self._sdk_workspace(ref)
+        found = _run_registered_environment(workspace, name, version)
+        with self._lock:  # the submit that follows sends it: one lookup per submit
+            self._environments[(ref, name, version)] = found
+
     # -- runs ------------------------------------------------------------------------------------
 
     def _sdk_run(self, ref: WorkspaceRef, run_id: str) -> Any:
@@ -458,7 +453,7 @@ class AzureMLBackend:
             return self._runs.setdefault((ref, run_id), run)
 
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        """Submit the run, uploading exactly the files :func:`mlboot.plan_snapshot` selects.
+        """Submit the run, uploading exactly the files of the request's snapshot plan.
 
         azureml-core walks the folder it is given with rules of its own (it follows every
         link, and uploads a local workspace folder unless an ignore file leaves it out), so it
@@ -468,9 +463,9 @@ class AzureMLBackend:
         """
         from azureml.core import Experiment  # noqa: PLC0415  (the SDK loads only on use)
 
-        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
+        from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
-        plan = plan_snapshot(request.source_directory)
+        plan = request.snapshot_plan()  # decided above the seam, by submit_script
         workspace = self._sdk_workspace(ref)
         doing = (
             f"submitting {request.script!r} as a run of experiment {request.experiment!r} "
@@ -489,7 +484,9 @@ class AzureMLBackend:
             materialize_snapshot(plan, staged, link=True)
             with _translated(doing):
                 config = _run_script_run_config(
-                    attrs.evolve(request, source_directory=staged), workspace, clock=self._clock
+                    attrs.evolve(request, source_directory=staged),
+                    workspace,
+                    registered=self._registered(ref, request.environment),
                 )
                 experiment = Experiment(workspace, request.experiment)
                 # Returns once the service accepted the run; the waiting is mlboot's (never
@@ -502,6 +499,13 @@ class AzureMLBackend:
         with self._lock:
             self._runs[(ref, details.run_id)] = run
         return details
+
+    def _registered(self, ref: WorkspaceRef, environment: Environment | None) -> Any:
+        """The SDK environment checked for this submit, if it was (else it is looked up)."""
+        if environment is None or environment.kind != "registered":
+            return None
+        with self._lock:
+            return self._environments.pop((ref, environment.name, environment.version), None)
 
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
         run = self._sdk_run(ref, run_id)
@@ -607,12 +611,13 @@ def _run_quiet_sdk() -> Iterator[None]:
 
 
 def _run_script_run_config(
-    request: RunRequest, workspace: Any = None, *, clock: Clock | None = None
+    request: RunRequest, workspace: Any = None, *, registered: Any = None
 ) -> Any:
     """The ``ScriptRunConfig`` for a request; remote only for a registered environment.
 
-    ``workspace`` is needed only to look a registered environment up, and ``clock`` to wait
-    between the attempts of that lookup.
+    ``registered`` is the SDK environment :meth:`AzureMLBackend.check_registered_environment`
+    found for the request's registered environment; without it, ``workspace`` is needed to
+    look it up (once).
     """
     from azureml.core import ScriptRunConfig  # noqa: PLC0415  (the SDK loads only on use)
 
@@ -620,7 +625,7 @@ def _run_script_run_config(
         environment = (
             None
             if request.environment is None
-            else _run_sdk_environment(request.environment, workspace, clock=clock)
+            else _run_sdk_environment(request.environment, workspace, registered=registered)
         )
         duration: dict[str, int] = {}
         if request.max_run_duration_seconds is not None:
@@ -675,30 +680,20 @@ def _run_distributed_config(distribution: Distribution | None, node_count: int) 
 
 
 def _run_sdk_environment(
-    environment: Environment, workspace: Any, *, clock: Clock | None = None
+    environment: Environment, workspace: Any, *, registered: Any = None
 ) -> Any:
     """The SDK ``Environment`` for mlboot's, its Python version always set explicitly.
 
-    Looking up a registered environment is retried under mlboot's one policy
-    (:mod:`mlboot._retry`): azureml-core sends that request once, with no retry of its own.
+    A registered environment is ``registered`` (already looked up), else looked up once.
     """
     from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415  (loads on use)
 
     if environment.kind == "registered":
+        if registered is not None:
+            return registered
         if workspace is None:
             raise ValueError("looking up a registered environment needs the SDK workspace")
-        which = f"version {environment.version}" if environment.version else "the latest version"
-        doing = f"looking up environment {environment.name!r} ({which})"
-
-        def look_up() -> Any:
-            try:
-                return SdkEnvironment.get(workspace, environment.name, version=environment.version)
-            except Exception as exc:
-                raise _run_environment_error(exc, doing, environment) from exc
-
-        return call_with_retries(
-            look_up, clock=clock if clock is not None else SystemClock(), what=doing
-        )
+        return _run_registered_environment(workspace, environment.name, environment.version)
     conda = (
         None if environment.conda_specification is None else str(environment.conda_specification)
     )
@@ -722,7 +717,25 @@ def _run_sdk_environment(
     return built
 
 
-def _run_environment_error(exc: Exception, doing: str, environment: Environment) -> MlbootError:
+def _run_registered_environment(workspace: Any, name: str, version: str | None) -> Any:
+    """One ``Environment.get``: azureml-core sends it once, with no retry of its own.
+
+    mlboot's retries of it are above the seam (:func:`mlboot.submit_script`), under its one
+    policy, so that they are the same on every backend.
+    """
+    from azureml.core import Environment as SdkEnvironment  # noqa: PLC0415  (loads on use)
+
+    which = f"version {version}" if version else "the latest version"
+    doing = f"looking up environment {name!r} ({which})"
+    try:
+        return SdkEnvironment.get(workspace, name, version=version)
+    except Exception as exc:
+        raise _run_environment_error(exc, doing, name, version) from exc
+
+
+def _run_environment_error(
+    exc: Exception, doing: str, name: str, version: str | None
+) -> MlbootError:
     """Translate ``Environment.get``'s failure: a bare ``Exception`` whose text has the status.
 
     azureml-core raises ``Exception("Error retrieving the environment definition. Code: NNN
@@ -733,9 +746,9 @@ def _run_environment_error(exc: Exception, doing: str, environment: Environment)
         return translate_sdk_error(exc, doing)
     status = int(match.group(1))
     if status == HTTPStatus.NOT_FOUND:
-        which = f" version {environment.version}" if environment.version else ""
+        which = f" version {version}" if version else ""
         return NotFoundError(
-            f"environment {environment.name!r}{which} was not found in the workspace. Fix: "
+            f"environment {name!r}{which} was not found in the workspace. Fix: "
             "check the name and version in Azure ML studio, Environments (curated environments "
             "start with 'AzureML-')."
         )
@@ -922,10 +935,10 @@ def _compute_info_from_sdk(cluster: Any) -> ComputeInfo:
     status = cluster.status
     return ComputeInfo(
         name=str(cluster.name),
-        kind=str(cluster.type),
+        kind=CLUSTER_KIND,  # azureml-core's AmlCompute, the only class read here
         provisioning_state=str(cluster.provisioning_state or "Unknown"),
         vm_size=cluster.vm_size or None,
-        vm_priority=cluster.vm_priority or None,
+        vm_priority=_compute_priority(cluster.vm_priority),
         min_nodes=_compute_int(scale.minimum_node_count) if scale else None,
         max_nodes=_compute_int(scale.maximum_node_count) if scale else None,
         idle_seconds_before_scaledown=(
@@ -934,6 +947,19 @@ def _compute_info_from_sdk(cluster: Any) -> ComputeInfo:
         provisioning_errors=_compute_errors(cluster.provisioning_errors)
         + _compute_errors(status.errors if status else None),
     )
+
+
+# azureml-core reports "Dedicated" and "LowPriority", and takes the lower-case words.
+_COMPUTE_PRIORITY_FROM_SDK = {"dedicated": DEDICATED, "lowpriority": LOW_PRIORITY}
+_COMPUTE_PRIORITY_TO_SDK = {DEDICATED: "dedicated", LOW_PRIORITY: "lowpriority"}
+
+
+def _compute_priority(value: Any) -> str | None:
+    """mlboot's word for the SDK's priority; one it does not know passes as it is."""
+    if not value:
+        return None
+    text = str(value)
+    return _COMPUTE_PRIORITY_FROM_SDK.get(text.lower(), text)
 
 
 def _compute_int(value: Any) -> int | None:
@@ -969,7 +995,7 @@ def _compute_provisioning_configuration(spec: ComputeSpec) -> Any:
 
     return AmlCompute.provisioning_configuration(
         vm_size=spec.vm_size,
-        vm_priority=spec.vm_priority,
+        vm_priority=_COMPUTE_PRIORITY_TO_SDK[spec.vm_priority],
         min_nodes=spec.min_nodes,
         max_nodes=spec.max_nodes,
         idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,

@@ -27,6 +27,13 @@ from mlboot._backends._seam import (
     WorkspaceRef,
 )
 from mlboot._links import check_destination
+from mlboot._spellings import (
+    CANCEL_REQUESTED,
+    CLUSTER_KIND,
+    DEDICATED,
+    PROVISIONING_ENDED,
+    TERMINAL_RUN_STATUSES,
+)
 from mlboot._validate import check_int
 from mlboot.exceptions import (
     AuthenticationError,
@@ -53,12 +60,10 @@ FaultKind: TypeAlias = Literal[
 OPERATIONS = frozenset(
     {
         "get_workspace",
-        "azureml_workspace",
         "get_compute",
         "create_compute",
-        "get_compute_provisioning",
         "update_compute_scale",
-        "azureml_compute",
+        "check_registered_environment",
         "submit_run",
         "get_run_status",
         "get_run_details",
@@ -67,7 +72,6 @@ OPERATIONS = frozenset(
         "get_run_metrics",
         "download_run_outputs",
         "cancel_run",
-        "azureml_run",
     }
 )
 
@@ -115,6 +119,7 @@ class Call:
 class _Fault:
     error: BaseException
     remaining: int
+    spared: int = 0
 
 
 @attrs.define
@@ -194,7 +199,7 @@ _PROGRAMMED: dict[str, Callable[[object], bool]] = {
     "max_nodes": _is_count,
     "idle_seconds_before_scaledown": _is_count,
     "seconds": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-    "outcome": lambda v: isinstance(v, str) and v in {"Succeeded", "Failed", "Canceled"},
+    "outcome": lambda v: isinstance(v, str) and v in PROVISIONING_ENDED,
     "workspace": lambda v: v is None or isinstance(v, WorkspaceRef),
     "statuses": lambda v: (
         isinstance(v, Sequence)
@@ -294,13 +299,24 @@ class FakeBackend:
         _check_programmed(name=name)
         self._missing_workspaces.add(name)
 
-    def fail(self, operation: str, error: FaultKind | BaseException, *, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``operation`` raise ``error`` before doing anything.
+    def fail(
+        self,
+        operation: str,
+        error: FaultKind | BaseException,
+        *,
+        times: int = 1,
+        after: int = 0,
+    ) -> None:
+        """Make ``times`` calls of ``operation`` raise ``error`` before doing anything.
 
-        ``error`` is a :data:`FaultKind` name or any exception instance.
+        ``error`` is a :data:`FaultKind` name or any exception instance.  The faults hit the
+        next calls, or the calls after the next ``after`` ones: ``fail("get_compute",
+        "transient", after=1)`` spares the lookup of ``get_or_create_compute_target`` and fails
+        its first poll of the provisioning state.
         """
         _check_operation(operation)
         check_int("times", times, minimum=1, fix="pass how many calls should fail, e.g. 1")
+        check_int("after", after, minimum=0, fix="pass how many calls to spare first, e.g. 0")
         if isinstance(error, str) and error not in _FAULT_KINDS:
             raise InvalidInputError(
                 "error", error, f"it must be one of {', '.join(_FAULT_KINDS)}", _FAULT_FIX
@@ -310,7 +326,7 @@ class FakeBackend:
                 "error", error, "it must be a fault name or an exception", _FAULT_FIX
             )
         exc = _fault(error, operation) if isinstance(error, str) else error
-        self._faults.setdefault(operation, []).append(_Fault(exc, times))
+        self._faults.setdefault(operation, []).append(_Fault(exc, times, spared=after))
 
     def before(self, operation: str, hook: Callable[[Call], None]) -> None:
         """Run ``hook`` at the start of every call of ``operation`` (e.g. to simulate a race)."""
@@ -326,9 +342,9 @@ class FakeBackend:
         name: str,
         *,
         workspace: WorkspaceRef | None = None,
-        kind: str = "AmlCompute",
+        kind: str = CLUSTER_KIND,
         vm_size: str | None = "STANDARD_DS3_V2",
-        vm_priority: str | None = "Dedicated",
+        vm_priority: str | None = DEDICATED,
         min_nodes: int | None = 0,
         max_nodes: int | None = 4,
         idle_seconds_before_scaledown: int | None = 1800,
@@ -451,7 +467,9 @@ class FakeBackend:
             hook(call)
         with self._lock:
             pending = self._faults.get(operation, [])
-            if pending:
+            if pending and pending[0].spared > 0:
+                pending[0].spared -= 1
+            elif pending:
                 fault = pending[0]
                 fault.remaining -= 1
                 if fault.remaining == 0:
@@ -476,10 +494,6 @@ class FakeBackend:
             )
         return WorkspaceInfo(ref=ref, location=self.location)
 
-    def azureml_workspace(self, ref: WorkspaceRef) -> object:
-        self._enter("azureml_workspace", ref=ref)
-        raise NotImplementedError("FakeBackend has no azureml-core objects to hand out")
-
     def _find_compute(self, ref: WorkspaceRef, name: str) -> _Compute | None:
         return self._computes.get((ref, name)) or self._computes.get((_ANY_WORKSPACE, name))
 
@@ -497,10 +511,10 @@ class FakeBackend:
             program = self._provisioning.get(name, _Provisioning(0.0, "Succeeded", ()))
             info = ComputeInfo(
                 name=name,
-                kind="AmlCompute",
+                kind=CLUSTER_KIND,
                 provisioning_state="Creating",
-                vm_size=spec.vm_size.upper(),
-                vm_priority="LowPriority" if spec.vm_priority == "lowpriority" else "Dedicated",
+                vm_size=spec.vm_size.upper(),  # as Azure ML spells it
+                vm_priority=spec.vm_priority,
                 min_nodes=spec.min_nodes,
                 max_nodes=spec.max_nodes,
                 idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
@@ -523,46 +537,25 @@ class FakeBackend:
             compute.ready_at = None
         return compute.info
 
-    def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
-        self._enter("get_compute_provisioning", ref=ref, name=name)
-        with self._lock:
-            found = self._find_compute(ref, name)
-            if found is None:
-                raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
-            return self._refreshed(found)
-
-    def update_compute_scale(
-        self,
-        ref: WorkspaceRef,
-        name: str,
-        *,
-        min_nodes: int,
-        max_nodes: int,
-        idle_seconds_before_scaledown: int,
-    ) -> ComputeInfo:
-        self._enter(
-            "update_compute_scale",
-            ref=ref,
-            name=name,
-            min_nodes=min_nodes,
-            max_nodes=max_nodes,
-            idle_seconds_before_scaledown=idle_seconds_before_scaledown,
-        )
+    def update_compute_scale(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
+        self._enter("update_compute_scale", ref=ref, name=name, spec=spec)
         with self._lock:
             found = self._find_compute(ref, name)
             if found is None:
                 raise NotFoundError(f"compute target {name!r} does not exist in {ref}")
             found.info = attrs.evolve(
                 found.info,
-                min_nodes=min_nodes,
-                max_nodes=max_nodes,
-                idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+                min_nodes=spec.min_nodes,
+                max_nodes=spec.max_nodes,
+                idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
             )
             return found.info
 
-    def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
-        self._enter("azureml_compute", ref=ref, name=name)
-        raise NotImplementedError("FakeBackend has no azureml-core objects to hand out")
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        """Every registered environment exists; ``fail(..., "not_found")`` makes one missing."""
+        self._enter("check_registered_environment", ref=ref, name=name, version=version)
 
     def _details(
         self, run_id: str, experiment: str, status: str, program: _RunProgram
@@ -656,19 +649,15 @@ class FakeBackend:
         self._enter("cancel_run", ref=ref, run_id=run_id)
         with self._lock:
             run = self._run(ref, run_id)
-            if run.details.status in {"Completed", "Failed", "Canceled"}:
+            if run.details.status in TERMINAL_RUN_STATUSES:
                 return
             run.program = attrs.evolve(
                 run.program,
-                statuses=(*run.program.statuses[: run.position + 1], "CancelRequested", "Canceled"),
+                statuses=(*run.program.statuses[: run.position + 1], CANCEL_REQUESTED, "Canceled"),
             )
             run.details = self._details(
-                run_id, run.details.experiment, "CancelRequested", run.program
+                run_id, run.details.experiment, CANCEL_REQUESTED, run.program
             )
-
-    def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
-        self._enter("azureml_run", ref=ref, run_id=run_id)
-        raise NotImplementedError("FakeBackend has no azureml-core objects to hand out")
 
 
 _ANY_WORKSPACE = WorkspaceRef("*", "*", "*")

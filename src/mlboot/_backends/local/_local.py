@@ -70,7 +70,6 @@ from mlboot._backends._seam import (
 from mlboot._backends.local._local_supervisor import (
     BOOTSTRAP,
     RUN_ENV_VARIABLE,
-    TERMINAL_STATUSES,
     RunFolder,
     now,
     pool_dir,
@@ -85,6 +84,13 @@ from mlboot._clock import SystemClock
 from mlboot._localio import storage_error, translated
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
+from mlboot._spellings import (
+    CANCEL_REQUESTED,
+    CLUSTER_KIND,
+    PROVISIONING_SUCCEEDED,
+    TERMINAL_RUN_STATUSES,
+    name_pattern,
+)
 from mlboot._tracking_local import tracking_variables
 from mlboot._validate import path_text
 from mlboot._warnings import warn
@@ -100,7 +106,7 @@ from mlboot.exceptions import (
 
 if TYPE_CHECKING:
     from mlboot._auth import Credential
-    from mlboot._backends._seam import Backend
+    from mlboot._backends._seam import Backend, LocalRunFolders
     from mlboot._environment import Environment
 
 __all__ = [
@@ -115,9 +121,8 @@ __all__ = [
 LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""
 
-_CLUSTER_KIND = "AmlCompute"
 # At most 250 characters: "<name>.json" must fit the 255-byte limit of a file name.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,249}\Z", re.ASCII)
+_NAME = re.compile(name_pattern(250) + r"\Z", re.ASCII)
 _SPAWN_TIMEOUT_SECONDS = 60.0
 _STALE_UNLOCKED_SECONDS = 3600.0
 """A folder in ``incoming/`` without its lock file is abandoned once this old."""
@@ -196,13 +201,18 @@ def _compute_to_json(info: ComputeInfo) -> dict[str, object]:
     }
 
 
+def _priority_from_json(value: object) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
 def _compute_from_json(data: Mapping[str, Any]) -> ComputeInfo:
     return ComputeInfo(
         name=str(data["name"]),
-        kind=str(data.get("kind", _CLUSTER_KIND)),
-        provisioning_state=str(data.get("provisioning_state", "Succeeded")),
+        kind=str(data.get("kind", CLUSTER_KIND)),
+        provisioning_state=str(data.get("provisioning_state", PROVISIONING_SUCCEEDED)),
         vm_size=data.get("vm_size"),
-        vm_priority=data.get("vm_priority"),
+        # Earlier versions of mlboot wrote Azure ML's words, "Dedicated" and "LowPriority".
+        vm_priority=_priority_from_json(data.get("vm_priority")),
         min_nodes=data.get("min_nodes"),
         max_nodes=data.get("max_nodes"),
         idle_seconds_before_scaledown=data.get("idle_seconds_before_scaledown"),
@@ -287,10 +297,6 @@ class LocalBackend:
         if not marker.is_file():
             _write_text_atomically(marker, _MARKER_TEXT)
 
-    def azureml_workspace(self, ref: WorkspaceRef) -> object:
-        del ref
-        raise NotImplementedError("the local backend has no azureml-core objects to hand out")
-
     # -- compute -------------------------------------------------------------------------------
 
     def _compute_file(self, name: str) -> Path | None:
@@ -326,11 +332,11 @@ class LocalBackend:
             )
         info = ComputeInfo(
             name=name,
-            kind=_CLUSTER_KIND,
+            kind=CLUSTER_KIND,
             # A local pool needs no machines: it is ready as soon as it exists.
-            provisioning_state="Succeeded",
+            provisioning_state=PROVISIONING_SUCCEEDED,
             vm_size=spec.vm_size.upper(),  # as Azure ML (and the fake) spell it
-            vm_priority="LowPriority" if spec.vm_priority == "lowpriority" else "Dedicated",
+            vm_priority=spec.vm_priority,
             min_nodes=spec.min_nodes,
             max_nodes=spec.max_nodes,
             idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
@@ -352,45 +358,37 @@ class LocalBackend:
         (pool_dir(self._root, name) / "queue").mkdir(parents=True, exist_ok=True)
         return info
 
-    @_on_disk("reading a local compute target")
-    def get_compute_provisioning(self, ref: WorkspaceRef, name: str) -> ComputeInfo:
-        found = self.get_compute(ref, name)
+    @_on_disk("updating a local compute target")
+    def update_compute_scale(self, ref: WorkspaceRef, name: str, spec: ComputeSpec) -> ComputeInfo:
+        del ref
+        found = self._read_compute(name)
         if found is None:
             raise NotFoundError(
                 f"compute target {name!r} does not exist in the local workspace {self._root}"
             )
-        return found
-
-    @_on_disk("updating a local compute target")
-    def update_compute_scale(
-        self,
-        ref: WorkspaceRef,
-        name: str,
-        *,
-        min_nodes: int,
-        max_nodes: int,
-        idle_seconds_before_scaledown: int,
-    ) -> ComputeInfo:
-        found = self.get_compute_provisioning(ref, name)
         file = self._root / "computes" / f"{name.casefold()}.json"  # a valid name: found above
         data = _compute_to_json(found)
         data.update(
-            min_nodes=min_nodes,
-            max_nodes=max_nodes,
-            idle_seconds_before_scaledown=idle_seconds_before_scaledown,
+            min_nodes=spec.min_nodes,
+            max_nodes=spec.max_nodes,
+            idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown,
         )
         write_json(file, data)
         return _compute_from_json(data)
 
-    def azureml_compute(self, ref: WorkspaceRef, name: str) -> object:
-        del ref, name
-        raise NotImplementedError("the local backend has no azureml-core objects to hand out")
+    # -- environments --------------------------------------------------------------------------
+
+    def check_registered_environment(
+        self, ref: WorkspaceRef, name: str, version: str | None
+    ) -> None:
+        """Accepted: a local run uses this interpreter whatever the environment (submit warns)."""
+        del ref, name, version
 
     # -- runs ----------------------------------------------------------------------------------
 
     @_on_disk("submitting a local run")
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
-        from mlboot._snapshot import materialize_snapshot, plan_snapshot  # noqa: PLC0415
+        from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
         _refuse_distribution(request)
         compute = self._read_compute(request.compute)
@@ -401,7 +399,7 @@ class LocalBackend:
             )
         with translated("marking the local workspace folder", near=self._root):
             self._mark_workspace()
-        plan = plan_snapshot(request.source_directory)
+        plan = request.snapshot_plan()  # decided above the seam, by submit_script
         check_environment(request.environment)
         self._remove_abandoned_preparations()
         # Prepared in incoming/, holding the run's lock, then renamed into runs/ whole: a
@@ -593,13 +591,13 @@ class LocalBackend:
 
     def _status(self, folder: RunFolder) -> dict[str, Any]:
         record = folder.read_status()
-        if record.get("status") not in TERMINAL_STATUSES:
+        if record.get("status") not in TERMINAL_RUN_STATUSES:
             settle_if_abandoned(self._root, folder)
             record = folder.read_status()
-        if record.get("status") not in TERMINAL_STATUSES and folder.cancel_marker.exists():
+        if record.get("status") not in TERMINAL_RUN_STATUSES and folder.cancel_marker.exists():
             # Asked to cancel, not yet ended: say so at once, as Azure ML does, whether or not
             # the supervisor has noticed the request yet.
-            record = {**record, "status": "CancelRequested"}
+            record = {**record, "status": CANCEL_REQUESTED}
         return record
 
     def _details(self, folder: RunFolder) -> RunDetails:
@@ -721,15 +719,11 @@ class LocalBackend:
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         del ref
         folder = self._folder(run_id)
-        if self._status(folder).get("status") in TERMINAL_STATUSES:
+        if self._status(folder).get("status") in TERMINAL_RUN_STATUSES:
             return
         folder.cancel_marker.touch()
         # A live supervisor notices the marker within a poll; a dead one cannot, so settle now.
         settle_if_abandoned(self._root, folder, canceled=True)
-
-    def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
-        del ref, run_id
-        raise NotImplementedError("the local backend has no azureml-core objects to hand out")
 
 
 def _unless_missing(error: OSError) -> None:
@@ -936,5 +930,6 @@ def _quoted(requirement: str) -> str:
 
 
 if TYPE_CHECKING:
-    # A Protocol is not checked by inheritance: this line makes mypy prove that it is one.
+    # A Protocol is not checked by inheritance: these lines make mypy prove that it is one.
     _backend: Backend = LocalBackend()
+    _folders: LocalRunFolders = LocalBackend()

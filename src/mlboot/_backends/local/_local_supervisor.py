@@ -2,7 +2,8 @@
 
 A local run's supervisor is a fresh interpreter started for every run, between the submitter and
 the script: whatever it imports before the script starts is paid on every local run.  So this
-module imports only the standard library and :mod:`mlboot.exceptions` (which imports nothing),
+module imports only the standard library, :mod:`mlboot.exceptions`, :mod:`mlboot._localio`
+and :mod:`mlboot._spellings` (which import nothing else),
 and :data:`BOOTSTRAP` loads it without running ``mlboot/__init__.py``: it registers a bare
 ``mlboot`` package whose ``__path__`` is mlboot's folder, so
 ``import mlboot._backends.local._local_supervisor`` finds this file (and the two package files
@@ -32,14 +33,13 @@ import time
 from pathlib import Path
 
 from mlboot._localio import room_to_grow, storage_error, translated
+from mlboot._spellings import TERMINAL_RUN_STATUSES
 from mlboot.exceptions import LocalStorageError, ServiceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: ``typing`` is not worth importing in the supervisor
     from collections.abc import Callable, Mapping
     from typing import Any
-
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
 
 # The same values as mlboot._script_api's, which cannot be imported here (it imports attrs);
 # tests/test_local_supervisor.py checks that they agree.
@@ -193,7 +193,7 @@ class RunFolder:
             record.update(fields)
             if status is not None:
                 record["status"] = status
-            final = record.get("status") in TERMINAL_STATUSES
+            final = record.get("status") in TERMINAL_RUN_STATUSES
             try:
                 self._write_json(self.status_file, record)
             except OSError as exc:
@@ -410,7 +410,7 @@ def settle_if_abandoned(root: Path, folder: RunFolder, *, canceled: bool = False
         return  # the supervisor (or the submitter) is alive and in charge
     try:
         record = folder.read_status()
-        if record.get("status") in TERMINAL_STATUSES:
+        if record.get("status") in TERMINAL_RUN_STATUSES:
             return
         _kill_orphaned_script(folder, record)
         with contextlib.suppress(OSError, ServiceError, KeyError):
@@ -526,7 +526,7 @@ def supervise(run_dir: str, lock: int) -> int:
                 os.killpg(supervisor.script_pid, signal.SIGKILL)
         try:
             record = folder.read_status()
-            if record.get("status") not in TERMINAL_STATUSES:
+            if record.get("status") not in TERMINAL_RUN_STATUSES:
                 if isinstance(exc, OSError) and not isinstance(exc, LocalStorageError):
                     # Its repr would drop the path: say the disk's problem in words, and where.
                     exc = storage_error(exc, "running the run")
@@ -560,7 +560,7 @@ class _SupervisedFolder(RunFolder):
     problem: LocalStorageError | None = None
 
     def write_status(self, status: str | None = None, **fields: object) -> None:
-        final = status in TERMINAL_STATUSES
+        final = status in TERMINAL_RUN_STATUSES
         if final and self.problem is not None:
             fields["error"] = disk_failure(self.problem, str(status), fields.get("error"))
             status = "Failed"
