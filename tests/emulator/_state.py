@@ -291,10 +291,11 @@ _OUTPUT_ARGUMENT = "DatasetOutputConfig:"
 class RunInput:
     """One input of a submitted run, read off its definition.
 
-    ``kind``: ``data_reference`` (``Configuration.dataReferences``: a datastore path) or
-    ``dataset`` (``Configuration.data``: a registered or saved dataset, ``dataset_id`` /
-    ``dataset_name`` / ``dataset_version`` set). ``mode``: ``mount``, ``download`` (or
-    ``direct`` / ``upload`` as the SDK wrote it).
+    ``kind``: ``data_reference`` (``Configuration.dataReferences``: a datastore path), or one of
+    ``Configuration.data``: ``dataset`` (a registered or saved dataset, ``dataset_id`` /
+    ``dataset_name`` / ``dataset_version`` set), ``data_path`` (a datastore path) or ``uri``
+    (``url`` set). ``mode``: ``mount``, ``download`` (or ``direct`` / ``upload`` as the SDK
+    wrote it).
     """
 
     name: str
@@ -307,6 +308,7 @@ class RunInput:
     dataset_id: str | None = None
     dataset_name: str | None = None
     dataset_version: str | None = None
+    url: str | None = None
     #: The entry as the SDK sent it.
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -356,9 +358,11 @@ class RunData:
             location = entry.get("dataLocation") or {}
             dataset = location.get("dataset") or {}
             data_path = location.get("dataPath") or {}
+            uri = location.get("uri") or {}
+            kind = "dataset" if dataset else ("uri" if uri else "data_path")
             inputs[name] = RunInput(
                 name=name,
-                kind="dataset",
+                kind=kind,
                 mode=str(entry.get("mechanism") or "direct").lower(),
                 datastore=data_path.get("datastoreName"),
                 path=data_path.get("relativePath"),
@@ -367,6 +371,7 @@ class RunData:
                 dataset_id=dataset.get("id"),
                 dataset_name=dataset.get("name"),
                 dataset_version=None if dataset.get("version") is None else str(dataset["version"]),
+                url=uri.get("path"),
                 raw=entry,
             )
         outputs: dict[str, RunOutput] = {}

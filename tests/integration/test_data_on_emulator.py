@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from azureml.core import Dataset, Datastore, Environment, Experiment, ScriptRunConfig
+from azureml.core.runconfig import Data, DataLocation, DataPath, Uri
 from azureml.data import OutputFileDatasetConfig
 from azureml.data.dataset_consumption_config import DatasetConsumptionConfig
 from azureml.exceptions import UserErrorException
@@ -131,13 +132,13 @@ def test_upload_without_overwrite_sends_head_then_a_create_only_put_per_file(
         "inputs/local/a.csv": b"a,b\n1,2\n",
         "inputs/local/sub/b.txt": b"bee",
     }
-    # One existence check, then one PUT, per file (files are checked in os.walk order).
-    assert _blob_calls(emulator) == [
-        ("HEAD", "inputs/local/a.csv"),
-        ("PUT", "inputs/local/a.csv"),
-        ("HEAD", "inputs/local/sub/b.txt"),
-        ("PUT", "inputs/local/sub/b.txt"),
-    ]
+    # One existence check per file, in os.walk order, each followed (from a thread pool, so
+    # interleaved with the next checks) by one PUT of that file.
+    calls = _blob_calls(emulator)
+    files = ["inputs/local/a.csv", "inputs/local/sub/b.txt"]
+    assert [path for method, path in calls if method == "HEAD"] == files
+    assert sorted(path for method, path in calls if method == "PUT") == files
+    assert all(calls.index(("HEAD", f)) < calls.index(("PUT", f)) for f in files)
     puts = emulator.requests_to("blob.put")
     assert {put.header("If-None-Match") for put in puts} == {"*"}
     assert {put.header("Authorization").split(":")[0] for put in puts} == {"SharedKey emustore"}
@@ -377,6 +378,53 @@ def test_a_data_reference_placeholder_without_its_section_is_left_unresolved(
     data = emulator.run_data(run.id)
     assert data.inputs == {}
     assert data.unresolved_arguments == [str(reference)]
+
+
+@sdk_run_warnings
+def test_url_and_datastore_inputs_can_be_written_as_data_entries_without_the_dataset_runtime(
+    emulator: Emulator, workspace: Any, source_dir: Path, cluster: None
+) -> None:
+    # Dataset.File.from_files(url) needs azureml-dataset-runtime; the run configuration's own
+    # Data/DataLocation types express the same input without it (arguments name them by the
+    # placeholder the SDK itself writes for dataset inputs).
+    web = Data(
+        data_location=DataLocation(uri=Uri(path="https://example.org/d.csv", is_file=True)),
+        mechanism="download",
+        environment_variable_name="web",
+        path_on_compute="web/d.csv",
+    )
+    folder = Data(
+        data_location=DataLocation(data_path=DataPath("workspaceblobstore", "data/x")),
+        mechanism="mount",
+        environment_variable_name="folder",
+    )
+    config = ScriptRunConfig(
+        source_directory=str(source_dir),
+        script="train.py",
+        arguments=[
+            "--web",
+            "DatasetConsumptionConfig:web",
+            "--x",
+            "DatasetConsumptionConfig:folder",
+        ],
+        compute_target="cpu-cluster",
+        environment=Environment("emulated-env"),
+    )
+    config.run_config.data = {"web": web, "folder": folder}
+
+    run = Experiment(workspace, "data-emulated").submit(config)
+
+    data = emulator.run_data(run.id)
+    assert data.after("--web") == RunInput(
+        name="web",
+        kind="uri",
+        mode="download",
+        path_on_compute="web/d.csv",
+        url="https://example.org/d.csv",
+    )
+    assert data.after("--x") == RunInput(
+        name="folder", kind="data_path", mode="mount", datastore="workspaceblobstore", path="data/x"
+    )
 
 
 # ---- registered datasets -------------------------------------------------------------------
