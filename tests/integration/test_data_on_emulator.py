@@ -9,10 +9,12 @@ See docs/dev/data-on-azureml-core.md for what each call needs.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 from azureml.core import Dataset, Datastore, Environment, Experiment, ScriptRunConfig
 from azureml.core.runconfig import Data, DataLocation, DataPath, Uri
 from azureml.data import OutputFileDatasetConfig
@@ -182,6 +184,58 @@ def test_upload_with_overwrite_puts_every_file_without_checking(
     assert sorted(_blob_calls(emulator)) == [("PUT", "in/a.csv"), ("PUT", "in/sub/b.txt")]
     assert {put.header("If-None-Match") for put in emulator.requests_to("blob.put")} == {None}
     assert emulator.datastore_files("workspaceblobstore", "in/")["in/a.csv"] == b"changed\n"
+
+
+class _Messages(logging.Handler):
+    """Keeps the raw messages of the records it gets (never formats them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(str(record.msg))
+
+
+def test_a_refused_put_is_only_logged_and_upload_still_returns_a_reference(
+    emulator: Emulator, workspace: Any, local_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The PUTs run as tasks whose handler logs the exception: datastore.upload neither raises
+    # nor says which files are missing (mlboot's adapter must check the outcome itself). The
+    # SDK's log call is malformed (an extra argument and no '%s'): a handler that formats it,
+    # as pytest's do, raises TypeError out of upload, so this test keeps the records away from
+    # pytest's handlers.
+    sdk_logger = logging.getLogger("azureml.data.azure_storage_datastore")
+    kept = _Messages()
+    monkeypatch.setattr(sdk_logger, "propagate", False)
+    monkeypatch.setattr(sdk_logger, "handlers", [kept])
+    datastore = workspace.get_default_datastore()
+    emulator.fail("blob.put", 403, times=2)
+
+    reference = datastore.upload(str(local_folder), target_path="in", show_progress=False)
+
+    assert reference.path_on_datastore == "in"
+    assert emulator.statuses("blob.put") == [403, 403]
+    assert emulator.datastore_files("workspaceblobstore", "in/") == {}
+    assert (
+        kept.messages.count(
+            "Upload failed, please make sure target_path does not start with invalid characters."
+        )
+        == 2
+    )
+
+
+def test_a_refused_existence_check_raises_from_upload(
+    emulator: Emulator, workspace: Any, local_folder: Path
+) -> None:
+    # The HEADs run in the caller's thread, so their errors do reach the caller.
+    datastore = workspace.get_default_datastore()
+    emulator.fail("blob.head", 403)
+
+    with pytest.raises(HttpResponseError):
+        datastore.upload(str(local_folder), target_path="in", show_progress=False)
+
+    assert emulator.count("blob.put") == 0
 
 
 def test_upload_files_places_files_relative_to_their_common_folder(
