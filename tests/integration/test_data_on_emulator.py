@@ -9,6 +9,7 @@ See docs/dev/data-on-azureml-core.md for what each call needs.
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,8 @@ class _Messages(logging.Handler):
         self.messages.append(str(record.msg))
 
 
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_refused_put_is_only_logged_and_upload_still_returns_a_reference(
     emulator: Emulator, workspace: Any, local_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,12 +220,11 @@ def test_a_refused_put_is_only_logged_and_upload_still_returns_a_reference(
     assert reference.path_on_datastore == "in"
     assert emulator.statuses("blob.put") == [403, 403]
     assert emulator.datastore_files("workspaceblobstore", "in/") == {}
-    assert (
-        kept.messages.count(
-            "Upload failed, please make sure target_path does not start with invalid characters."
-        )
-        == 2
-    )
+    failed = "Upload failed, please make sure target_path does not start with invalid characters."
+    assert kept.messages.count(failed) == 2
+    # The SDK leaves a failed file open (its task closes the file only after a successful PUT):
+    # collected here, its ResourceWarning is ignored here instead of failing a later test.
+    gc.collect()
 
 
 def test_a_refused_existence_check_raises_from_upload(
