@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 from typing_extensions import Self
 from werkzeug.wrappers import Request, Response
@@ -1007,6 +1008,7 @@ class Emulator:
         add("blob.put", "PUT", "/{container}/{blob_path}", self._blob_put, blob=True)
         add("blob.head", "HEAD", "/{container}/{blob_path}", self._blob_head, blob=True)
         add("blob.get", "GET", "/{container}/{blob_path}", self._blob_get, blob=True)
+        add("blob.list", "GET", "/{container}", self._blob_list, blob=True)
 
     # ---- lookups -----------------------------------------------------------------------------
 
@@ -1539,9 +1541,57 @@ class Emulator:
             content = self._blobs.get(self._blob_key(call))
         if content is None:
             return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-        response = Response(content, status=200, mimetype="application/octet-stream")
+        # The storage client's download_blob asks a range ("x-ms-range: bytes=0-33554431") and
+        # reads the blob's size off Content-Range.
+        wanted = call.request.headers.get("x-ms-range") or call.request.headers.get("Range")
+        found = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
+        if found is None:
+            response = Response(content, status=200, mimetype="application/octet-stream")
+        else:
+            start = int(found.group(1))
+            end = min(int(found.group(2) or len(content) - 1), len(content) - 1)
+            if start >= len(
+                content
+            ):  # an empty blob too, as the service (the SDK then GETs it whole)
+                return _storage_error(
+                    416, "InvalidRange", "The range specified is invalid for the current size."
+                )
+            part = content[start : end + 1]
+            response = Response(part, status=206, mimetype="application/octet-stream")
+            response.headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
         response.headers.update(_blob_headers(content))
         response.headers["x-ms-blob-type"] = "BlockBlob"
+        return response
+
+    def _blob_list(self, call: _Call) -> Response:
+        # List Blobs (container_client.list_blobs, datastore.download): a flat listing with
+        # prefix, maxresults and marker (the marker is the name of the next blob).
+        args = call.request.args
+        if args.get("restype") != "container" or args.get("comp") != "list":
+            return _storage_error(
+                400, "UnsupportedQueryParameter", "The emulator lists containers' blobs only."
+            )
+        container = call.params["container"]
+        prefix = args.get("prefix", "")
+        marker = args.get("marker", "")
+        with self._lock:
+            names = sorted(
+                (key[len(container) + 1 :], content)
+                for key, content in self._blobs.items()
+                if key.startswith(container + "/")
+            )
+        listed = [(n, c) for n, c in names if n.startswith(prefix) and n >= marker]
+        limit = int(args.get("maxresults") or 5000)
+        page, rest = listed[:limit], listed[limit:]
+        body = _blob_listing(
+            f"https://{self.blob_host}:{self.port}/",
+            container,
+            prefix,
+            page,
+            next_marker=rest[0][0] if rest else "",
+        )
+        response = Response(body, status=200, mimetype="application/xml")
+        response.headers["x-ms-version"] = "2019-07-07"
         return response
 
     # ---- execution and runs ------------------------------------------------------------------
@@ -1883,6 +1933,37 @@ def _blob_headers(content: bytes) -> dict[str, str]:
         "x-ms-version": "2019-07-07",
         "Date": now,
     }
+
+
+def _blob_listing(
+    endpoint: str,
+    container: str,
+    prefix: str,
+    blobs: list[tuple[str, bytes]],
+    *,
+    next_marker: str,
+) -> str:
+    """The List Blobs XML answer (``EnumerationResults``) for ``blobs`` (name, content)."""
+    now = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    items = []
+    for name, content in blobs:
+        etag = _blob_headers(content)["ETag"]
+        items.append(
+            f"<Blob><Name>{escape(name)}</Name><Properties>"
+            f"<Creation-Time>{now}</Creation-Time><Last-Modified>{now}</Last-Modified>"
+            f"<Etag>{escape(etag)}</Etag><Content-Length>{len(content)}</Content-Length>"
+            "<Content-Type>application/octet-stream</Content-Type>"
+            f"<Content-MD5>{_md5(content)}</Content-MD5><BlobType>BlockBlob</BlobType>"
+            "<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState>"
+            "<ServerEncrypted>true</ServerEncrypted></Properties></Blob>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<EnumerationResults ServiceEndpoint="{escape(endpoint)}" '
+        f'ContainerName="{escape(container)}">'
+        f"<Prefix>{escape(prefix)}</Prefix><Blobs>{''.join(items)}</Blobs>"
+        f"<NextMarker>{escape(next_marker)}</NextMarker></EnumerationResults>"
+    )
 
 
 def _storage_error(status: int, code: str, message: str) -> Response:

@@ -285,6 +285,48 @@ def test_a_datastore_without_credentials_refuses_to_upload(
     assert _blob_calls(emulator) == []
 
 
+def test_download_lists_the_prefix_and_fetches_each_blob(
+    emulator: Emulator, workspace: Any, tmp_path: Path
+) -> None:
+    # How a launcher reads an output back from its datastore path after the run.
+    emulator.put_datastore_file("workspaceblobstore", "runs/r1/model/weights.bin", b"\x00\x01")
+    emulator.put_datastore_file("workspaceblobstore", "runs/r1/model/meta/card.json", b"{}")
+    emulator.put_datastore_file("workspaceblobstore", "runs/r1/model/empty.txt", b"")
+    emulator.put_datastore_file("workspaceblobstore", "runs/r2/model/weights.bin", b"other")
+    datastore = workspace.get_default_datastore()
+    emulator.clear_requests()
+
+    count = datastore.download(str(tmp_path / "got"), prefix="runs/r1/", show_progress=False)
+
+    assert count == 3
+    assert (tmp_path / "got" / "runs/r1/model/weights.bin").read_bytes() == b"\x00\x01"
+    assert (tmp_path / "got" / "runs/r1/model/empty.txt").read_bytes() == b""
+    assert (tmp_path / "got" / "runs/r1/model/meta/card.json").read_bytes() == b"{}"
+    assert emulator.requests_to("blob.list")[0].query["prefix"] == ["runs/r1/"]
+    # The empty blob: a ranged GET answered 416, then a whole GET, as the service answers.
+    assert sorted(
+        (r.path.split("/", 2)[2], r.status) for r in emulator.requests_to("blob.get")
+    ) == [
+        ("runs/r1/model/empty.txt", 200),
+        ("runs/r1/model/empty.txt", 416),
+        ("runs/r1/model/meta/card.json", 206),
+        ("runs/r1/model/weights.bin", 206),
+    ]
+
+
+def test_a_listing_is_paged_by_maxresults_and_marker(emulator: Emulator, workspace: Any) -> None:
+    for name in ("a", "b", "c"):
+        emulator.put_datastore_file("workspaceblobstore", f"p/{name}", name.encode())
+    container = workspace.get_default_datastore().blob_service.get_container_client(
+        emulator.datastore("workspaceblobstore").container_name
+    )
+
+    names = [blob.name for blob in container.list_blobs(name_starts_with="p/", results_per_page=2)]
+
+    assert names == ["p/a", "p/b", "p/c"]
+    assert [r.query.get("marker") for r in emulator.requests_to("blob.list")] == [None, ["p/c"]]
+
+
 # ---- inputs and outputs in the run definition ----------------------------------------------
 
 
