@@ -6,15 +6,31 @@ from ._isolation import FAST_SDK_KNOBS, isolate_sdk, sdk_run_warnings, stop_sdk_
 from ._payloads import quota_error
 from ._server import RecordedRequest
 from ._session import EMULATOR_TIME_LIMIT_SECONDS, emulator_for_test
-from ._state import ComputeState, RunProgram, RunState, SnapshotState, WorkspaceState
+from ._state import (
+    ComputeState,
+    DatasetState,
+    DatastoreState,
+    RunData,
+    RunInput,
+    RunOutput,
+    RunProgram,
+    RunState,
+    SnapshotState,
+    WorkspaceState,
+)
 
 __all__ = [
     "EMULATOR_TIME_LIMIT_SECONDS",
     "FAST_SDK_KNOBS",
     "ComputeState",
+    "DatasetState",
+    "DatastoreState",
     "Emulator",
     "EmulatorAuth",
     "RecordedRequest",
+    "RunData",
+    "RunInput",
+    "RunOutput",
     "RunProgram",
     "RunState",
     "SnapshotState",

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 from typing_extensions import Self
 from werkzeug.wrappers import Request, Response
@@ -26,6 +27,8 @@ from ._auth import EmulatorAuth
 from ._payloads import (
     arm_error,
     compute_payload,
+    dataset_dto,
+    datastore_dto,
     experiment_dto,
     json_response,
     metric_v2,
@@ -48,9 +51,12 @@ from ._state import (
     TERMINAL_OPERATION_STATES,
     TERMINAL_RUN_STATES,
     ComputeState,
+    DatasetState,
+    DatastoreState,
     ExperimentState,
     OperationState,
     ProvisioningProgram,
+    RunData,
     RunProgram,
     RunState,
     SnapshotState,
@@ -72,6 +78,10 @@ _ARTIFACTS = "/artifact/v2.0" + _WS + "/artifacts"
 _RUN_ORIGIN = "ExperimentRun"
 # The service's rule for new compute names (Azure ML docs for clusters).
 _COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+# Datastore names: letters, digits and '_' (azureml-core lower-cases capitals with a warning).
+_DATASTORE_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
+# The account key every AccountKey datastore hands out (base64, as the SDK's signer needs).
+_ACCOUNT_KEY = base64.b64encode(b"emulated-storage-account-key").decode("ascii")
 
 
 def _filter_value(body: object, field: str) -> str | None:
@@ -152,6 +162,7 @@ class Emulator:
         self.object_id = str(uuid.uuid4())
         self.default_location = default_location
         self.storage_account = storage_account
+        self.blob_suffix = blob_suffix
         self.blob_host = f"{storage_account}.blob.{blob_suffix}"
         self.time_limit = time_limit
         #: The bodies of the experiment and run queries (Experiment.list, Run.list) the SDK sent.
@@ -281,6 +292,16 @@ class Emulator:
                 location=location or self.default_location,
             )
             self._workspaces[workspace.key()] = workspace
+            # Every workspace has its blob datastore, the default one, as the service creates it.
+            self._put_datastore(
+                workspace,
+                DatastoreState(
+                    name="workspaceblobstore",
+                    container_name=f"azureml-blobstore-{workspace.workspace_id}",
+                    account_name=self.storage_account,
+                    account_key=_ACCOUNT_KEY,
+                ),
+            )
             self._subscriptions.setdefault(
                 subscription_id, f"Emulated subscription {len(self._subscriptions) + 1}"
             )
@@ -357,6 +378,113 @@ class Emulator:
             workspace = workspace or self.workspace
             stored = {**definition, "name": name, "version": version}
             workspace.environments.setdefault(name, {})[version] = stored
+
+    # ---- programming: datastores -----------------------------------------------------------
+
+    def add_datastore(
+        self,
+        name: str,
+        *,
+        container_name: str | None = None,
+        credential_type: str = "AccountKey",
+        default: bool = False,
+        tags: Mapping[str, str] | None = None,
+        workspace: WorkspaceState | None = None,
+    ) -> DatastoreState:
+        """Register an Azure Blob datastore ``name``: a container of the emulator's account.
+
+        ``credential_type``: ``AccountKey`` (blob requests signed with ``SharedKey``), ``Sas``
+        (a SAS token appended to each blob URL) or ``None`` (no credential, so the SDK refuses to
+        upload or download through it, as with a real credential-less datastore).
+        ``default=True`` makes it what ``GET .../default`` answers. Replaces one of that name.
+        """
+        if not _DATASTORE_NAME.match(name):
+            raise ValueError(
+                f"datastore name {name!r}: 1 to 255 lower-case letters, digits and '_'"
+            )
+        if credential_type not in ("AccountKey", "Sas", "None"):
+            raise ValueError(f"credential_type {credential_type!r}: AccountKey, Sas or None")
+        with self._lock:
+            workspace = workspace or self.workspace
+            datastore = DatastoreState(
+                name=name,
+                container_name=container_name or name.replace("_", "-"),
+                account_name=self.storage_account,
+                credential_type=credential_type,
+                account_key=_ACCOUNT_KEY if credential_type == "AccountKey" else None,
+                sas_token="sv=2019-07-07&ss=b&srt=sco&sp=rwdlac&sig=emulated"
+                if credential_type == "Sas"
+                else None,
+                tags=dict(tags or {}),
+            )
+            self._put_datastore(workspace, datastore)
+            if default:
+                workspace.default_datastore = name
+            return datastore
+
+    @staticmethod
+    def _put_datastore(workspace: WorkspaceState, datastore: DatastoreState) -> None:
+        workspace.datastores[datastore.name.lower()] = datastore
+
+    def datastore(self, name: str, *, workspace: WorkspaceState | None = None) -> DatastoreState:
+        """The emulator's state of datastore ``name`` (KeyError if there is none)."""
+        with self._lock:
+            return (workspace or self.workspace).datastores[name.lower()]
+
+    def datastore_files(
+        self, name: str, prefix: str = "", *, workspace: WorkspaceState | None = None
+    ) -> dict[str, bytes]:
+        """Path (inside the datastore) -> content of its blobs whose path starts with ``prefix``."""
+        with self._lock:
+            container = self.datastore(name, workspace=workspace).container_name + "/"
+            return {
+                key[len(container) :]: content
+                for key, content in sorted(self._blobs.items())
+                if key.startswith(container) and key[len(container) :].startswith(prefix)
+            }
+
+    def put_datastore_file(
+        self, name: str, path: str, content: bytes, *, workspace: WorkspaceState | None = None
+    ) -> None:
+        """Put a blob at ``path`` in datastore ``name`` (data that exists before the test)."""
+        with self._lock:
+            container = self.datastore(name, workspace=workspace).container_name
+            self._blobs[f"{container}/{path.lstrip('/')}"] = bytes(content)
+
+    def add_dataset(
+        self,
+        name: str,
+        datastore: str = "workspaceblobstore",
+        path: str = "",
+        *,
+        version: int | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        workspace: WorkspaceState | None = None,
+    ) -> DatasetState:
+        """Register a version of file dataset ``name``: the files at ``path`` in ``datastore``.
+
+        ``version`` defaults to one more than the latest (1 for a new name); the highest version
+        is what ``@latest`` (``Dataset.get_by_name(ws, name)``) answers.
+        """
+        with self._lock:
+            workspace = workspace or self.workspace
+            if datastore.lower() not in workspace.datastores:
+                raise ValueError(f"no datastore {datastore!r}: add_datastore() it first")
+            versions = workspace.datasets.setdefault(name, {})
+            existing = next(iter(versions.values()), None)
+            dataset = DatasetState(
+                name=name,
+                version=version if version is not None else max(versions, default=0) + 1,
+                datastore=datastore,
+                path=path,
+                description=description,
+                tags=dict(tags or {}),
+            )
+            if existing is not None:
+                dataset.registered_id = existing.registered_id
+            versions[dataset.version] = dataset
+            return dataset
 
     def compute(self, name: str, *, workspace: WorkspaceState | None = None) -> ComputeState:
         """The emulator's state of compute ``name`` (KeyError if there is none)."""
@@ -574,6 +702,27 @@ class Emulator:
         with self._lock:
             return self._runs[run_id]
 
+    def submitted_run_definition(self, run_id: str | None = None) -> dict[str, Any]:
+        """The body the SDK posted to ``snapshotrun`` for ``run_id`` (default: the last run
+        submitted); LookupError when no such run was submitted."""
+        with self._lock:
+            if run_id is None:
+                submitted = [r for r in self._runs.values() if r.definition is not None]
+                if not submitted:
+                    raise LookupError("no run has been submitted to the emulator")
+                run = max(submitted, key=lambda r: r.run_number)
+            else:
+                run = self._runs[run_id]
+            if run.definition is None:
+                raise LookupError(f"run {run.run_id} was added, not submitted: no definition")
+            return copy.deepcopy(run.definition)
+
+    def run_data(self, run_id: str | None = None) -> RunData:
+        """The inputs, outputs and arguments of a submitted run's definition, parsed
+        (``dataReferences``, ``data``, ``outputData``): what the compute would mount,
+        download and upload."""
+        return RunData.from_definition(self.submitted_run_definition(run_id))
+
     # ---- request handling ----------------------------------------------------------------
 
     def _is_blob_host(self, host: str) -> bool:
@@ -688,11 +837,15 @@ class Emulator:
         if route == "discovery":
             return None  # the SDK asks discovery without credentials, as the service allows
         if route.startswith("blob."):
-            if "sig" not in request.args:
+            # A SAS (snapshots, artifacts, Sas datastores) or a SharedKey signature of the
+            # emulator's account (AccountKey datastores); the signature itself is not checked.
+            scheme, _, signature = request.headers.get("Authorization", "").partition(" ")
+            shared_key = scheme == "SharedKey" and signature.startswith(self.storage_account + ":")
+            if "sig" not in request.args and not shared_key:
                 return _storage_error(
                     403,
                     "AuthenticationFailed",
-                    "Server failed to authenticate the request (no SAS).",
+                    "Server failed to authenticate the request (no SAS, no SharedKey).",
                 )
             return None
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -730,6 +883,24 @@ class Emulator:
         environments = "/environment/v1.0" + _WS + "/environments/{environment}"
         add("environment.get.latest", "GET", environments, self._environment_get)
         add("environment.get", "GET", environments + "/versions/{version}", self._environment_get)
+        # datastores (the workspace's "api" URL)
+        datastores = "/datastore/v1.0" + _WS
+        add("datastore.list", "GET", datastores + "/datastores", self._datastore_list)
+        add("datastore.get", "GET", datastores + "/datastores/{datastore}", self._datastore_get)
+        add("datastore.get_default", "GET", datastores + "/default", self._datastore_get_default)
+        # registered datasets (v1): by name, then the definition the SDK fetches for it
+        add(
+            "dataset.get_by_name",
+            "GET",
+            "/dataset/v1.0" + _WS + "/datasets/query/name={dataset}",
+            self._dataset_get_by_name,
+        )
+        add(
+            "data.dataversion.get",
+            "GET",
+            "/data/v1.0" + _WS + "/dataversion/{dataset}/versions/{version}",
+            self._dataversion_get,
+        )
         # run history: experiments and runs
         add(
             "history.experiment.query",
@@ -837,6 +1008,7 @@ class Emulator:
         add("blob.put", "PUT", "/{container}/{blob_path}", self._blob_put, blob=True)
         add("blob.head", "HEAD", "/{container}/{blob_path}", self._blob_head, blob=True)
         add("blob.get", "GET", "/{container}/{blob_path}", self._blob_get, blob=True)
+        add("blob.list", "GET", "/{container}", self._blob_list, blob=True)
 
     # ---- lookups -----------------------------------------------------------------------------
 
@@ -1081,6 +1253,88 @@ class Emulator:
                 body["endTime"] = utc_now()
             return json_response(200, body)
 
+    # ---- datastores ---------------------------------------------------------------------------
+
+    def _datastore_json(self, datastore: DatastoreState, *, include_secret: bool) -> dict[str, Any]:
+        # The SDK builds "https://{account}.blob.{endpoint}": the port rides on the endpoint.
+        endpoint = f"{self.blob_suffix}:{self.port}"
+        return datastore_dto(datastore, endpoint=endpoint, include_secret=include_secret)
+
+    def _datastore_not_found(self, workspace: WorkspaceState, name: str) -> Response:
+        return service_error(
+            404,
+            "UserError",
+            f"DataStore {name} was not found in workspace {workspace.name}.",
+            inner="NotFound",
+        )
+
+    def _datastore_get(self, call: _Call) -> Response:
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            name = call.params["datastore"]
+            datastore = workspace.datastores.get(name.lower())
+            if datastore is None:
+                return self._datastore_not_found(workspace, name)
+            return json_response(200, self._datastore_json(datastore, include_secret=True))
+
+    def _datastore_get_default(self, call: _Call) -> Response:
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            datastore = workspace.datastores.get(workspace.default_datastore.lower())
+            if datastore is None:
+                return self._datastore_not_found(workspace, workspace.default_datastore)
+            return json_response(200, self._datastore_json(datastore, include_secret=True))
+
+    def _datastore_list(self, call: _Call) -> Response:
+        # One page (no continuation token); credentials only with includeSecret=true (the SDK
+        # asks for them), as the service lists them.
+        include_secret = call.request.args.get("includeSecret", "").lower() == "true"
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            values = [
+                self._datastore_json(d, include_secret=include_secret)
+                for d in workspace.datastores.values()
+            ]
+            return json_response(200, {"value": values, "continuationToken": None})
+
+    # ---- datasets ----------------------------------------------------------------------------
+
+    def _dataset_get_by_name(self, call: _Call) -> Response:
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            name = call.params["dataset"]
+            versions = workspace.datasets.get(name, {})
+            wanted = call.request.args.get("versionId")
+            version = int(wanted) if wanted and wanted.isdigit() else max(versions, default=None)
+            if version not in versions:
+                which = f" (version {wanted})" if wanted else ""
+                return service_error(
+                    404, "UserError", f"Dataset {name}{which} was not found.", inner="NotFound"
+                )
+            return json_response(200, dataset_dto(versions[version]))
+
+    def _dataversion_get(self, call: _Call) -> Response:
+        # The SDK asks "unregistered-{savedId}" for a v1 dataset's definition, and "{name}" (a
+        # v2 data asset) after a v1 lookup failed; only the first is served.
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            wanted = call.params["dataset"]
+            for versions in workspace.datasets.values():
+                for dataset in versions.values():
+                    if wanted == f"unregistered-{dataset.saved_id}":
+                        definition = f"paths:\n- folder: {dataset.uri}\n"
+                        return json_response(
+                            200,
+                            {
+                                "legacyDataflow": definition,
+                                "dataVersion": None,
+                                "dataContainer": None,
+                            },
+                        )
+            return service_error(
+                404, "UserError", f"Data version {wanted} was not found.", inner="NotFound"
+            )
+
     # ---- run history: experiments ------------------------------------------------------------
 
     def _environment_get(self, call: _Call) -> Response:
@@ -1245,6 +1499,13 @@ class Emulator:
                 400, "Md5Mismatch", "The MD5 value specified in the request did not match."
             )
         with self._lock:
+            # upload_blob(overwrite=False) sends If-None-Match: * (create only).
+            if call.request.headers.get("If-None-Match") == "*" and (
+                self._blob_key(call) in self._blobs
+            ):
+                return _storage_error(
+                    409, "BlobAlreadyExists", "The specified blob already exists."
+                )
             self._blobs[self._blob_key(call)] = call.body
         response = Response(status=201)
         response.headers.update(_blob_headers(call.body))
@@ -1280,9 +1541,57 @@ class Emulator:
             content = self._blobs.get(self._blob_key(call))
         if content is None:
             return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-        response = Response(content, status=200, mimetype="application/octet-stream")
+        # The storage client's download_blob asks a range ("x-ms-range: bytes=0-33554431") and
+        # reads the blob's size off Content-Range.
+        wanted = call.request.headers.get("x-ms-range") or call.request.headers.get("Range")
+        found = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
+        if found is None:
+            response = Response(content, status=200, mimetype="application/octet-stream")
+        else:
+            start = int(found.group(1))
+            end = min(int(found.group(2) or len(content) - 1), len(content) - 1)
+            if start >= len(
+                content
+            ):  # an empty blob too, as the service (the SDK then GETs it whole)
+                return _storage_error(
+                    416, "InvalidRange", "The range specified is invalid for the current size."
+                )
+            part = content[start : end + 1]
+            response = Response(part, status=206, mimetype="application/octet-stream")
+            response.headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
         response.headers.update(_blob_headers(content))
         response.headers["x-ms-blob-type"] = "BlockBlob"
+        return response
+
+    def _blob_list(self, call: _Call) -> Response:
+        # List Blobs (container_client.list_blobs, datastore.download): a flat listing with
+        # prefix, maxresults and marker (the marker is the name of the next blob).
+        args = call.request.args
+        if args.get("restype") != "container" or args.get("comp") != "list":
+            return _storage_error(
+                400, "UnsupportedQueryParameter", "The emulator lists containers' blobs only."
+            )
+        container = call.params["container"]
+        prefix = args.get("prefix", "")
+        marker = args.get("marker", "")
+        with self._lock:
+            names = sorted(
+                (key[len(container) + 1 :], content)
+                for key, content in self._blobs.items()
+                if key.startswith(container + "/")
+            )
+        listed = [(n, c) for n, c in names if n.startswith(prefix) and n >= marker]
+        limit = int(args.get("maxresults") or 5000)
+        page, rest = listed[:limit], listed[limit:]
+        body = _blob_listing(
+            f"https://{self.blob_host}:{self.port}/",
+            container,
+            prefix,
+            page,
+            next_marker=rest[0][0] if rest else "",
+        )
+        response = Response(body, status=200, mimetype="application/xml")
+        response.headers["x-ms-version"] = "2019-07-07"
         return response
 
     # ---- execution and runs ------------------------------------------------------------------
@@ -1624,6 +1933,37 @@ def _blob_headers(content: bytes) -> dict[str, str]:
         "x-ms-version": "2019-07-07",
         "Date": now,
     }
+
+
+def _blob_listing(
+    endpoint: str,
+    container: str,
+    prefix: str,
+    blobs: list[tuple[str, bytes]],
+    *,
+    next_marker: str,
+) -> str:
+    """The List Blobs XML answer (``EnumerationResults``) for ``blobs`` (name, content)."""
+    now = datetime.now(timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    items = []
+    for name, content in blobs:
+        etag = _blob_headers(content)["ETag"]
+        items.append(
+            f"<Blob><Name>{escape(name)}</Name><Properties>"
+            f"<Creation-Time>{now}</Creation-Time><Last-Modified>{now}</Last-Modified>"
+            f"<Etag>{escape(etag)}</Etag><Content-Length>{len(content)}</Content-Length>"
+            "<Content-Type>application/octet-stream</Content-Type>"
+            f"<Content-MD5>{_md5(content)}</Content-MD5><BlobType>BlockBlob</BlobType>"
+            "<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState>"
+            "<ServerEncrypted>true</ServerEncrypted></Properties></Blob>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<EnumerationResults ServiceEndpoint="{escape(endpoint)}" '
+        f'ContainerName="{escape(container)}">'
+        f"<Prefix>{escape(prefix)}</Prefix><Blobs>{''.join(items)}</Blobs>"
+        f"<NextMarker>{escape(next_marker)}</NextMarker></EnumerationResults>"
+    )
 
 
 def _storage_error(status: int, code: str, message: str) -> Response:

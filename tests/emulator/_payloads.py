@@ -12,6 +12,8 @@ from werkzeug.wrappers import Response
 
 from ._state import (
     ComputeState,
+    DatasetState,
+    DatastoreState,
     ExperimentState,
     RunState,
     WorkspaceState,
@@ -22,6 +24,8 @@ from ._state import (
 __all__ = [
     "arm_error",
     "compute_payload",
+    "dataset_dto",
+    "datastore_dto",
     "experiment_dto",
     "json_response",
     "metric_v2",
@@ -73,6 +77,115 @@ def service_error(status: int, code: str, message: str, *, inner: str | None = N
             "componentName": "emulator",
         },
     )
+
+
+def datastore_dto(
+    datastore: DatastoreState, *, endpoint: str, include_secret: bool
+) -> dict[str, Any]:
+    """A ``DataStore`` as ``/datastore/v1.0/.../datastores`` answers it (Azure Blob only).
+
+    ``endpoint`` is what the SDK puts after ``{account}.blob.``; a lookup by name (and the
+    default) carries the credential, a listing does not (``include_secret``), as the service's.
+    """
+    section: dict[str, Any] = {
+        "accountName": datastore.account_name,
+        "containerName": datastore.container_name,
+        "endpoint": endpoint,
+        "protocol": datastore.protocol,
+        "credentialType": datastore.credential_type,
+        "credential": None,
+        "clientCredentials": None,
+        "blobCacheTimeout": 0,
+        "isSas": datastore.credential_type == "Sas",
+        "accountKey": None,
+        "sasToken": None,
+        "areWorkspaceManagedIdentitiesAllowed": False,
+        "subscriptionId": None,
+        "resourceGroup": None,
+        "serviceDataAccessAuthIdentity": "None",
+    }
+    if include_secret:
+        secret = datastore.account_key if datastore.credential_type == "AccountKey" else None
+        sas = datastore.sas_token if datastore.credential_type == "Sas" else None
+        section.update({"credential": secret or sas, "accountKey": secret, "sasToken": sas})
+    return {
+        "name": datastore.name,
+        "dataStoreType": "AzureBlob",
+        "hasBeenValidated": True,
+        "tags": dict(datastore.tags),
+        "azureStorageSection": section,
+        "azureDataLakeSection": None,
+        "azureSqlDatabaseSection": None,
+        "azurePostgreSqlSection": None,
+        "azureMySqlSection": None,
+        "glusterFsSection": None,
+        "createdTime": "2024-01-01T00:00:00.0000000+00:00",
+        "modifiedTime": "2024-01-01T00:00:00.0000000+00:00",
+    }
+
+
+def dataset_dto(dataset: DatasetState) -> dict[str, Any]:
+    """A registered dataset (``DatasetDto``) as ``datasets/query/name=...`` answers it.
+
+    ``latest.dataflow`` is never empty: azureml-core would otherwise "migrate" the dataset by
+    rebuilding it with ``Dataset.File.from_files``, which needs azureml-dataset-runtime.
+    """
+    dataflow = json.dumps(
+        {
+            "blocks": [
+                {
+                    "type": "Microsoft.DPrep.GetDatastoreFilesBlock",
+                    "arguments": {
+                        "datastores": [{"datastoreName": dataset.datastore, "path": dataset.path}]
+                    },
+                }
+            ]
+        }
+    )
+    stamp = "2024-01-01T00:00:00.0000000+00:00"
+    return {
+        "datasetId": dataset.registered_id,
+        "datasetState": {"state": "active", "deprecatedBy": None, "etag": None},
+        "latest": {
+            "datasetId": dataset.registered_id,
+            "versionId": str(dataset.version),
+            "datasetDefinitionState": {"state": "active", "deprecatedBy": None, "etag": None},
+            "dataflow": dataflow,
+            "dataPath": {
+                "datastoreName": dataset.datastore,
+                "relativePath": dataset.path,
+                "azureFilePath": None,
+                "paths": None,
+                "sqlDataPath": None,
+                "httpUrl": None,
+                "additionalProperties": None,
+                "partitionFormat": None,
+                "partitionFormatIgnoreError": False,
+            },
+            "partitionFormatInPath": None,
+            "profileActionResult": None,
+            "notes": None,
+            "etag": None,
+            "createdTime": stamp,
+            "modifiedTime": stamp,
+            "fileType": None,
+            "properties": {},
+            "savedDatasetId": dataset.saved_id,
+            "telemetryInfo": None,
+            "useDescriptionTagsFromDefinition": False,
+            "description": dataset.description,
+            "tags": dict(dataset.tags),
+        },
+        "createdTime": stamp,
+        "modifiedTime": stamp,
+        "etag": None,
+        "name": dataset.name,
+        "description": dataset.description,
+        "tags": dict(dataset.tags),
+        "isVisible": True,
+        "defaultCompute": None,
+        "datasetType": dataset.dataset_type,
+    }
 
 
 def quota_error(

@@ -11,9 +11,14 @@ import isodate  # type: ignore[import-untyped]  # an azureml-core dependency, un
 
 __all__ = [
     "ComputeState",
+    "DatasetState",
+    "DatastoreState",
     "ExperimentState",
     "OperationState",
     "ProvisioningProgram",
+    "RunData",
+    "RunInput",
+    "RunOutput",
     "RunProgram",
     "RunState",
     "SnapshotState",
@@ -134,6 +139,11 @@ class WorkspaceState:
     experiments: dict[str, ExperimentState] = field(default_factory=dict)  # key: lower-case name
     # registered environments: name -> version -> the definition the service returns
     environments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    datastores: dict[str, DatastoreState] = field(default_factory=dict)  # key: lower-case name
+    # registered datasets: name -> version -> dataset
+    datasets: dict[str, dict[int, DatasetState]] = field(default_factory=dict)
+    #: The name of the default datastore (``GET .../default``).
+    default_datastore: str = "workspaceblobstore"
 
     @property
     def arm_id(self) -> str:
@@ -144,6 +154,46 @@ class WorkspaceState:
 
     def key(self) -> tuple[str, str, str]:
         return (self.subscription_id.lower(), self.resource_group.lower(), self.name.lower())
+
+
+@dataclass
+class DatastoreState:
+    """One Azure Blob datastore of a workspace: a container of the emulator's storage account.
+
+    ``credential_type`` is ``AccountKey`` (the SDK signs blob requests with ``SharedKey``),
+    ``Sas`` (it appends ``sas_token`` to each URL) or ``None`` (no credential: the SDK refuses to
+    upload). Its blobs live in the emulator's blob service under ``container_name``.
+    """
+
+    name: str
+    container_name: str
+    account_name: str
+    credential_type: str = "AccountKey"
+    account_key: str | None = None
+    sas_token: str | None = None
+    protocol: str = "https"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetState:
+    """One version of a registered (v1) dataset: files at ``path`` in datastore ``datastore``."""
+
+    name: str
+    version: int
+    datastore: str
+    path: str
+    dataset_type: str = "file"
+    #: The registration's id (the same for every version of one name).
+    registered_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The saved dataset's id (one per version): what a run definition's ``data`` names.
+    saved_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"azureml://datastores/{self.datastore}/paths/{self.path}"
 
 
 @dataclass
@@ -228,3 +278,138 @@ class SnapshotState:
     def paths(self) -> set[str]:
         """The uploaded file paths, relative to the source directory, with '/' separators."""
         return set(self.files)
+
+
+# Placeholders the SDK writes into a run's arguments for its data (core/script_run_config.py and
+# data/data_reference.py): a data reference, a dataset input, an output.
+_DATA_REFERENCE_ARGUMENT = "$AZUREML_DATAREFERENCE_"
+_DATASET_ARGUMENT = "DatasetConsumptionConfig:"
+_OUTPUT_ARGUMENT = "DatasetOutputConfig:"
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """One input of a submitted run, read off its definition.
+
+    ``kind``: ``data_reference`` (``Configuration.dataReferences``: a datastore path), or one of
+    ``Configuration.data``: ``dataset`` (a registered or saved dataset, ``dataset_id`` /
+    ``dataset_name`` / ``dataset_version`` set), ``data_path`` (a datastore path) or ``uri``
+    (``url`` set). ``mode``: ``mount``, ``download`` (or ``direct`` / ``upload`` as the SDK
+    wrote it).
+    """
+
+    name: str
+    kind: str
+    mode: str
+    datastore: str | None = None
+    path: str | None = None
+    path_on_compute: str | None = None
+    overwrite: bool = False
+    dataset_id: str | None = None
+    dataset_name: str | None = None
+    dataset_version: str | None = None
+    url: str | None = None
+    #: The entry as the SDK sent it.
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """One output of a submitted run (``Configuration.outputData``).
+
+    ``datastore``/``path`` are None when the SDK left the destination to the service (an
+    ``OutputFileDatasetConfig`` without ``destination``: a path under the run). ``mode``:
+    ``upload`` or ``mount``; ``overwrite`` is set for uploads only.
+    """
+
+    name: str
+    mode: str
+    datastore: str | None = None
+    path: str | None = None
+    path_on_compute: str | None = None
+    overwrite: bool | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The data sections of a run definition: inputs, outputs, and the arguments naming them."""
+
+    arguments: list[str]
+    inputs: dict[str, RunInput]
+    outputs: dict[str, RunOutput]
+
+    @classmethod
+    def from_definition(cls, definition: dict[str, Any]) -> RunData:
+        configuration = definition.get("Configuration") or {}
+        inputs: dict[str, RunInput] = {}
+        for name, entry in (configuration.get("dataReferences") or {}).items():
+            inputs[name] = RunInput(
+                name=name,
+                kind="data_reference",
+                mode=entry.get("mode") or "mount",
+                datastore=entry.get("dataStoreName"),
+                path=entry.get("pathOnDataStore"),
+                path_on_compute=entry.get("pathOnCompute"),
+                overwrite=bool(entry.get("overwrite")),
+                raw=entry,
+            )
+        for name, entry in (configuration.get("data") or {}).items():
+            location = entry.get("dataLocation") or {}
+            dataset = location.get("dataset") or {}
+            data_path = location.get("dataPath") or {}
+            uri = location.get("uri") or {}
+            kind = "dataset" if dataset else ("uri" if uri else "data_path")
+            inputs[name] = RunInput(
+                name=name,
+                kind=kind,
+                mode=str(entry.get("mechanism") or "direct").lower(),
+                datastore=data_path.get("datastoreName"),
+                path=data_path.get("relativePath"),
+                path_on_compute=entry.get("pathOnCompute"),
+                overwrite=bool(entry.get("overwrite")),
+                dataset_id=dataset.get("id"),
+                dataset_name=dataset.get("name"),
+                dataset_version=None if dataset.get("version") is None else str(dataset["version"]),
+                url=uri.get("path"),
+                raw=entry,
+            )
+        outputs: dict[str, RunOutput] = {}
+        for name, entry in (configuration.get("outputData") or {}).items():
+            data_path = (entry.get("outputLocation") or {}).get("dataPath") or {}
+            options = entry.get("additionalOptions") or {}
+            upload = options.get("uploadOptions")
+            outputs[name] = RunOutput(
+                name=name,
+                mode=str(entry.get("mechanism") or "mount").lower(),
+                datastore=data_path.get("datastoreName"),
+                path=data_path.get("relativePath"),
+                path_on_compute=options.get("pathOnCompute"),
+                overwrite=None if upload is None else bool(upload.get("overwrite")),
+                raw=entry,
+            )
+        arguments = [str(a) for a in configuration.get("arguments") or []]
+        return cls(arguments=arguments, inputs=inputs, outputs=outputs)
+
+    def resolve(self, argument: str) -> RunInput | RunOutput | None:
+        """The input or output an argument's placeholder stands for (None: a plain argument)."""
+        for prefix, table in (
+            (_DATA_REFERENCE_ARGUMENT, self.inputs),
+            (_DATASET_ARGUMENT, self.inputs),
+            (_OUTPUT_ARGUMENT, self.outputs),
+        ):
+            if argument.startswith(prefix):
+                return table.get(argument[len(prefix) :])
+        return None
+
+    def after(self, flag: str) -> RunInput | RunOutput | None:
+        """The input or output given right after ``flag`` in the arguments (``--data X``)."""
+        index = self.arguments.index(flag)
+        return self.resolve(self.arguments[index + 1])
+
+    @property
+    def unresolved_arguments(self) -> list[str]:
+        """Placeholders in the arguments that no data section defines (the run could not
+        resolve them on the compute)."""
+        prefixes = (_DATA_REFERENCE_ARGUMENT, _DATASET_ARGUMENT, _OUTPUT_ARGUMENT)
+        return [a for a in self.arguments if a.startswith(prefixes) and self.resolve(a) is None]
