@@ -141,6 +141,32 @@ def test_an_mlflow_script_reports_its_metrics_merged_with_mlboot_log_metric_in_o
     assert "azureml imported: False" in run.logs()
 
 
+INTERLEAVED_SCRIPT = """\
+import mlflow
+import mlboot
+
+with mlflow.start_run():  # resumes the local run's MLflow run
+    for i in range(40):
+        mlflow.log_metric("b", float(i), step=i)
+        mlflow.log_metrics({"z": float(i), "a": float(-i)}, step=i)
+        mlboot.log_metric("m", i, step=i)
+"""
+
+
+def test_values_of_different_metrics_logged_within_a_millisecond_keep_their_logging_order(
+    workspace: Workspace, tmp_path: Path, root: Path
+) -> None:
+    # MLflow's file store keeps one file per metric and times in milliseconds: the order among
+    # these (logged far faster than one per millisecond) survives only through mlboot's journal.
+    run = run_script(workspace, tmp_path, INTERLEAVED_SCRIPT)
+    records = read_records(LocalBackend(root).run_folder(run.id))
+    expected: list[tuple[str, float | int, int]] = []
+    for i in range(40):
+        expected += [("b", float(i), i), ("z", float(i), i), ("a", float(-i), i), ("m", i, i)]
+    assert same([(name, value, step) for name, value, step, _ in records], expected)
+    assert list(run.metrics()) == ["b", "z", "a", "m"]
+
+
 V1_TUTORIAL = """\
 # A Microsoft v1 tutorial's training script, as written for ScriptRunConfig (unchanged).
 import argparse

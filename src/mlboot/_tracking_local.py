@@ -24,10 +24,14 @@ The script's other ways of logging land in the same run:
   ``log_table``, ``tag``, ``set_tags`` and ``upload_file(s)`` record here (see
   :func:`patch_offline_run`).
 
+- MLflow's own metric calls write to the file store, which the same hook makes note each value
+  in ``metrics.jsonl`` too (see :func:`patch_mlflow_file_store`): the store keeps one file per
+  metric with millisecond times, which would lose the order of values logged within one
+  millisecond.
+
 :func:`read_records` merges ``metrics.jsonl`` and the MLflow run's metrics into one list in
-logging order: by time (MLflow's timestamps are milliseconds, so values logged within the same
-millisecond by different means keep the order of their files: mlboot's first), each value with
-its name, value and step exactly as recorded (NaN and infinities as floats).
+logging order: the journal's order, and MLflow's time for values only the store has; each value
+with its name, value and step exactly as recorded (NaN and infinities as floats).
 
 Like :mod:`mlboot._local_supervisor`, which calls :func:`finish_run`, this module imports only
 the standard library.
@@ -494,3 +498,68 @@ def patch_offline_run(module: Any, run_dir: Path) -> None:
     for name, function in vars(_RecordingOfflineRun).items():
         if callable(function) and not name.startswith("_"):
             setattr(offline, name, function)
+
+
+def _journal_mlflow_metrics(run_dir: Path, metrics: Iterable[Any]) -> None:
+    """Note MLflow metrics just written to the file store in ``metrics.jsonl``, in order.
+
+    MLflow's file store keeps one file per metric and times in milliseconds, so the order of
+    values of different metrics logged within one millisecond is lost there; the journal keeps
+    it.  Each note carries ``"mlflow"`` (the value's MLflow timestamp) like
+    :func:`append_metric`'s copies, so :func:`read_records` takes the note instead of the file's
+    line, and keeps the journal's order.
+    """
+    import fcntl  # noqa: PLC0415  (POSIX only; the local backend runs only there)
+
+    lines = []
+    for metric in metrics:
+        key, value, step, stamp = metric.key, metric.value, metric.step, metric.timestamp
+        if not (isinstance(key, str) and isinstance(stamp, int) and isinstance(value, int | float)):
+            continue
+        record = {
+            "name": key,
+            "value": float(value),
+            "step": int(step or 0),
+            "time": time.time(),
+            "mlflow": stamp,
+        }
+        lines.append(json.dumps(record, allow_nan=True) + "\n")
+    if not lines:
+        return
+    with (run_dir / METRICS_FILE).open("a", encoding="utf-8") as file:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        file.write("".join(lines))
+        file.flush()
+
+
+def patch_mlflow_file_store(module: Any, run_dir: Path, run_id: str) -> None:
+    """Make MLflow's ``FileStore`` note, in the run's journal, the metrics it writes for it.
+
+    Only the run ``run_id`` (the local run's MLflow run); whatever the note meets (a full disk,
+    an MLflow whose classes differ), the script's own call is never disturbed: the values are
+    still in MLflow's files, only their order within one millisecond is then MLflow's.
+    """
+    store = getattr(module, "FileStore", None)
+    if store is None:
+        return
+    import inspect  # noqa: PLC0415  (only when MLflow's file store is imported)
+
+    def patched(name: str, original: Any) -> Any:
+        signature = inspect.signature(original)
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)  # the script's call, untouched
+            with contextlib.suppress(Exception):  # a note never disturbs the call
+                given = signature.bind(*args, **kwargs).arguments
+                if given.get("run_id") == run_id:
+                    found = [given["metric"]] if name == "log_metric" else given.get("metrics")
+                    _journal_mlflow_metrics(run_dir, list(found or ()))
+            return result
+
+        method.__wrapped__ = original  # type: ignore[attr-defined]
+        return method
+
+    for name in ("log_metric", "log_batch"):
+        original = getattr(store, name, None)
+        if callable(original):
+            setattr(store, name, patched(name, original))

@@ -10,8 +10,13 @@ nothing beyond what Python has already loaded:
 3. it waits for ``azureml.core.run`` to be imported: only then, and only if the script imports
    azureml-core, it makes azureml-core's offline run (what ``Run.get_context()`` returns
    outside Azure ML) record into the local run, through
-   :func:`mlboot._tracking_local.patch_offline_run`.  A script that never imports azureml-core
-   pays for one entry in ``sys.meta_path`` and nothing else.
+   :func:`mlboot._tracking_local.patch_offline_run`;
+4. it waits for MLflow's file store (``mlflow.store.tracking.file_store``) to be imported: then
+   it makes the store note, in the run's journal, the metrics it writes for the run, so that
+   their order survives the store's millisecond times
+   (:func:`mlboot._tracking_local.patch_mlflow_file_store`).
+
+A script that imports neither pays for one entry in ``sys.meta_path`` and nothing else.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ if TYPE_CHECKING:  # annotations only
     from types import ModuleType
 
 _HERE = os.path.dirname(os.path.abspath(__file__))  # noqa: PTH100, PTH120  (no pathlib at start-up)
-_TARGET = "azureml.core.run"
+_AZUREML_RUN = "azureml.core.run"
+_MLFLOW_FILE_STORE = "mlflow.store.tracking.file_store"
 
 
 def _unshadow() -> None:
@@ -43,8 +49,9 @@ def _unshadow() -> None:
 
 
 class _Loader:
-    def __init__(self, loader: object, run_dir: str) -> None:
+    def __init__(self, loader: object, name: str, run_dir: str) -> None:
         self._loader = loader
+        self._name = name
         self._run_dir = run_dir
 
     def __getattr__(self, name: str) -> object:
@@ -57,37 +64,48 @@ class _Loader:
         self._loader.exec_module(module)  # type: ignore[attr-defined]
         from pathlib import Path  # noqa: PLC0415
 
-        from mlboot._tracking_local import patch_offline_run  # noqa: PLC0415
+        from mlboot import _tracking_local  # noqa: PLC0415
 
-        patch_offline_run(module, Path(self._run_dir))
+        if self._name == _AZUREML_RUN:
+            _tracking_local.patch_offline_run(module, Path(self._run_dir))
+        else:
+            run_id = os.environ.get("MLFLOW_RUN_ID", "")
+            _tracking_local.patch_mlflow_file_store(module, Path(self._run_dir), run_id)
 
 
-class _AzuremlRunFinder:
-    """Finds nothing itself: wraps the loader of ``azureml.core.run`` the other finders find."""
+class _Finder:
+    """Finds nothing itself: wraps the loader of the modules it waits for, once each."""
 
     def __init__(self, run_dir: str) -> None:
         self._run_dir = run_dir
+        self._waiting = {_AZUREML_RUN, _MLFLOW_FILE_STORE} - set(sys.modules)
 
     def find_spec(
         self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if name != _TARGET:
+        if name not in self._waiting:
             return None
-        sys.meta_path.remove(self)  # once is enough
+        self._waiting.discard(name)  # once is enough
+        if not self._waiting:
+            sys.meta_path.remove(self)
         for finder in sys.meta_path:
+            if finder is self:
+                continue
             find = getattr(finder, "find_spec", None)
             spec: ModuleSpec | None = find(name, path, target) if find is not None else None
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _Loader(spec.loader, self._run_dir)  # type: ignore[assignment]
+                    spec.loader = _Loader(spec.loader, name, self._run_dir)  # type: ignore[assignment]
                 return spec
         return None
 
 
 def _install() -> None:
     run_dir = os.environ.get("MLBOOT_RUN_DIR")
-    if run_dir and _TARGET not in sys.modules:
-        sys.meta_path.insert(0, _AzuremlRunFinder(run_dir))
+    if run_dir:
+        finder = _Finder(run_dir)
+        if finder._waiting:  # noqa: SLF001  (its own class)
+            sys.meta_path.insert(0, finder)
 
 
 _unshadow()
