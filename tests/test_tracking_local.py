@@ -167,6 +167,28 @@ def test_values_of_different_metrics_logged_within_a_millisecond_keep_their_logg
     assert list(run.metrics()) == ["b", "z", "a", "m"]
 
 
+BROKEN_HOOK_SCRIPT = """\
+import sys
+sys.modules["mlboot._tracking_local"] = None  # the hook's own module cannot be imported now
+import mlflow
+
+mlflow.log_metric("loss", 0.5)
+print("imported and logged")
+"""
+
+
+def test_a_hook_that_cannot_patch_never_breaks_the_scripts_import(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    run = run_script(workspace, tmp_path, BROKEN_HOOK_SCRIPT)
+    logs = run.logs()
+    assert "imported and logged" in logs
+    assert (
+        "mlboot could not make mlflow.store.tracking.file_store record into the local run" in logs
+    )
+    assert same(run.metrics(), {"loss": [0.5]})  # still in MLflow's own files
+
+
 V1_TUTORIAL = """\
 # A Microsoft v1 tutorial's training script, as written for ScriptRunConfig (unchanged).
 import argparse

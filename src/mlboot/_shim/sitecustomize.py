@@ -62,6 +62,19 @@ class _Loader:
 
     def exec_module(self, module: object) -> None:
         self._loader.exec_module(module)  # type: ignore[attr-defined]
+        try:
+            self._patch(module)
+        except Exception as exc:  # noqa: BLE001  (the script's import must go on, whatever)
+            import warnings  # noqa: PLC0415
+
+            warnings.warn(
+                f"mlboot could not make {self._name} record into the local run ({exc!r}); "
+                "the script goes on, and what it logs that way is not recorded",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _patch(self, module: object) -> None:
         from pathlib import Path  # noqa: PLC0415
 
         from mlboot import _tracking_local  # noqa: PLC0415
