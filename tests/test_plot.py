@@ -12,7 +12,7 @@ import mlboot
 from mlboot import LocalBackend, Run, RunStatus, Workspace
 from mlboot._cli import ExitCode, main
 from mlboot._plot import plot_metrics
-from mlboot.exceptions import InvalidInputError, MissingExtraError
+from mlboot.exceptions import InvalidInputError, LocalStorageError, MissingExtraError
 from mlboot.testing import FakeBackend
 
 CONFIG = {
@@ -135,3 +135,21 @@ def test_plot_refuses_a_file_that_is_not_a_png(project: Path) -> None:
     run = submit(workspace, 1.0)
     with pytest.raises(InvalidInputError, match="PNG"):
         plot_metrics([run], project / "chart.jpg")
+
+
+@pytest.mark.parametrize("output", ["bad\x00name.png", b"chart.png", 3, ""])
+def test_plot_refuses_an_output_that_is_no_file_name(project: Path, output: object) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        plot_metrics([fake_run(project)], output)  # type: ignore[arg-type]
+    assert caught.value.field == "output"
+
+
+def test_plot_into_a_folder_or_an_unwritable_place_is_a_typed_error(project: Path) -> None:
+    run = fake_run(project)
+    (project / "charts.png").mkdir()
+    with pytest.raises(InvalidInputError, match="it is a folder"):
+        plot_metrics([run], project / "charts.png")
+    (project / "blocker").write_text("a file where a folder is needed", encoding="utf-8")
+    with pytest.raises(LocalStorageError, match="writing the chart") as caught:
+        plot_metrics([run], project / "blocker" / "chart.png")
+    assert isinstance(caught.value, OSError)

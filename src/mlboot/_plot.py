@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mlboot._backends._seam import LocalRunFolders, MetricValue
+from mlboot._localio import storage_error
 from mlboot._run import Run
+from mlboot._validate import path_text
 from mlboot.exceptions import InvalidInputError, MissingExtraError
 
 __all__ = ["plot_metrics"]
@@ -69,7 +71,9 @@ def plot_metrics(
     """
     if not runs:
         raise InvalidInputError("runs", runs, "at least one run is needed", "pass a run id")
-    target = Path(output)
+    target = Path(
+        path_text("output", output, fix="name a PNG file to write, e.g. metrics.png", what="file")
+    )
     if target.suffix.lower() != ".png":
         raise InvalidInputError(
             "output", str(output), "the chart is a PNG file", "name it e.g. metrics.png"
@@ -99,8 +103,15 @@ def plot_metrics(
             "name the metrics to draw after the run id",
         )
     figure = _figure(names, drawable, [run.id for run in runs])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="png", dpi=100)
+    if target.is_dir():
+        raise InvalidInputError(
+            "output", str(output), "it is a folder, and the chart is a file", "name a file in it"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(target, format="png", dpi=100)
+    except OSError as exc:
+        raise storage_error(exc, "writing the chart", path=target) from exc
     return target, names
 
 
