@@ -153,3 +153,27 @@ def test_plot_into_a_folder_or_an_unwritable_place_is_a_typed_error(project: Pat
     with pytest.raises(LocalStorageError, match="writing the chart") as caught:
         plot_metrics([run], project / "blocker" / "chart.png")
     assert isinstance(caught.value, OSError)
+
+
+def test_plot_replaces_a_link_at_the_output_and_never_writes_through_it(project: Path) -> None:
+    victim = project / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    (project / "chart.png").symlink_to(victim)
+    written, _ = plot_metrics([fake_run(project)], project / "chart.png")
+    assert victim.read_text(encoding="utf-8") == "precious"
+    assert not written.is_symlink()
+    assert written.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(
+    ("runs", "metrics", "field"),
+    [("abc", (), "runs"), ([], (), "runs"), (["x"], (), "runs"), (None, "loss", "metrics")],
+)
+def test_plot_refuses_runs_and_metrics_of_the_wrong_kind(
+    project: Path, runs: object, metrics: object, field: str
+) -> None:
+    given = [fake_run(project)] if runs is None else runs
+    with pytest.raises(InvalidInputError) as caught:
+        plot_metrics(given, project / "x.png", metrics)  # type: ignore[arg-type]
+    assert caught.value.field == field

@@ -189,6 +189,33 @@ def test_a_hook_that_cannot_patch_never_breaks_the_scripts_import(
     assert same(run.metrics(), {"loss": [0.5]})  # still in MLflow's own files
 
 
+ODD_NAMES_SCRIPT = """\
+import mlboot
+from azureml.core import Run
+
+run = Run.get_context()
+mlboot.log_metric("x" * 300, 1.0)  # longer than MLflow takes: kept by mlboot only
+mlboot.log_metric("\u00e9" * 200, 2.0)  # 400 bytes: no file can be named so
+run.log("y" * 300, 3.0)
+for name in ("", "/", "../escape.txt"):
+    try:
+        run.upload_file(name, __file__)
+    except ValueError as exc:
+        print("refused:", exc)
+print("still running")
+"""
+
+
+def test_odd_names_never_break_the_script_and_keep_their_values(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    run = run_script(workspace, tmp_path, ODD_NAMES_SCRIPT)
+    logs = run.logs()
+    assert "still running" in logs
+    assert logs.count("refused: upload_file") == 3
+    assert same(run.metrics(), {"x" * 300: [1.0], "\u00e9" * 200: [2.0], "y" * 300: [3.0]})
+
+
 V1_TUTORIAL = """\
 # A Microsoft v1 tutorial's training script, as written for ScriptRunConfig (unchanged).
 import argparse
@@ -396,8 +423,9 @@ def test_the_offline_run_hook_records_uploads_and_tags_and_refuses_names_leading
     run.upload_file("outputs/a.txt", io.BytesIO(b"bytes"))  # type: ignore[attr-defined]
     run.upload_file("extra/b.txt", io.StringIO("text"))  # type: ignore[attr-defined]
     run.set_tags(["flag"])  # type: ignore[attr-defined]
-    with pytest.raises(ValueError, match="leads out"):
-        run.upload_file("../escape.txt", io.BytesIO(b"x"))  # type: ignore[attr-defined]
+    for name in ("../escape.txt", "", "/"):
+        with pytest.raises(ValueError, match="names no file inside the run's files"):
+            run.upload_file(name, io.BytesIO(b"x"))  # type: ignore[attr-defined]
     mlflow_run = root / "mlruns" / experiment_id("demo") / run_dir.name
     assert (working / "outputs" / "a.txt").read_bytes() == b"bytes"
     assert (mlflow_run / "artifacts" / "extra" / "b.txt").read_text() == "text"

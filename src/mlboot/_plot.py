@@ -13,6 +13,7 @@ Str values are not drawn; NaN leaves a gap and infinities are left out.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -61,6 +62,26 @@ def _numeric(series: Series) -> bool:
     return any(not math.isnan(y) for _, y in series)
 
 
+def _checked(runs: object, output: object, metrics: object) -> Path:
+    """The file to write, once ``plot_metrics``'s arguments are checked."""
+    if not isinstance(runs, list | tuple) or not runs or not all(isinstance(r, Run) for r in runs):
+        raise InvalidInputError(
+            "runs", runs, "it must be a non-empty list of mlboot.Run", "pass [run] or [run, other]"
+        )
+    if not isinstance(metrics, list | tuple) or not all(isinstance(n, str) for n in metrics):
+        raise InvalidInputError(
+            "metrics", metrics, "it must be a list of metric names", "pass e.g. ['loss']"
+        )
+    target = Path(
+        path_text("output", output, fix="name a PNG file to write, e.g. metrics.png", what="file")
+    )
+    if target.suffix.lower() != ".png":
+        raise InvalidInputError(
+            "output", str(output), "the chart is a PNG file", "name it e.g. metrics.png"
+        )
+    return target
+
+
 def plot_metrics(
     runs: Sequence[Run], output: str | os.PathLike[str], metrics: Sequence[str] = ()
 ) -> tuple[Path, list[str]]:
@@ -69,15 +90,7 @@ def plot_metrics(
     Returns the file written and the metrics drawn.  A metric named but logged by none of the
     runs raises :class:`~mlboot.exceptions.InvalidInputError` listing the ones there are.
     """
-    if not runs:
-        raise InvalidInputError("runs", runs, "at least one run is needed", "pass a run id")
-    target = Path(
-        path_text("output", output, fix="name a PNG file to write, e.g. metrics.png", what="file")
-    )
-    if target.suffix.lower() != ".png":
-        raise InvalidInputError(
-            "output", str(output), "the chart is a PNG file", "name it e.g. metrics.png"
-        )
+    target = _checked(runs, output, metrics)
     data = {run.id: _steps_and_values(run) for run in runs}
     drawable: dict[str, dict[str, Series]] = {}
     for run_id, found in data.items():
@@ -107,11 +120,18 @@ def plot_metrics(
         raise InvalidInputError(
             "output", str(output), "it is a folder, and the chart is a file", "name a file in it"
         )
+    # Written beside the target, then renamed onto it: a link at the target is replaced, never
+    # written through, and no half-written chart is ever left there.
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(target, format="png", dpi=100)
+        figure.savefig(temporary, format="png", dpi=100)
+        temporary.replace(target)
     except OSError as exc:
         raise storage_error(exc, "writing the chart", path=target) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
     return target, names
 
 

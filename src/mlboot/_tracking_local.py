@@ -81,6 +81,8 @@ ARTIFACTS_FOLDER = "artifacts"
 # MLflow's RunStatus numbers, as its file store writes them in meta.yaml.
 _MLFLOW_STATUS = {"Running": 1, "Completed": 3, "Failed": 4, "Canceled": 5}
 _MLFLOW_NAME = re.compile(r"[\w.\- :/]+\Z")
+_MLFLOW_KEY_LIMIT = 250  # MLflow refuses longer metric, param and tag keys
+_FILE_NAME_BYTES = 255  # the longest file name the file systems take: a key part is a file
 
 Record = tuple[str, "float | int | str", "int | None", float]
 """One logged value: name, value, step (``None``: none given), time in seconds since the epoch."""
@@ -119,8 +121,11 @@ def _safe_key(name: str) -> bool:
     parts = name.split("/")
     return (
         _MLFLOW_NAME.match(name) is not None
+        and len(name) <= _MLFLOW_KEY_LIMIT
         and not name.startswith("/")
-        and all(part not in {"", ".", ".."} for part in parts)
+        and all(
+            part not in {"", ".", ".."} and len(part.encode()) <= _FILE_NAME_BYTES for part in parts
+        )
     )
 
 
@@ -298,10 +303,13 @@ def append_metric(
         file.write(line)
         file.flush()
     if mirrored and found is not None:
-        path = found / "metrics" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as file:
-            file.write(f"{millis} {float(value)} {step or 0}\n")
+        # Only a copy, for MLflow's UI: the journal line above is the record, so a copy the
+        # disk refuses is left out (read_records does without it).
+        with contextlib.suppress(OSError):
+            path = found / "metrics" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as file:
+                file.write(f"{millis} {float(value)} {step or 0}\n")
 
 
 def _journal(run_dir: Path) -> tuple[list[tuple[float, Record]], list[tuple[str, int, float, int]]]:
@@ -412,8 +420,11 @@ def _write_tag(run_dir: Path, key: object, value: object) -> None:
 def _upload(run_dir: Path, name: str, source: Any) -> None:
     """Azure ML's ``upload_file``: ``outputs/...`` to the run's outputs, else its artifacts."""
     relative = Path(str(name).lstrip("/"))
-    if ".." in relative.parts:
-        msg = f"upload_file: the name {name!r} leads out of the run's files; use a relative name"
+    if ".." in relative.parts or not relative.parts or "\x00" in str(name):
+        msg = (
+            f"upload_file: the name {name!r} names no file inside the run's files; use a "
+            "relative file name, e.g. 'outputs/model.pkl'"
+        )
         raise ValueError(msg)
     if relative.parts[:1] == ("outputs",):
         target = Path.cwd() / relative  # collected with ./outputs when the script ends
