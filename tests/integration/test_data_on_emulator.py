@@ -24,7 +24,14 @@ from azureml.exceptions import UserErrorException
 
 from emulator import Emulator, RunInput, RunOutput, sdk_run_warnings
 
-pytestmark = pytest.mark.sdk
+pytestmark = [
+    pytest.mark.sdk,
+    # azureml-core's dataset and output-dataset code calls datetime.utcnow(), deprecated since
+    # Python 3.12: the SDK's warning, not ours.
+    pytest.mark.filterwarnings(
+        "ignore:datetime.datetime.utcnow\\(\\) is deprecated:DeprecationWarning"
+    ),
+]
 
 
 @pytest.fixture
