@@ -101,6 +101,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.user_properties.append((RELIABILITY_PROPERTY, str(mark.args[0])))
 
 
+# Under pytest-xdist each worker counts in its own LEDGER: the worker hands its counters over when
+# it finishes and the controller, which prints the summary, adds them up.
+_LEDGER_KEY = "mlboot_reliability_ledger"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_LEDGER_KEY] = LEDGER.to_json()
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called where xdist is loaded
+def pytest_testnodedown(node: object, error: object) -> None:
+    LEDGER.merge(getattr(node, "workeroutput", {}).get(_LEDGER_KEY, {}))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     ledger = LEDGER
     by_kind = outcomes_by_kind(

@@ -90,6 +90,37 @@ class Ledger:
             self.secrets_leaked += len(leaks)
         return leaks
 
+    def to_json(self) -> dict[str, object]:
+        """The counters as JSON values: what an xdist worker sends its controller."""
+        with self._lock:
+            return {
+                field.name: sorted(value) if isinstance(value, set) else value
+                for field in attrs.fields(Ledger)
+                if not field.name.startswith("_")
+                for value in [getattr(self, field.name)]
+            }
+
+    def merge(self, other: dict[str, object]) -> None:
+        """Add a worker's counters (:meth:`to_json`) to these: sets join, counts add, maxima."""
+        maxima = {"attempts_observed_max", "attempt_bound", "deadline_share_max"}
+        with self._lock:
+            for field in attrs.fields(Ledger):
+                name = field.name
+                if name.startswith("_") or name not in other:
+                    continue
+                value, mine = other[name], getattr(self, name)
+                if isinstance(mine, set):
+                    assert isinstance(value, (list, tuple))
+                    mine.update(value)
+                elif name == "no_credentials_seconds":
+                    if value is not None:
+                        assert isinstance(value, (list, tuple))
+                        self.no_credentials_seconds = (float(value[0]), float(value[1]))
+                elif name in maxima:
+                    setattr(self, name, max(mine, value))
+                else:
+                    setattr(self, name, mine + value)
+
 
 LEDGER = Ledger()
 
