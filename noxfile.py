@@ -114,10 +114,11 @@ _MEASURED = ("coverage", "run", "-m", "pytest")
 _UNIT = ("--ignore=tests/integration", "-m", "not integration", "-p", "no:cacheprovider")
 
 
-# pytest-xdist, one worker per CPU (at most 4: beyond that start-up outweighs the gain).  The
-# suite holds no state between tests that a worker of its own would break; the reliability
-# summary adds up its workers' counters (tests/reliability/conftest.py).
-_PARALLEL = ("-n", str(max(1, min(4, os.cpu_count() or 1))))
+# pytest-xdist, one worker per CPU (at most 4: beyond that start-up outweighs the gain), each
+# test file whole on one worker (``loadfile``): the examples of a documentation page share one
+# namespace, in order, and a module's fixtures are set up once.  The reliability summary adds up
+# its workers' counters (tests/reliability/conftest.py).
+_PARALLEL = ("-n", str(max(1, min(4, os.cpu_count() or 1))), "--dist", "loadfile")
 
 
 @nox.session(python=PYTHONS)
