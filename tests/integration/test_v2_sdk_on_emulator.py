@@ -477,3 +477,41 @@ def test_code_upload_walks_ignored_folders_and_skips_nested_ignore_files(
     files = set(emulator.code_files(code))
     assert "pkg/table.csv" in files  # pkg/.amlignore is not applied
     assert not any(path.startswith("data/") for path in files)  # the root one is
+
+
+def test_a_failed_job_streams_its_error_from_run_history(
+    emulator: Emulator, ml_client: MLClient
+) -> None:
+    from azure.ai.ml.exceptions import JobException  # noqa: PLC0415 - only this test needs it
+
+    emulator.add_job("job-1", ["Running", "Running", "Failed"], error="CUDA out of memory")
+
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(JobException) as failed:
+        ml_client.jobs.stream("job-1")
+
+    assert "CUDA out of memory" in str(failed.value)
+    assert emulator.job("job-1").served_statuses[-1] == "Failed"
+
+
+def test_retries_of_503_follow_the_clients_backoff_setting(
+    emulator: Emulator, credential: StaticTokenCredential
+) -> None:
+    # azure-core's RetryPolicy takes its settings from MLClient(**kwargs) too: with
+    # retry_backoff_factor=0 two 503s cost no sleep (the default factor 0.8 sleeps 1.6 s, 3.2 s).
+    state = emulator.workspace
+    client = MLClient(
+        credential,
+        state.subscription_id,
+        state.resource_group,
+        state.name,
+        retry_backoff_factor=0,
+        **v2_client_kwargs(),
+    )
+    emulator.add_job("job-1", ["Running"])
+    emulator.fail("v2.job.get", 503, times=2)
+    started = time.monotonic()
+
+    assert client.jobs.get("job-1").status == "Running"
+
+    assert time.monotonic() - started < 1
+    assert emulator.statuses("v2.job.get") == [503, 503, 200]
