@@ -72,6 +72,22 @@ def allowed_tree(root: Path, *, total_bytes: int, files: int, big_files: int) ->
     return root
 
 
+def data_folder(root: Path, *, files: int, total_bytes: int, folders: int = 10) -> Path:
+    """A local input folder: ``files`` files of random bytes (seeded) in ``folders`` folders.
+
+    Real content, not sparse: hashing it is what mlboot's second upload costs.
+    """
+    import random  # noqa: PLC0415
+
+    draw = random.Random(16)  # noqa: S311  (test data, not secrets)
+    size = total_bytes // files
+    for index in range(files):
+        folder = root / f"part{index % folders:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"shard_{index:05d}.bin").write_bytes(draw.randbytes(size))
+    return root
+
+
 def tree_size(root: Path) -> tuple[int, int]:
     count = size = 0
     for folder, _dirs, names in os.walk(root):
