@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from mlboot._auth import (
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
+    DatastoreInfo,
     Metrics,
     RunDetails,
     RunRequest,
@@ -435,6 +436,26 @@ class AzureMLBackend:
         found = _run_registered_environment(workspace, name, version)
         with self._lock:  # the submit that follows sends it: one lookup per submit
             self._environments[(ref, name, version)] = found
+
+    # -- data (filled in by the azureml-core data work) ------------------------------------------
+
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        raise NotImplementedError
+
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        raise NotImplementedError
+
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        raise NotImplementedError
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        raise NotImplementedError
 
     # -- runs ------------------------------------------------------------------------------------
 
