@@ -51,16 +51,18 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
+    DatastoreInfo,
     Metrics,
     RunDetails,
     RunRequest,
@@ -81,6 +83,7 @@ from mlboot._backends.local._local_supervisor import (
     write_json,
 )
 from mlboot._clock import SystemClock
+from mlboot._links import check_destination, copy_regular_file
 from mlboot._localio import storage_error, translated
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
@@ -120,6 +123,13 @@ __all__ = [
 
 LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""
+DEFAULT_DATASTORE = "workspaceblobstore"
+"""The default datastore of every local workspace, as of every Azure ML one."""
+LOCAL_DATASTORE_KIND = "local"
+"""``DatastoreInfo.kind`` of a local datastore: a folder."""
+DATASTORES_FOLDER = "datastores"
+"""The folder of the local workspace that holds one folder per datastore."""
+_DATASTORE_NAME = re.compile(r"[A-Za-z0-9_]{1,255}", re.ASCII)
 
 # At most 250 characters: "<name>.json" must fit the 255-byte limit of a file name.
 _NAME = re.compile(name_pattern(250) + r"\Z", re.ASCII)
@@ -383,6 +393,88 @@ class LocalBackend:
     ) -> None:
         """Accepted: a local run uses this interpreter whatever the environment (submit warns)."""
         del ref, name, version
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def datastore_folder(self, name: str = DEFAULT_DATASTORE) -> Path:
+        """The folder that is datastore ``name`` of this workspace (it may not exist yet)."""
+        if not _DATASTORE_NAME.fullmatch(name):
+            raise InvalidInputError(
+                "name",
+                name,
+                "a datastore name is 1 to 255 ASCII letters, digits or '_'",
+                "pass e.g. 'workspaceblobstore' or 'training_data'",
+            )
+        return self._root / DATASTORES_FOLDER / name
+
+    @_on_disk("making a local datastore folder")
+    def add_datastore(self, name: str) -> Path:
+        """Make datastore ``name`` (its folder, if missing); return the folder.
+
+        ``workspaceblobstore`` exists without this; any other datastore a run names must have
+        been made first, by this call or by making the folder ``datastores/<name>/`` in the
+        workspace folder, as a datastore of Azure ML must be registered first.
+        """
+        folder = self.datastore_folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @_on_disk("looking up a local datastore")
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        """``workspaceblobstore`` (the default) always; another when its folder exists."""
+        del ref
+        found = DEFAULT_DATASTORE if name is None else name
+        if found == DEFAULT_DATASTORE:
+            return DatastoreInfo(found, LOCAL_DATASTORE_KIND)
+        try:
+            info = self.datastore_folder(found).lstat()
+        except FileNotFoundError:
+            return None
+        return DatastoreInfo(found, LOCAL_DATASTORE_KIND) if stat.S_ISDIR(info.st_mode) else None
+
+    @_on_disk("looking for a file in a local datastore")
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        del ref
+        folder = self.datastore_folder(datastore)
+        check_destination(folder, [path])  # a link on the way is refused, never followed
+        try:
+            return stat.S_ISREG((folder / path).lstat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    @_on_disk("copying files into a local datastore")
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        """Copy each file into the datastore's folder, never through a link."""
+        del ref
+        folder = self.datastore_folder(datastore)
+        if datastore == DEFAULT_DATASTORE:
+            folder.mkdir(parents=True, exist_ok=True)
+        names = ["/".join(p for p in (target_path, relative) if p) for _, relative in files]
+        check_destination(folder, names)
+        for (local, _), name in zip(files, names, strict=True):
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy_regular_file(local, target)
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        """Refused: registered datasets live in Azure ML, which a local workspace never asks."""
+        del ref
+        source = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
+        raise InvalidInputError(
+            "source",
+            source,
+            "the local backend has no registered datasets: they are kept by Azure ML, and a "
+            "local workspace works without an account",
+            "download the dataset's files once (e.g. with azureml-core's Dataset.download) and "
+            "pass their folder as Input(<folder>), or put them in a local datastore folder and "
+            "pass Input('azureml://datastores/<name>/paths/<path>')",
+        )
 
     # -- runs ----------------------------------------------------------------------------------
 
