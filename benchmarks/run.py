@@ -635,7 +635,12 @@ def bench_upload(ctx: Context) -> list[Figure]:
     datastore = sdk_workspace.get_default_datastore()
     upload = work.MlbootUpload(service)
     times: dict[str, list[float]] = {"sdk 1": [], "sdk 2": [], "mlboot 1": [], "mlboot 2": []}
-    blobs: dict[str, list[tuple[int, int]]] = {"sdk 1": [], "sdk 2": [], "mlboot 1": [], "mlboot 2": []}
+    blobs: dict[str, list[tuple[int, int]]] = {
+        "sdk 1": [],
+        "sdk 2": [],
+        "mlboot 1": [],
+        "mlboot 2": [],
+    }
 
     def measured(key: str, action: Callable[[], object]) -> None:
         emu.clear_requests()

@@ -143,7 +143,28 @@ def _status_of(exc: BaseException) -> int | None:
             return int(match.group(1))
     # msrest's "Operation returned an invalid status code 'Forbidden'" names the status instead.
     match = _STATUS_PHRASE.search(text)
-    return _STATUS_BY_PHRASE.get(match.group(1).lower()) if match else None
+    if match:
+        return _STATUS_BY_PHRASE.get(match.group(1).lower())
+    return _chained_status_of(exc)
+
+
+def _chained_status_of(exc: BaseException) -> int | None:
+    """The status of the error an SDK exception was raised while handling.
+
+    ``Datastore.get`` turns the service's 404 (an ``ErrorResponseException`` with its response)
+    into a ``UserErrorException`` carrying only the message (azureml/data/_exception_handler.py),
+    raised inside the ``except``: the answer is its ``__context__``.
+    """
+    seen = {id(exc)}
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        value = getattr(response, "status_code", None)
+        if isinstance(value, int):
+            return value
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _retry_after_of(exc: BaseException) -> float | None:
