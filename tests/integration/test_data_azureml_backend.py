@@ -8,6 +8,7 @@ back as mlboot's errors.  ``test_data_submit_on_emulator.py`` drives the same th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,12 +17,15 @@ import pytest
 import mlboot
 from emulator import Emulator, RunInput, RunOutput, sdk_run_warnings
 from mlboot._backends.azureml._azureml import AzureMLBackend
+from mlboot._clock import SystemClock
+from mlboot._deadline import bounded
 from mlboot.backend import DataInput, DataOutput, DatastoreInfo, RunRequest
 from mlboot.exceptions import (
     InvalidInputError,
     MissingExtraError,
     NotFoundError,
     PermissionDeniedError,
+    WaitTimeoutError,
 )
 
 pytestmark = [
@@ -164,6 +168,30 @@ def test_a_refused_put_raises_where_the_sdk_upload_only_logs_it(
         backend.upload_to_datastore(workspace.ref, "workspaceblobstore", "in", files)
 
     assert 403 in emulator.statuses("blob.put")
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_an_upload_ends_by_the_callers_deadline_while_every_put_is_throttled(
+    emulator: Emulator,
+    workspace: mlboot.Workspace,
+    backend: AzureMLBackend,
+    files: list[tuple[Path, str]],
+) -> None:
+    # The storage client retries a 503 three times, 15 s then 18 s then 24 s apart: about a
+    # minute per file. Under a 2 s deadline (submit_script's, here set by hand) no retry fits.
+    backend.get_datastore(workspace.ref, None)
+    emulator.fail("blob.put", 503, times=1000)
+    started = time.monotonic()
+
+    with (
+        pytest.raises(WaitTimeoutError, match="uploading the input") as caught,
+        bounded(SystemClock(), 2.0, what="uploading the input", limit="2 s", fix="wait"),
+    ):
+        backend.upload_to_datastore(workspace.ref, "workspaceblobstore", "in", files)
+
+    assert time.monotonic() - started <= 3.0
+    assert emulator.count("blob.put") >= 1
+    assert "the next retry was due" in str(caught.value)
 
 
 def test_a_datastore_without_a_credential_refuses_before_any_blob_request(
