@@ -16,7 +16,7 @@ from typing import Protocol, TypeAlias
 
 import attrs
 
-from mlboot._backends._seam import RunRequest
+from mlboot._backends._seam import InputKindCheck, RunRequest
 from mlboot._data import Input, Output
 from mlboot._data_submit import (
     LocalInput,
@@ -169,6 +169,8 @@ def submit_script(
         snapshot=plan,  # checked above: the backend sends exactly these files
     )
     backend = workspace.backend
+    if isinstance(backend, InputKindCheck):  # what the backend cannot take, before anything remote
+        backend.check_input_kinds({name: value.kind for name, value in data.inputs.items()})
     with bounded(
         backend.clock,
         limit,

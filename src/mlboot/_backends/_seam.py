@@ -491,6 +491,22 @@ class AzureMLObjects(Protocol):
 
 
 @runtime_checkable
+class InputKindCheck(Protocol):
+    """An optional extra of a backend that, as installed, cannot take every kind of data input.
+
+    :func:`mlboot.submit_script` asks it before anything remote (no lookup, no upload), with
+    each input's name and kind (``"local"``, ``"datastore"``, ``"url"``, ``"dataset"``), so a
+    missing package fails at once.  The azureml-core backend has it: an ``http(s)://`` input
+    needs ``azureml-dataset-runtime`` there (:class:`~mlboot.exceptions.MissingExtraError`,
+    naming mlboot's ``datasets`` extra).
+    """
+
+    def check_input_kinds(self, kinds: Mapping[str, str]) -> None:
+        """Raise a typed error for the first input this backend cannot take; else nothing."""
+        ...
+
+
+@runtime_checkable
 class LocalRunFolders(Protocol):
     """An optional extra of a backend whose runs live in folders on this machine.
 

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from http import HTTPStatus
@@ -551,6 +551,9 @@ class AzureMLBackend:
         container = self._blob_container(ref, datastore, f"{doing} of {ref}")
         _data_upload(container, target_path, files, f"{doing} of {ref}")
 
+    def check_input_kinds(self, kinds: Mapping[str, str]) -> None:
+        check_data_support(kinds)
+
     def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
         from azureml.core import Dataset  # noqa: PLC0415  (the SDK loads only on use)
 
@@ -610,7 +613,9 @@ class AzureMLBackend:
 
         from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
-        check_data_support(request.inputs)  # before the snapshot: nothing remote yet
+        # Before the snapshot: nothing remote yet (submit_script asked already; a request
+        # built by hand may not have).
+        self.check_input_kinds({item.name: item.kind for item in request.inputs})
         plan = request.snapshot_plan()  # decided above the seam, by submit_script
         workspace = self._sdk_workspace(ref)
         doing = (

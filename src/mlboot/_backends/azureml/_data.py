@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -80,27 +80,27 @@ def _dataset_runtime_installed() -> bool:
 
 
 def check_data_support(
-    inputs: Sequence[DataInput], *, runtime_installed: Callable[[], bool] | None = None
+    kinds: Mapping[str, str], *, runtime_installed: Callable[[], bool] | None = None
 ) -> None:
     """Fail before anything remote when an input needs what is not installed.
 
-    A URL input is a file dataset built on the client (``Dataset.File.from_files``), which
-    needs ``azureml-dataset-runtime``: mlboot's ``datasets`` extra.  Registered datasets,
-    datastore paths and outputs do not need it.
+    ``kinds`` maps each input's name to its kind.  A URL input is a file dataset built on the
+    client (``Dataset.File.from_files``), which needs ``azureml-dataset-runtime``: mlboot's
+    ``datasets`` extra.  Registered datasets, datastore paths, local inputs (uploaded, then a
+    datastore path) and outputs do not need it.
     """
-    urls = [item for item in inputs if item.kind == "url"]
+    urls = [name for name, kind in kinds.items() if kind == "url"]
     if not urls:
         return
     installed = _dataset_runtime_installed if runtime_installed is None else runtime_installed
     if installed():
         return
-    first = urls[0]
     raise MissingExtraError(
-        f"input {first.name!r} ({first.url}) is an http(s) URL, which azureml-core can only "
-        f"send as a file dataset built by {DATASET_RUNTIME}, and that is not installed "
-        "(azureml.dataprep is missing). Fix: install mlboot's datasets extra: python -m pip "
-        f"install 'mlboot[datasets]' (or: python -m pip install {DATASET_RUNTIME}); or upload "
-        "the file to a datastore and give its azureml://datastores/<name>/paths/<path> URI.",
+        f"input {urls[0]!r} is an http(s) URL, which azureml-core can only send as a file "
+        f"dataset built by {DATASET_RUNTIME}, and that is not installed (azureml.dataprep is "
+        "missing). Fix: install mlboot's datasets extra: python -m pip install "
+        f"'mlboot[datasets]' (or: python -m pip install {DATASET_RUNTIME}); or upload the file "
+        "to a datastore and give its azureml://datastores/<name>/paths/<path> URI.",
         extra="datasets",
     )
 
