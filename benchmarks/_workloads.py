@@ -225,6 +225,36 @@ def emulated_service(work: Path) -> Iterator[Service]:
         raise RuntimeError("the emulator failed:\n" + "\n".join(emu.handler_errors))
 
 
+# -- a local input, uploaded by mlboot ----------------------------------------------------------
+
+
+class MlbootUpload:
+    """mlboot's whole path for a local input folder, as submit_script takes it.
+
+    The walk and checks (``walk_local_input``), then the content-addressed upload
+    (``upload_local_input``: hash the tree, ask for its marker, else upload every file and the
+    marker last), through the azureml-core backend, under a submit-sized deadline.
+    """
+
+    def __init__(self, service: Service) -> None:
+        import mlboot  # noqa: PLC0415
+
+        self._workspace = mlboot.workspace_from_config(service.config, auth=service.emulator.auth)
+        backend = self._workspace.backend
+        info = backend.get_datastore(self._workspace.ref, None)
+        check(info is not None, "the emulator has no default datastore")
+        self._datastore = info.name if info is not None else ""
+
+    def __call__(self, root: Path) -> str:
+        from mlboot._data_submit import upload_local_input, walk_local_input  # noqa: PLC0415
+        from mlboot._deadline import bounded  # noqa: PLC0415
+
+        backend = self._workspace.backend
+        with bounded(backend.clock, 600.0, what="uploading", limit="600 s", fix="-"):
+            local = walk_local_input("inputs['data'].source", root)
+            return upload_local_input(backend, self._workspace.ref, self._datastore, local)
+
+
 # -- polling schedules -------------------------------------------------------------------------
 
 
