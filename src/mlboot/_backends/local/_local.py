@@ -69,6 +69,14 @@ from mlboot._backends._seam import (
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._backends.local._local_data import (
+    DATASTORES_FOLDER,
+    DEFAULT_DATASTORE,
+    LocalData,
+    prepare_data,
+    remove_tree,
+    upload_records,
+)
 from mlboot._backends.local._local_supervisor import (
     BOOTSTRAP,
     RUN_ENV_VARIABLE,
@@ -123,12 +131,8 @@ __all__ = [
 
 LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""
-DEFAULT_DATASTORE = "workspaceblobstore"
-"""The default datastore of every local workspace, as of every Azure ML one."""
 LOCAL_DATASTORE_KIND = "local"
 """``DatastoreInfo.kind`` of a local datastore: a folder."""
-DATASTORES_FOLDER = "datastores"
-"""The folder of the local workspace that holds one folder per datastore."""
 _DATASTORE_NAME = re.compile(r"[A-Za-z0-9_]{1,255}", re.ASCII)
 
 # At most 250 characters: "<name>.json" must fit the 255-byte limit of a file name.
@@ -500,6 +504,8 @@ class LocalBackend:
         try:
             try:
                 materialize_snapshot(plan, prepared.working_dir)
+                final = RunFolder(self._root / "runs" / prepared.run_id)
+                data = prepare_data(self._root, request, prepared.path, final.path, prepared.run_id)
                 queue_entry = f"{time.time_ns():020d}_{prepared.run_id}"
                 write_json(
                     prepared.request_file,
@@ -508,7 +514,7 @@ class LocalBackend:
                         "experiment": request.experiment,
                         "compute": compute.name,
                         "script": request.script,
-                        "arguments": list(request.arguments),
+                        "arguments": data.substitute(request.arguments),
                         "tags": dict(request.tags),
                         "max_run_duration_seconds": request.max_run_duration_seconds,
                         "source_directory": str(plan.root),
@@ -520,14 +526,15 @@ class LocalBackend:
                             "workspace_name": ref.name,
                         },
                         "submitted_at": now(),
+                        **upload_records(data),
                     },
                 )
                 # Written while there is room: it is what records the run's end on a full disk.
                 prepared.make_reserve()
-                folder = RunFolder(self._root / "runs" / prepared.run_id)
+                folder = final
                 prepared.path.rename(folder.path)
             except BaseException as exc:
-                shutil.rmtree(prepared.path, ignore_errors=True)
+                remove_tree(prepared.path)
                 if not isinstance(exc, OSError) or isinstance(exc, MlbootError):
                     raise
                 raise storage_error(
@@ -544,7 +551,9 @@ class LocalBackend:
                 shutil.rmtree(folder.path, ignore_errors=True)
                 raise
             try:
-                self._start_supervisor(folder, lock, _script_environment(ref, request, folder))
+                self._start_supervisor(
+                    folder, lock, _script_environment(ref, request, folder, data)
+                )
             except (OSError, ServiceError) as exc:
                 (queue / queue_entry).unlink(missing_ok=True)
                 folder.write_status("Failed", error=f"the run could not be started: {exc}")
@@ -866,7 +875,7 @@ def _write_text_atomically(path: Path, text: str) -> None:
 
 
 def _script_environment(
-    ref: WorkspaceRef, request: RunRequest, folder: RunFolder
+    ref: WorkspaceRef, request: RunRequest, folder: RunFolder, data: LocalData
 ) -> dict[str, object]:
     from mlboot._auth import revealed  # noqa: PLC0415  (only paid for on submit)
 
@@ -885,6 +894,7 @@ def _script_environment(
             "AZUREML_ARM_PROJECT_NAME": request.experiment,
             "AZUREML_OUTPUT_DIRECTORY": "./" + OUTPUTS_FOLDER,
             RUN_DIR_VARIABLE: str(folder.path),
+            **data.variables(),
         }
     )
     # MLflow's variables and azureml-core's run-context hook (mlboot._tracking_local).
