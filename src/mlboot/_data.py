@@ -11,7 +11,8 @@ An input is read by the script; its ``source`` is one of
 - a registered dataset, ``azureml:<name>:<version>`` or ``azureml:<name>@latest``.
 
 An output is written by the script, to ``azureml://datastores/<name>/paths/<path>`` or, with no
-destination, to a folder under the run.  An output's path may hold ``{run-id}`` and
+destination, to a folder under the run (``dataset/<run id>/<output name>`` in the default
+datastore).  An output's path may hold ``{run-id}`` and
 ``{output-name}``, replaced by the run's id and the output's name (as azureml-core's
 ``OutputFileDatasetConfig`` does); an input's may not, since it must name data that exists.
 
@@ -124,11 +125,12 @@ class Output:
     :func:`mlboot.submit_script`.
 
     ``destination`` is ``"azureml://datastores/<name>/paths/<path>"``, whose path may hold
-    ``{run-id}`` and ``{output-name}``; ``None`` (the default) is a folder under the run, read
-    back with the run's files.  ``mode`` is ``"upload"`` (the default: the script writes to a
-    local folder, copied to the destination when it ends) or ``"mount"`` (written in place as
-    the script goes).  The script gets the folder to write to: as the argument's text, and in
-    the environment variable ``MLBOOT_OUTPUT_<name>``.
+    ``{run-id}`` and ``{output-name}``; ``None`` (the default) is a folder under the run:
+    ``dataset/<run id>/<output name>`` in the default datastore, as azureml-core places it.
+    ``mode`` is ``"upload"`` (the default: the script writes to a local folder, copied to the
+    destination when it ends) or ``"mount"`` (written in place as the script goes).  The script
+    gets the folder to write to: as the argument's text, and in the environment variable
+    ``MLBOOT_OUTPUT_<name>``.
 
     >>> Output("azureml://datastores/workspaceblobstore/paths/models/{run-id}").mode
     'upload'

@@ -506,8 +506,22 @@ class FakeBackend:
 
     @property
     def submitted(self) -> list[RunRequest]:
-        """Every run request received, in order."""
+        """Every run request received, in order.
+
+        A request's ``inputs`` and ``outputs`` are the run's data as a service would get it
+        (:class:`~mlboot.backend.DataInput`, :class:`~mlboot.backend.DataOutput`): a local input
+        already uploaded to the default datastore (see :meth:`datastore_files`), placeholders
+        ``${{inputs.<name>}}`` left in ``arguments``.
+        """
         return [run.request for run in self._runs.values() if run.request is not None]
+
+    def request_of(self, run_id: str) -> RunRequest:
+        """The request run ``run_id`` was submitted with; ``NotFoundError`` if it was not."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None or run.request is None:
+            raise NotFoundError(f"run {run_id!r} was not submitted to this fake")
+        return run.request
 
     # -- the Backend protocol ----------------------------------------------------------------
 

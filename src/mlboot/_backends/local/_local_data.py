@@ -159,12 +159,15 @@ def _datastore_folder(root: Path, name: str) -> Path:
 def _in_datastore(root: Path, store: str, path: str, *, what: str) -> Path:
     """The existing file or folder ``path`` of datastore ``store``, reached without a link."""
     folder = _datastore_folder(root, store)
-    check_destination(folder, [path + "/"] if path else [])
+    parent = posixpath.dirname(path)
+    check_destination(folder, [parent + "/"] if parent else [])
     target = folder / path if path else folder
     try:
         info = target.lstat()
     except (FileNotFoundError, NotADirectoryError):
         info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        check_destination(folder, [path])  # refuses the link, naming it
     if info is None or not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
         raise NotFoundError(
             f"{what}: {path!r} does not exist in the local datastore {store!r} (looked for "
@@ -217,6 +220,8 @@ def _download_url(url: str, inputs: Path, name: str) -> str:
         ):
             shutil.copyfileobj(response, stream, _URL_CHUNK)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # the error holds the answer's connection open
         reason = getattr(exc, "reason", exc)
         raise ServiceError(
             f"input {name!r}: downloading {url} failed ({reason}); the run was not started. "
