@@ -100,9 +100,21 @@ def test_outputs_are_output_datasets_named_for_their_variable() -> None:
     assert model.output_location.data_path.datastore_name == "models"
     assert model.output_location.data_path.relative_path == "runs/{run-id}"
     scratch = data.output_data["MLBOOT_OUTPUT_scratch"]._to_output_data()
-    assert (scratch.mechanism, scratch.output_location) == ("mount", None)
-    assert seen == ["models"]  # under the run: no datastore needed
+    assert scratch.mechanism == "mount"
+    # Under the run: where the service would put it, but under mlboot's name of the output.
+    assert scratch.output_location.data_path.datastore_name == "workspaceblobstore"
+    assert scratch.output_location.data_path.relative_path == "dataset/{run-id}/scratch"
+    assert seen == ["models", None]  # None: the default datastore
     assert data.environment_variables == {}
+
+
+def test_output_name_in_a_destination_is_mlboots_name_of_the_output() -> None:
+    model = DataOutput("model", "upload", datastore="models", path="m/{output-name}/{run-id}")
+
+    data, _ = _translate((), (), (model,))
+
+    sent = data.output_data["MLBOOT_OUTPUT_model"]._to_output_data()
+    assert sent.output_location.data_path.relative_path == "m/model/{run-id}"
 
 
 def test_a_placeholder_naming_no_output_is_refused_naming_it() -> None:

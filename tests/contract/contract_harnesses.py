@@ -365,16 +365,39 @@ class EmulatorHarness(_Base):
             self.emulator.program_run(("Running",) * 5)
         return self._project(outcome)
 
-    # The azureml-core side of data is wt/dataaml's (see PENDING): it fills these in.
+    # Nothing runs on the emulator either: these play the script on the run definition the
+    # SDK posted, reading and writing the emulator's datastores where it says, as a compute
+    # would (the service's own path for an output, {run-id} expanded).
 
-    def add_datastore(self, name: str, files: Mapping[str, bytes]) -> None:  # pragma: no cover
-        raise NotImplementedError(PENDING_DATA)
+    def add_datastore(self, name: str, files: Mapping[str, bytes]) -> None:
+        self.emulator.add_datastore(name, workspace=self.state)
+        for path, content in files.items():
+            self.emulator.put_datastore_file(name, path, content, workspace=self.state)
 
-    def data_seen(self, run: mlboot.Run) -> Seen:  # pragma: no cover
-        raise NotImplementedError(PENDING_DATA)
+    def data_seen(self, run: mlboot.Run) -> Seen:
+        seen: Seen = {}
+        for data in self.emulator.run_data(run.id).inputs.values():
+            assert data.kind == "data_reference", data
+            files = self.emulator.datastore_files(data.datastore, workspace=self.state)
+            seen[_unprefixed(data.name)] = (data.mode, _files_below(files, data.path or ""))
+        return seen
 
-    def datastore_files(self, name: str, run: mlboot.Run) -> dict[str, bytes]:  # pragma: no cover
-        raise NotImplementedError(PENDING_DATA)
+    def datastore_files(self, name: str, run: mlboot.Run) -> dict[str, bytes]:
+        files = self.emulator.datastore_files(name, workspace=self.state)
+        for output in self.emulator.run_data(run.id).outputs.values():
+            assert output.path is not None, output  # mlboot always gives the destination
+            if output.datastore == name:
+                path = output.path.replace("{run-id}", run.id)
+                files[f"{path}/{RESULT_FILE}"] = _result(_unprefixed(output.name))
+        return files
+
+
+def _unprefixed(name: str) -> str:
+    """mlboot's name of an input or output, from the azureml-core backend's name for it."""
+    for prefix in ("MLBOOT_INPUT_", "MLBOOT_OUTPUT_"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    raise AssertionError(f"{name!r} is not an mlboot input or output")
 
 
 def _fake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
@@ -426,21 +449,6 @@ CANNOT: dict[str, Mapping[str, str]] = {
     "azureml-emulator": {},
 }
 
-PENDING_DATA = (
-    "the azureml-core backend's data methods (get_datastore, datastore_file_exists, "
-    "upload_to_datastore, check_registered_dataset, the data sections of the submit) and these "
-    "hooks on the emulator are wt/dataaml's work, not merged yet"
-)
 #: Backend id -> scenario -> why it is not run YET: work under way elsewhere, unlike CANNOT.
 #: The suite marks those tests skipped with "pending: ..."; remove an entry once it is done.
-PENDING: dict[str, Mapping[str, str]] = {
-    "azureml-emulator": dict.fromkeys(
-        (
-            "test_a_local_folder_input_reaches_the_script_with_its_files",
-            "test_a_datastore_input_reaches_the_script_in_each_mode",
-            "test_an_output_lands_at_its_datastore_path_once_the_run_ended",
-            "test_a_default_output_lands_under_the_run_in_the_default_datastore",
-        ),
-        PENDING_DATA,
-    ),
-}
+PENDING: dict[str, Mapping[str, str]] = {}

@@ -347,7 +347,7 @@ def test_outputs_go_to_a_datastore_path_or_under_the_run(
 ) -> None:
     emulator.add_datastore("models")
     outputs = (
-        DataOutput("model", "upload", datastore="models", path="runs/{run-id}/model"),
+        DataOutput("model", "upload", datastore="models", path="runs/{run-id}/{output-name}"),
         DataOutput("scratch", "mount", datastore="workspaceblobstore", path="scratch"),
         DataOutput("logs", "upload"),
     )
@@ -377,9 +377,13 @@ def test_outputs_go_to_a_datastore_path_or_under_the_run(
     assert data.after("--scratch") == RunOutput(
         name="MLBOOT_OUTPUT_scratch", mode="mount", datastore="workspaceblobstore", path="scratch"
     )
-    # No destination: the service picks the path under the run.
+    # No destination: where the service would put it, under mlboot's name of the output.
     assert data.outputs["MLBOOT_OUTPUT_logs"] == RunOutput(
-        name="MLBOOT_OUTPUT_logs", mode="upload", overwrite=True
+        name="MLBOOT_OUTPUT_logs",
+        mode="upload",
+        datastore="workspaceblobstore",
+        path="dataset/{run-id}/logs",
+        overwrite=True,
     )
 
 

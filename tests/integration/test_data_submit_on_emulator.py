@@ -155,8 +155,11 @@ def test_datastore_inputs_in_each_mode_and_outputs_reach_the_run_definition(
     }
     assert data.outputs["MLBOOT_OUTPUT_output_0"].overwrite is True
     assert data.arguments[-1] == "--scratch=DatasetOutputConfig:MLBOOT_OUTPUT_scratch"
-    assert data.outputs["MLBOOT_OUTPUT_scratch"] == RunOutput(
-        name="MLBOOT_OUTPUT_scratch", mode="mount"
+    assert _where(data.outputs["MLBOOT_OUTPUT_scratch"]) == (
+        "MLBOOT_OUTPUT_scratch",
+        "mount",
+        "workspaceblobstore",
+        "dataset/{run-id}/scratch",
     )
     assert data.unresolved_arguments == []
     variables = emulator.submitted_run_definition(run.id)["Configuration"]["environmentVariables"]

@@ -14,7 +14,8 @@ does (see docs/dev/data-on-azureml-core.md for the calls and what each sends):
   ``azureml-dataset-runtime`` (mlboot's ``datasets`` extra): :func:`check_data_support` says so
   before anything remote;
 - an output is ``OutputFileDatasetConfig(n, destination=(ds, p)).as_upload()`` or
-  ``.as_mount()`` in ``run_config.output_data`` (no destination: under the run), argument text
+  ``.as_mount()`` in ``run_config.output_data`` (no destination: the default datastore's
+  ``dataset/{run-id}/<name>``, where the service would put it), argument text
   ``DatasetOutputConfig:<n>``.
 
 The names ``n`` azureml-core sees are ``MLBOOT_INPUT_<name>`` and ``MLBOOT_OUTPUT_<name>``:
@@ -48,6 +49,7 @@ __all__ = [
     "check_data_support",
     "input_binding",
     "output_binding",
+    "output_path",
     "sdk_data",
 ]
 
@@ -208,15 +210,24 @@ def _dataset_input(item: DataInput, binding: str, dataset: Callable[[str, str | 
     return named.as_download() if item.mode == "download" else named.as_mount()
 
 
+def output_path(output: DataOutput) -> str:
+    """Where output goes in its datastore, ``{run-id}`` left for the service to expand.
+
+    ``{output-name}`` is mlboot's name of the output: the service would put its own (the
+    ``MLBOOT_OUTPUT_`` one) there.  An output without a destination goes where the service puts
+    one of its own (``dataset/{run-id}/{output-name}`` in the default datastore), under
+    mlboot's name, as on every backend.
+    """
+    if output.datastore is None or output.path is None:
+        return f"dataset/{{run-id}}/{output.name}"
+    return output.path.replace("{output-name}", output.name)
+
+
 def _output(output: DataOutput, binding: str, datastore: Callable[[str | None], Any]) -> Any:
     from azureml.data import OutputFileDatasetConfig  # noqa: PLC0415  (loads on use)
 
-    if output.datastore is None:
-        # Under the run: the service writes to the default datastore, dataset/{run-id}/<name>.
-        config = OutputFileDatasetConfig(name=binding)
-    else:
-        destination = (datastore(output.datastore), output.path or None)
-        config = OutputFileDatasetConfig(name=binding, destination=destination)
+    destination = (datastore(output.datastore), output_path(output))
+    config = OutputFileDatasetConfig(name=binding, destination=destination)
     # An upload replaces what is at the path (mlboot's outputs are copies, as on the local
     # backend); the SDK's default would fail the run's end when a file exists there.
     return config.as_mount() if output.mode == "mount" else config.as_upload(overwrite=True)
