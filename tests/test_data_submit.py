@@ -196,6 +196,7 @@ def test_a_bad_name_or_placeholder_is_refused_before_anything_remote(  # noqa: P
     assert caught.value.field == field
     assert rule_part in caught.value.rule
     assert caught.value.fix
+    assert str(caught.value).startswith(f"{field}={caught.value.value!r} is invalid: ")
     assert remote_calls(fake) == []
 
 

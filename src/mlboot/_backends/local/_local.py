@@ -103,7 +103,7 @@ from mlboot._spellings import (
     name_pattern,
 )
 from mlboot._tracking_local import tracking_variables
-from mlboot._validate import path_text
+from mlboot._validate import check_name, path_text
 from mlboot._warnings import warn
 from mlboot.exceptions import (
     AbandonedRunError,
@@ -402,14 +402,14 @@ class LocalBackend:
 
     def datastore_folder(self, name: str = DEFAULT_DATASTORE) -> Path:
         """The folder that is datastore ``name`` of this workspace (it may not exist yet)."""
-        if not _DATASTORE_NAME.fullmatch(name):
-            raise InvalidInputError(
-                "name",
-                name,
-                "a datastore name is 1 to 255 ASCII letters, digits or '_'",
-                "pass e.g. 'workspaceblobstore' or 'training_data'",
-            )
-        return self._root / DATASTORES_FOLDER / name
+        checked = check_name(
+            "name",
+            name,
+            _DATASTORE_NAME,
+            rule="a datastore name is 1 to 255 ASCII letters, digits or '_'",
+            fix="pass e.g. 'workspaceblobstore' or 'training_data'",
+        )
+        return self._root / DATASTORES_FOLDER / checked
 
     @_on_disk("making a local datastore folder")
     def add_datastore(self, name: str) -> Path:
