@@ -239,6 +239,21 @@ def test_a_missing_dataset_is_not_found_naming_it(
         backend.check_registered_dataset(workspace.ref, "nope", "3")
 
 
+def test_a_tabular_dataset_is_refused_before_the_submit(
+    workspace: mlboot.Workspace, backend: AzureMLBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The emulator registers file datasets only: the lookup answers a tabular one here.
+    from azureml.core import Dataset  # noqa: PLC0415
+    from azureml.data import TabularDataset  # noqa: PLC0415
+
+    monkeypatch.setattr(Dataset, "get_by_name", staticmethod(lambda *_a, **_k: TabularDataset()))
+
+    with pytest.raises(InvalidInputError, match="'sales' is a TabularDataset") as caught:
+        backend.check_registered_dataset(workspace.ref, "sales", "2")
+
+    assert caught.value.value == "azureml:sales:2"
+
+
 # ---- inputs and outputs of a submitted run -------------------------------------------------
 
 

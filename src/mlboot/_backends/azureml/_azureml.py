@@ -572,6 +572,7 @@ class AzureMLBackend:
                     "the name and version in Azure ML studio, Data, Datasets."
                 )
             raise error from exc
+        _check_file_dataset(found, name, version)
         with self._lock:  # the submit that follows sends it: one lookup per submit
             self._datasets[(ref, name, version)] = found
 
@@ -731,6 +732,23 @@ class AzureMLBackend:
 
 
 # -- data: helpers ---------------------------------------------------------------------------------
+
+
+def _check_file_dataset(found: Any, name: str, version: str | None) -> None:
+    """A tabular dataset cannot be mounted or downloaded (azureml-core: FileDataset only)."""
+    from azureml.data import FileDataset  # noqa: PLC0415  (the SDK loads only on use)
+
+    if isinstance(found, FileDataset):
+        return
+    raise InvalidInputError(
+        "source",
+        f"azureml:{name}:{version}" if version else f"azureml:{name}@latest",
+        f"registered dataset {name!r} is a {type(found).__name__}, and azureml-core mounts or "
+        "downloads file datasets only",
+        "pass the datastore path of its files (azureml://datastores/<name>/paths/<path>), or "
+        "register them as a file dataset",
+    )
+
 
 # Parallel PUTs of one upload: the SDK's own TaskQueue runs as many; each is bounded by the
 # submit's deadline (requests' time-out is clamped to it, and a PUT is not sent after it).
