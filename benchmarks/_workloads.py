@@ -72,6 +72,22 @@ def allowed_tree(root: Path, *, total_bytes: int, files: int, big_files: int) ->
     return root
 
 
+def data_folder(root: Path, *, files: int, total_bytes: int, folders: int = 10) -> Path:
+    """A local input folder: ``files`` files of random bytes (seeded) in ``folders`` folders.
+
+    Real content, not sparse: hashing it is what mlboot's second upload costs.
+    """
+    import random  # noqa: PLC0415
+
+    draw = random.Random(16)  # noqa: S311  (test data, not secrets)
+    size = total_bytes // files
+    for index in range(files):
+        folder = root / f"part{index % folders:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"shard_{index:05d}.bin").write_bytes(draw.randbytes(size))
+    return root
+
+
 def tree_size(root: Path) -> tuple[int, int]:
     count = size = 0
     for folder, _dirs, names in os.walk(root):
@@ -207,6 +223,36 @@ def emulated_service(work: Path) -> Iterator[Service]:
         patch.undo()
     if emu.handler_errors:
         raise RuntimeError("the emulator failed:\n" + "\n".join(emu.handler_errors))
+
+
+# -- a local input, uploaded by mlboot ----------------------------------------------------------
+
+
+class MlbootUpload:
+    """mlboot's whole path for a local input folder, as submit_script takes it.
+
+    The walk and checks (``walk_local_input``), then the content-addressed upload
+    (``upload_local_input``: hash the tree, ask for its marker, else upload every file and the
+    marker last), through the azureml-core backend, under a submit-sized deadline.
+    """
+
+    def __init__(self, service: Service) -> None:
+        import mlboot  # noqa: PLC0415
+
+        self._workspace = mlboot.workspace_from_config(service.config, auth=service.emulator.auth)
+        backend = self._workspace.backend
+        info = backend.get_datastore(self._workspace.ref, None)
+        check(info is not None, "the emulator has no default datastore")
+        self._datastore = info.name if info is not None else ""
+
+    def __call__(self, root: Path) -> str:
+        from mlboot._data_submit import upload_local_input, walk_local_input  # noqa: PLC0415
+        from mlboot._deadline import bounded  # noqa: PLC0415
+
+        backend = self._workspace.backend
+        with bounded(backend.clock, 600.0, what="uploading", limit="600 s", fix="-"):
+            local = walk_local_input("inputs['data'].source", root)
+            return upload_local_input(backend, self._workspace.ref, self._datastore, local)
 
 
 # -- polling schedules -------------------------------------------------------------------------

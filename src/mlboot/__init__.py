@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlboot._backends._seam import Backend
     from mlboot._backends.local._local import LocalBackend
     from mlboot._compute import ComputeTarget, get_or_create_compute_target
+    from mlboot._data import Input, Output
     from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
     from mlboot._environment import Environment
     from mlboot._run import Run, RunStatus, get_run
@@ -42,10 +43,12 @@ __all__ = [
     "ComputeTarget",
     "Distribution",
     "Environment",
+    "Input",
     "InteractiveAuth",
     "LocalBackend",
     "ManagedIdentityAuth",
     "MpiDistribution",
+    "Output",
     "PyTorchDistribution",
     "Run",
     "RunInfo",
@@ -73,10 +76,12 @@ _SOURCES = {
     "ComputeTarget": "_compute",
     "Distribution": "_distribution",
     "Environment": "_environment",
+    "Input": "_data",
     "InteractiveAuth": "_auth",
     "LocalBackend": "_backends.local._local",
     "ManagedIdentityAuth": "_auth",
     "MpiDistribution": "_distribution",
+    "Output": "_data",
     "PyTorchDistribution": "_distribution",
     "Run": "_run",
     "RunInfo": "_run_list",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from mlboot._compute import ComputeTarget, get_or_create_compute_target
+from mlboot._data import Input, Output
 from mlboot._environment import Environment
 from mlboot._localio import storage_error
 from mlboot._log import logger
@@ -134,6 +135,48 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _add_submit_options(submit: argparse.ArgumentParser) -> None:
+    """``mlboot submit``'s options before ``--wait``: where, what from, and its data."""
+    submit.add_argument("--compute", required=True, metavar="NAME", help="the compute target")
+    submit.add_argument("--experiment", required=True, metavar="NAME", help="the experiment")
+    submit.add_argument(
+        "--source-dir",
+        default=".",
+        metavar="DIR",
+        help="the folder uploaded as the run's snapshot (default: here)",
+    )
+    submit.add_argument(
+        "--env",
+        metavar="FILE",
+        help="a pip requirements file, or a conda environment file (.yml, .yaml)",
+    )
+    submit.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE",
+        help="data the script reads, found in $MLBOOT_INPUT_NAME and ${{inputs.NAME}} in ARGS: "
+        "a local path, azureml://datastores/<name>/paths/<path>, an http(s):// URL or "
+        "azureml:<dataset>:<version> (repeatable)",
+    )
+    submit.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="NAME[=DEST]",
+        help="a folder the script writes, in $MLBOOT_OUTPUT_NAME and ${{outputs.NAME}}: "
+        "azureml://datastores/<name>/paths/<path>, or under the run without =DEST (repeatable)",
+    )
+    submit.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        metavar="NAME=MODE",
+        help="an input's mode (mount, the default, or download) or an output's (upload, the "
+        "default, or mount)",
+    )
+
+
 def _build_parser() -> _Parser:
     parser = _Parser(
         prog="mlboot",
@@ -178,19 +221,7 @@ def _build_parser() -> _Parser:
     submit.add_argument(
         "arguments", metavar="ARGS", nargs="*", help="arguments for the script (see above)"
     )
-    submit.add_argument("--compute", required=True, metavar="NAME", help="the compute target")
-    submit.add_argument("--experiment", required=True, metavar="NAME", help="the experiment")
-    submit.add_argument(
-        "--source-dir",
-        default=".",
-        metavar="DIR",
-        help="the folder uploaded as the run's snapshot (default: here)",
-    )
-    submit.add_argument(
-        "--env",
-        metavar="FILE",
-        help="a pip requirements file, or a conda environment file (.yml, .yaml)",
-    )
+    _add_submit_options(submit)
     submit.add_argument(
         "--wait", action="store_true", help="wait for the run to end, streaming its log"
     )
@@ -336,10 +367,51 @@ def _environment(path: str) -> Environment:
     return Environment.from_pip_requirements(path)
 
 
+def _name_value(option: str, text: str, *, value_needed: bool = True) -> tuple[str, str | None]:
+    name, equals, value = text.partition("=")
+    if not name or (value_needed and not equals):
+        form = "NAME=MODE" if option == "--mode" else "NAME=SOURCE"
+        raise _UsageError(f"mlboot submit: {option} {text!r}: write it as {form}")
+    return name, value if equals else None
+
+
+def _data_options(options: argparse.Namespace) -> tuple[dict[str, Input], dict[str, Output]]:
+    """``--input``, ``--output`` and ``--mode`` as ``inputs=`` and ``outputs=``."""
+    modes: dict[str, str] = {}
+    for text in options.mode:
+        name, mode = _name_value("--mode", text)
+        modes[name] = str(mode)
+    sources: dict[str, str] = {}
+    for text in options.input:
+        name, source = _name_value("--input", text)
+        if name in sources:
+            raise _UsageError(f"mlboot submit: --input {name}=... is given twice")
+        sources[name] = str(source)
+    destinations: dict[str, str | None] = {}
+    for text in options.output:
+        name, destination = _name_value("--output", text, value_needed=False)
+        if name in destinations or name in sources:
+            raise _UsageError(f"mlboot submit: the name {name!r} is given twice")
+        destinations[name] = destination or None
+    unknown = sorted(set(modes) - set(sources) - set(destinations))
+    if unknown:
+        raise _UsageError(f"mlboot submit: --mode {unknown[0]}=... names no --input or --output")
+    inputs = {
+        name: Input(source, mode=modes.get(name, "mount"))  # type: ignore[arg-type]  # checked by Input
+        for name, source in sources.items()
+    }
+    outputs = {
+        name: Output(destination, mode=modes.get(name, "upload"))  # type: ignore[arg-type]  # checked by Output
+        for name, destination in destinations.items()
+    }
+    return inputs, outputs
+
+
 def _submit(options: argparse.Namespace) -> int:
 
     if options.timeout is not None and not options.wait:
         raise _UsageError("mlboot submit: --timeout needs --wait (see 'mlboot submit --help')")
+    inputs, outputs = _data_options(options)
     workspace = _workspace(options)
     environment = _environment(options.env) if options.env else None
     run = submit_script(
@@ -350,6 +422,8 @@ def _submit(options: argparse.Namespace) -> int:
         source_directory=options.source_dir,
         arguments=[*options.arguments, *options.after_double_dash],
         environment=environment,
+        inputs=inputs,
+        outputs=outputs,
     )
     if not options.wait:
         record = _run_record(run)

@@ -14,14 +14,25 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
-from mlboot._backends._seam import RunRequest
+import attrs
+
+from mlboot._backends._seam import InputKindCheck, RunRequest
+from mlboot._data import Input, Output
+from mlboot._data_submit import (
+    LocalInput,
+    NamedData,
+    name_data,
+    resolve_data,
+    walk_local_input,
+    warn_inside_source,
+)
 from mlboot._deadline import bounded
 from mlboot._distribution import Distribution, MpiDistribution, PyTorchDistribution
 from mlboot._environment import Environment, validate_environment
 from mlboot._log import logger
 from mlboot._retry import call_with_retries
 from mlboot._run import Run, run_from_details
-from mlboot._snapshot import plan_snapshot
+from mlboot._snapshot import SnapshotPlan, plan_snapshot
 from mlboot._validate import (
     COMPUTE_NAME,
     COMPUTE_NAME_RULE,
@@ -55,8 +66,9 @@ _EXPERIMENT_RULE = (
 SUBMIT_TIMEOUT_SECONDS = 600.0
 """The default bound of :func:`submit_script`: twice azureml-core's 300 s for a snapshot upload."""
 
-Argument: TypeAlias = "str | int | float | os.PathLike[str]"
-"""One command-line argument for the script; it reaches the script as ``str(value)``."""
+Argument: TypeAlias = "str | int | float | os.PathLike[str] | Input | Output"
+"""One command-line argument for the script; it reaches the script as ``str(value)``, an
+:class:`~mlboot.Input` or :class:`~mlboot.Output` as the path of its data on the compute."""
 
 
 class NamedCompute(Protocol):
@@ -80,6 +92,8 @@ def submit_script(
     tags: Mapping[str, str] | None = None,
     max_run_duration: float | dt.timedelta | None = None,
     timeout: float | dt.timedelta = SUBMIT_TIMEOUT_SECONDS,
+    inputs: Mapping[str, Input] | None = None,
+    outputs: Mapping[str, Output] | None = None,
 ) -> Run:
     """Submit ``script`` to run on ``compute`` as a run of ``experiment``; return its handle.
 
@@ -93,6 +107,15 @@ def submit_script(
     spreads the run over ``node_count`` nodes; ``node_count`` above 1 needs one.  ``tags`` are
     set on the run.  ``max_run_duration`` (seconds, or a :class:`~datetime.timedelta`) makes
     Azure ML cancel a run that takes longer; ``None`` keeps the service's limit of 30 days.
+
+    Data: an :class:`mlboot.Input` or :class:`mlboot.Output` among ``arguments`` reaches the
+    script as the path of its data on the compute (named ``input_0``, ``input_1``... and
+    ``output_0``... by position).  ``inputs`` and ``outputs`` name more: the script finds each
+    path in the environment variable ``MLBOOT_INPUT_<name>`` / ``MLBOOT_OUTPUT_<name>``, and an
+    argument may hold ``${{inputs.<name>}}`` / ``${{outputs.<name>}}``, replaced by the path.  A
+    local file or folder is uploaded to the workspace's default datastore first, named by its
+    content (an unchanged one is not uploaded again); every datastore and registered dataset
+    named is looked up before the run is submitted.  See :doc:`/howto/data`.
 
     Raises :class:`~mlboot.exceptions.InvalidInputError` for a bad argument, and
     :class:`~mlboot.exceptions.SnapshotTooLargeError` for a source folder over the snapshot
@@ -111,7 +134,7 @@ def submit_script(
     check_workspace(workspace)
     experiment_name = check_experiment_name(experiment)
     compute_name = _compute_name(compute, workspace)
-    argument_strings = stringify_arguments(arguments)
+    data = name_data(_argument_values(arguments), inputs, outputs)
     tag_map = _check_tags(tags)
     nodes = _check_node_count(node_count)
     _check_distribution(distribution, nodes)
@@ -131,12 +154,13 @@ def submit_script(
             f"it is left out of the snapshot by {plan.ignore_path}, so the run could not find it",
             f"change {plan.ignore_file} so that it no longer matches {script_path}",
         )
+    local = _local_inputs(data, plan)
     request = RunRequest(
         experiment=experiment_name,
         source_directory=root,
         script=script_path,
         compute=compute_name,
-        arguments=argument_strings,
+        arguments=data.arguments,
         environment=environment,
         distribution=distribution,
         node_count=nodes,
@@ -145,6 +169,8 @@ def submit_script(
         snapshot=plan,  # checked above: the backend sends exactly these files
     )
     backend = workspace.backend
+    if isinstance(backend, InputKindCheck):  # what the backend cannot take, before anything remote
+        backend.check_input_kinds({name: value.kind for name, value in data.inputs.items()})
     with bounded(
         backend.clock,
         limit,
@@ -155,6 +181,9 @@ def submit_script(
     ):
         if environment is not None and environment.kind == "registered":
             _check_registered(workspace, environment)
+        if data.inputs or data.outputs:
+            data_inputs, data_outputs = resolve_data(backend, workspace.ref, data, local)
+            request = attrs.evolve(request, inputs=data_inputs, outputs=data_outputs)
         details = backend.submit_run(workspace.ref, request)
     run = run_from_details(workspace, details)
     logger.info(
@@ -171,6 +200,27 @@ def submit_script(
 
 
 # -- checks ----------------------------------------------------------------------------------------
+
+
+def _argument_values(arguments: object) -> list[str | Input | Output]:
+    """The arguments as text, but for the inputs and outputs among them (named later)."""
+    _check_argument_list(arguments)
+    assert isinstance(arguments, Iterable)  # noqa: S101  (checked just above; for the type checker)
+    return [
+        value if isinstance(value, Input | Output) else _stringify_argument(position, value)
+        for position, value in enumerate(arguments)
+    ]
+
+
+def _local_inputs(data: NamedData, plan: SnapshotPlan) -> dict[str, LocalInput]:
+    """Every local input walked and checked (no upload yet); a warning for one in the snapshot."""
+    local: dict[str, LocalInput] = {}
+    for name, value in data.inputs.items():
+        if value.kind == "local":
+            walked = walk_local_input(f"{data.field(name)}.source", value.source)
+            warn_inside_source(walked, plan, value.source)
+            local[name] = walked
+    return local
 
 
 def _check_registered(workspace: Workspace, environment: Environment) -> None:
@@ -205,6 +255,15 @@ def stringify_arguments(arguments: object) -> tuple[str, ...]:
     script would receive ``"True"`` or ``"False"``, which ``argparse`` with ``type=bool``
     reads as true either way, while a ``store_true`` flag takes no value at all.
     """
+    _check_argument_list(arguments)
+    assert isinstance(arguments, Iterable)  # noqa: S101  (checked just above; for the type checker)
+    strings: list[str] = []
+    for position, value in enumerate(arguments):
+        strings.append(_stringify_argument(position, value))
+    return tuple(strings)
+
+
+def _check_argument_list(arguments: object) -> None:
     if isinstance(arguments, str | bytes | Mapping) or not isinstance(arguments, Iterable):
         raise InvalidInputError(
             "arguments",
@@ -212,10 +271,6 @@ def stringify_arguments(arguments: object) -> tuple[str, ...]:
             "it must be a list or tuple of arguments, not a single value",
             "pass e.g. ['--epochs', 10, '--lr', 0.001]",
         )
-    strings: list[str] = []
-    for position, value in enumerate(arguments):
-        strings.append(_stringify_argument(position, value))
-    return tuple(strings)
 
 
 def _stringify_argument(position: int, value: object) -> str:
@@ -251,8 +306,9 @@ def _stringify_argument(position: int, value: object) -> str:
         raise InvalidInputError(
             field,
             value,
-            "each argument must be a str, int, float or path",
-            f"convert it to text yourself, e.g. str(value), or use one of those types "
+            "each argument must be a str, int, float, path, mlboot.Input or mlboot.Output",
+            f"convert it to text yourself, e.g. str(value), use one of those types, or an "
+            f"mlboot.Input or mlboot.Output for data "
             f"(got {type(value).__name__})",
         )
     if "\x00" in text:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract_harnesses import CANNOT, HARNESSES, Harness
+from contract_harnesses import CANNOT, HARNESSES, PENDING, Harness
 
 
 @pytest.fixture(params=[pytest.param(name, marks=marks) for name, (_, marks) in HARNESSES.items()])
@@ -26,6 +26,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here not in item.path.parents or callspec is None:
             continue
         name = callspec.params.get("harness")
-        reason = CANNOT.get(name, {}).get(getattr(item, "originalname", item.name))
+        scenario = getattr(item, "originalname", item.name)
+        reason = CANNOT.get(name, {}).get(scenario)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=f"the {name} backend cannot: {reason}"))
+        pending = PENDING.get(name, {}).get(scenario)
+        if pending is not None:
+            item.add_marker(pytest.mark.skip(reason=f"pending on the {name} backend: {pending}"))

@@ -454,6 +454,24 @@ class Emulator(V2Routes):
             container = self.datastore(name, workspace=workspace).container_name
             self._blobs[f"{container}/{path.lstrip('/')}"] = bytes(content)
 
+    def delete_datastore_files(
+        self, name: str, prefix: str = "", *, workspace: WorkspaceState | None = None
+    ) -> int:
+        """Remove the blobs of datastore ``name`` under ``prefix``; how many there were.
+
+        For a benchmark that uploads the same data again and again: the blobs live in memory.
+        """
+        with self._lock:
+            container = self.datastore(name, workspace=workspace).container_name + "/"
+            doomed = [
+                key
+                for key in self._blobs
+                if key.startswith(container) and key[len(container) :].startswith(prefix)
+            ]
+            for key in doomed:
+                del self._blobs[key]
+            return len(doomed)
+
     def add_dataset(
         self,
         name: str,

@@ -21,6 +21,9 @@ ROWS = (
     "5b. local run overhead, 1 s script",
     "6. local show_output line latency",
     "6b. Azure ML show_output line latency",
+    "7. local input, unchanged second upload",
+    "7b. local input, first upload",
+    "7c. local input, unchanged second upload vs SDK",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from typing_extensions import assert_type
 
@@ -52,6 +53,18 @@ run = mlboot.submit_script(
 )
 assert_type(run, mlboot.Run)
 mlboot.submit_script(workspace, "train.py", compute="cpu-cluster", experiment="exp")
+mlboot.submit_script(
+    workspace,
+    "train.py",
+    compute="cpu-cluster",
+    experiment="exp",
+    arguments=["--data", mlboot.Input(Path("data")), "--out", mlboot.Output()],
+    inputs={"images": mlboot.Input("azureml://datastores/ds/paths/images", mode="download")},
+    outputs={"model": mlboot.Output("azureml://datastores/ds/paths/m/{run-id}", mode="mount")},
+)
+mlboot.Input("data", mode="copy")  # type: ignore[arg-type]  # only "mount" or "download"
+mlboot.Output(mode="download")  # type: ignore[arg-type]  # only "upload" or "mount"
+assert_type(mlboot.Input("data").kind, Literal["local", "datastore", "url", "dataset"])
 assert_type(run.id, str)
 assert_type(run.status(), mlboot.RunStatus)
 assert_type(run.wait(timeout=60.0), mlboot.RunStatus)

@@ -100,6 +100,77 @@ class ComputeInfo:
 
 
 @attrs.frozen
+class DatastoreInfo:
+    """A datastore of the workspace as the service describes it.
+
+    ``kind`` is the service's word for its storage (``"AzureBlob"``, ``"AzureFile"``,
+    ``"AzureDataLakeGen2"``...; ``"local"`` for a folder of the local backend).  Only what a
+    decision above the seam needs is here: that the datastore exists (a name in an
+    ``azureml://datastores/<name>/...`` URI is checked before the submit, since neither SDK
+    checks it and the run would fail on the compute) and its name, which for the default
+    datastore is not known until it is asked for.
+    """
+
+    name: str
+    kind: str
+
+
+@attrs.frozen
+class DataInput:
+    """One data input of a run, in mlboot's words; checked and resolved above the seam.
+
+    ``name`` is the input's name (``[A-Za-z_][A-Za-z0-9_]{0,254}``): the script finds the path
+    on the compute in the environment variable ``MLBOOT_INPUT_<name>``, and an argument's
+    ``${{inputs.<name>}}`` becomes that path.  ``mode`` is ``"mount"`` (read on demand, never
+    written through) or ``"download"`` (copied to the compute before the script starts).
+
+    ``kind`` says which of the other fields are set:
+
+    - ``"datastore"``: ``datastore`` (a name the workspace has) and ``path`` in it, POSIX, with
+      no leading or trailing ``/`` (``""`` is the datastore's root).  A local file or folder
+      reaches the backend as this kind, after mlboot uploaded it (content addressed) to the
+      default datastore: a backend never sees a local input.
+    - ``"url"``: ``url``, an ``http(s)://`` address, ``mode`` always ``"download"``.
+    - ``"dataset"``: a registered dataset (data asset) ``dataset`` at ``version``, ``None`` for
+      the latest when the run is submitted; looked up first with
+      :meth:`Backend.check_registered_dataset`.
+
+    azureml-core sends a ``"datastore"`` input as a data reference (``$AZUREML_DATAREFERENCE_``),
+    the others as ``run_config.data``; azure-ai-ml as a job input of type ``uri_folder`` or
+    ``uri_file`` at the same ``azureml://`` URI, under the same name.
+    """
+
+    name: str
+    mode: str
+    kind: str
+    datastore: str | None = None
+    path: str | None = None
+    url: str | None = None
+    dataset: str | None = None
+    version: str | None = None
+
+
+@attrs.frozen
+class DataOutput:
+    """One data output of a run, in mlboot's words; checked above the seam.
+
+    ``name`` as for :class:`DataInput` (``MLBOOT_OUTPUT_<name>``, ``${{outputs.<name>}}``).
+    ``mode`` is ``"upload"`` (the script writes to a local folder, copied when it ends) or
+    ``"mount"`` (written in place as the script goes).  ``datastore`` and ``path`` are where the
+    files land; both ``None`` for a path under the run chosen by the service (azureml-core:
+    ``dataset/{run-id}/{output-name}`` in the default datastore; azure-ai-ml: the job's own
+    output folder).  ``path`` may hold ``{run-id}`` and ``{output-name}``, which each backend
+    expands, or passes to its service to expand (azureml-core sends them verbatim; azure-ai-ml
+    spells them ``${{name}}`` and ``{output_name}``).
+    """
+
+    name: str
+    mode: str
+    datastore: str | None = None
+    path: str | None = None
+
+
+@attrs.frozen
 class RunRequest:
     """Everything needed to submit one script run; validated before it is built.
 
@@ -108,6 +179,14 @@ class RunRequest:
     limits, the links, the script inside it): a backend uploads or copies exactly those files
     and never plans again.  A request built by hand may leave it out; :meth:`snapshot_plan`
     then plans it, by the same rules.
+
+    ``inputs`` and ``outputs`` are the run's data, resolved above the seam (a local input is
+    already uploaded, every datastore name checked).  ``arguments`` stay strings: an input or
+    output given among them is the text ``${{inputs.<name>}}`` / ``${{outputs.<name>}}`` there
+    (the azure-ai-ml command syntax, which a v2 backend sends as it is), and each backend puts
+    its own form in its place (the local backend: the real path; azureml-core: its data
+    reference's ``$AZUREML_DATAREFERENCE_<n>`` or dataset placeholders) and sets the
+    ``MLBOOT_INPUT_<name>`` / ``MLBOOT_OUTPUT_<name>`` environment variables.
     """
 
     experiment: str
@@ -121,6 +200,8 @@ class RunRequest:
     tags: Mapping[str, str] = attrs.field(factory=dict)
     max_run_duration_seconds: int | None = None
     snapshot: SnapshotPlan | None = attrs.field(default=None, kw_only=True, eq=False)
+    inputs: tuple[DataInput, ...] = attrs.field(default=(), kw_only=True)
+    outputs: tuple[DataOutput, ...] = attrs.field(default=(), kw_only=True)
 
     def snapshot_plan(self) -> SnapshotPlan:
         """The files to send: ``snapshot``, or for a request built without one, planned now."""
@@ -158,8 +239,10 @@ class Backend(Protocol):
     decisions, taken once in the public functions above this seam, so every backend behaves
     alike and a new one (azure-ai-ml, SDK v2) only translates.  What crosses the seam is said
     in mlboot's words (``mlboot._spellings``): each backend maps its service's words to them.
-    A request is a record (:class:`RunRequest`), so what a run needs next (data inputs and
-    outputs) is a new field of it, not a new shape of these methods.
+    A request is a record (:class:`RunRequest`), so a run's data inputs and outputs are fields
+    of it (:class:`DataInput`, :class:`DataOutput`), not a new shape of :meth:`submit_run`; the
+    data methods below only look things up and upload, for the checks and the content-addressed
+    upload that mlboot does above the seam.
 
     Every method raises only :mod:`mlboot.exceptions` errors:
     :class:`~mlboot.exceptions.AuthenticationError`,
@@ -248,6 +331,60 @@ class Backend(Protocol):
         would fail only at the job PUT).  ``version=None`` is the latest.  A backend may keep
         what it found for the :meth:`submit_run` that follows, so it is looked up once; one
         that runs no registered environments (the local backend) only accepts it.
+        """
+        ...
+
+    # Data
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        """The datastore called ``name`` (``None``: the workspace's default); ``None`` if absent.
+
+        Exists so that a datastore named in an input or output fails before the submit: neither
+        SDK checks it (azureml-core sends the name with the run; it fails on the compute, minutes
+        later), and so that mlboot learns the default datastore's name for a local input's
+        upload.  "Not there" is an answer (``None``), any failure raises, as for
+        :meth:`get_compute`.  azureml-core: ``Datastore.get`` / ``get_default_datastore``;
+        azure-ai-ml: ``datastores.get`` / ``get_default``; local: a folder.
+        """
+        ...
+
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        """Whether the file ``path`` (POSIX, from the datastore's root) exists in ``datastore``.
+
+        Exists for the content-addressed upload of a local input: mlboot asks for the marker
+        ``mlboot/inputs/sha256-<hex>.complete``, which it writes last, so that an unchanged
+        folder costs hashing and this one lookup instead of one request per file (azureml-core's
+        ``upload(overwrite=False)`` sends one ``HEAD`` per file, and skips a changed one).  One
+        ``HEAD`` of the blob on either SDK; a file on the local backend.
+        """
+        ...
+
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        """Upload each ``(local file, relative name)`` to ``target_path/<relative name>``.
+
+        Exists for a local input, which mlboot uploads itself, content addressed, before the
+        run is submitted: which files, under which path, and whether to upload at all are
+        mlboot's decisions, taken once above the seam, so the backend only copies.  Existing
+        files are overwritten; every file is sent, or the call raises (azureml-core's own
+        ``upload`` logs a failed ``PUT`` and returns as if all went well).  ``target_path`` and
+        the names are POSIX, without ``..``; the local files were checked (regular files, no
+        link leading out).  The call is bounded by the submit's deadline.
+        """
+        ...
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        """Check that the workspace has the registered dataset; ``NotFoundError`` if not.
+
+        Exists, like :meth:`check_registered_environment`, so that a wrong dataset name or
+        version fails before the submit, with the lookup retried above the seam.
+        ``version=None`` is the latest.  azureml-core: ``Dataset.get_by_name`` (no dataset
+        runtime needed); azure-ai-ml: ``data.get``.  A backend that has no registered datasets
+        (the local one) raises :class:`~mlboot.exceptions.InvalidInputError` saying so.
         """
         ...
 
@@ -350,6 +487,22 @@ class AzureMLObjects(Protocol):
 
     def azureml_run(self, ref: WorkspaceRef, run_id: str) -> object:
         """The underlying SDK run object."""
+        ...
+
+
+@runtime_checkable
+class InputKindCheck(Protocol):
+    """An optional extra of a backend that, as installed, cannot take every kind of data input.
+
+    :func:`mlboot.submit_script` asks it before anything remote (no lookup, no upload), with
+    each input's name and kind (``"local"``, ``"datastore"``, ``"url"``, ``"dataset"``), so a
+    missing package fails at once.  The azureml-core backend has it: an ``http(s)://`` input
+    needs ``azureml-dataset-runtime`` there (:class:`~mlboot.exceptions.MissingExtraError`,
+    naming mlboot's ``datasets`` extra).
+    """
+
+    def check_input_kinds(self, kinds: Mapping[str, str]) -> None:
+        """Raise a typed error for the first input this backend cannot take; else nothing."""
         ...
 
 

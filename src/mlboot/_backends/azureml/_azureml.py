@@ -20,7 +20,9 @@ import threading
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ from mlboot._auth import (
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
+    DatastoreInfo,
     Metrics,
     RunDetails,
     RunRequest,
@@ -46,6 +49,7 @@ from mlboot._backends._seam import (
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._backends.azureml._data import SdkData, check_data_support, sdk_data
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
@@ -86,7 +90,14 @@ _STATUS_PATTERNS = (
 _STATUS_PHRASE = re.compile(r"invalid status code '([A-Za-z ]+)'")
 _STATUS_BY_PHRASE = {status.phrase.replace(" ", "").lower(): status.value for status in HTTPStatus}
 _SUMMARY_LIMIT = 400
-_NOT_FOUND_MESSAGES = ("ComputeTargetNotFound", "not found.", "ResourceNotFound", "RunNotFound")
+_NOT_FOUND_MESSAGES = (
+    "ComputeTargetNotFound",
+    "not found.",
+    "ResourceNotFound",
+    "RunNotFound",
+    # Dataset.get_by_name's UserErrorException after a 404 (it carries no status).
+    "Cannot find dataset registered",
+)
 # azureml-core's FlushTaskTimeout: its parallel uploads and downloads (the snapshot's blobs, a
 # run's outputs) did not all finish within its own time limit (300 s for a snapshot).
 _TIME_OUT_MESSAGES = ("Failed to flush task queue within",)
@@ -132,7 +143,28 @@ def _status_of(exc: BaseException) -> int | None:
             return int(match.group(1))
     # msrest's "Operation returned an invalid status code 'Forbidden'" names the status instead.
     match = _STATUS_PHRASE.search(text)
-    return _STATUS_BY_PHRASE.get(match.group(1).lower()) if match else None
+    if match:
+        return _STATUS_BY_PHRASE.get(match.group(1).lower())
+    return _chained_status_of(exc)
+
+
+def _chained_status_of(exc: BaseException) -> int | None:
+    """The status of the error an SDK exception was raised while handling.
+
+    ``Datastore.get`` turns the service's 404 (an ``ErrorResponseException`` with its response)
+    into a ``UserErrorException`` carrying only the message (azureml/data/_exception_handler.py),
+    raised inside the ``except``: the answer is its ``__context__``.
+    """
+    seen = {id(exc)}
+    current = exc.__cause__ or exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        value = getattr(response, "status_code", None)
+        if isinstance(value, int):
+            return value
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _retry_after_of(exc: BaseException) -> float | None:
@@ -292,6 +324,11 @@ class AzureMLBackend:
         self._runs: dict[tuple[WorkspaceRef, str], Any] = {}
         # Registered environments found by check_registered_environment, for the next submit.
         self._environments: dict[tuple[WorkspaceRef, str, str | None], Any] = {}
+        # SDK datastores found by get_datastore (by name; None: the default), for the uploads
+        # and the submit that follow: one lookup each.
+        self._datastores: dict[tuple[WorkspaceRef, str | None], Any] = {}
+        # Registered datasets found by check_registered_dataset, for the next submit.
+        self._datasets: dict[tuple[WorkspaceRef, str, str | None], Any] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLBackend(workspaces={len(self._workspaces)})"
@@ -436,6 +473,118 @@ class AzureMLBackend:
         with self._lock:  # the submit that follows sends it: one lookup per submit
             self._environments[(ref, name, version)] = found
 
+    # -- data ------------------------------------------------------------------------------------
+
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        from azureml.core import Datastore  # noqa: PLC0415  (the SDK loads only on use)
+
+        workspace = self._sdk_workspace(ref)
+        which = "the default datastore" if name is None else f"datastore {name!r}"
+        doing = f"looking up {which} of {ref}"
+        try:
+            found = (
+                workspace.get_default_datastore()
+                if name is None
+                else Datastore.get(workspace, name)
+            )
+        except Exception as exc:
+            error = translate_sdk_error(exc, doing)
+            if isinstance(error, NotFoundError):
+                return None
+            raise error from exc
+        with self._lock:
+            self._datastores[(ref, name)] = found
+            self._datastores[(ref, str(found.name))] = found
+        return DatastoreInfo(name=str(found.name), kind=str(found.datastore_type))
+
+    def _sdk_datastore(self, ref: WorkspaceRef, name: str | None) -> Any:
+        """The SDK datastore get_datastore found, else looked up now (once)."""
+        with self._lock:
+            found = self._datastores.get((ref, name))
+        if found is not None:
+            return found
+        if self.get_datastore(ref, name) is None:
+            which = "the default datastore" if name is None else f"datastore {name!r}"
+            raise NotFoundError(
+                f"{which} does not exist in {ref}. Fix: check the name in Azure ML studio, "
+                "Data, Datastores."
+            )
+        with self._lock:
+            return self._datastores[(ref, name)]
+
+    def _blob_container(self, ref: WorkspaceRef, datastore: str, doing: str) -> Any:
+        found = self._sdk_datastore(ref, datastore)
+        if getattr(found, "datastore_type", None) != "AzureBlob":
+            raise InvalidInputError(
+                "datastore",
+                datastore,
+                f"mlboot uploads local inputs to blob datastores only, and {datastore!r} is "
+                f"{getattr(found, 'datastore_type', 'of another kind')}",
+                "make an Azure Blob datastore the workspace's default, or give the input as an "
+                "azureml://datastores/<name>/paths/<path> URI of data already there",
+            )
+        if getattr(found, "credential_type", None) == "None":
+            raise PermissionDeniedError(
+                f"datastore {datastore!r} of {ref} has no account key or SAS token, so nothing "
+                f"can be uploaded to it while {doing}. Fix: give the datastore a credential, or "
+                "upload the data yourself and give its azureml://datastores/... URI."
+            )
+        return found.blob_service.get_container_client(found.container_name)
+
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        self._sdk_workspace(ref)
+        doing = f"checking for {path!r} in datastore {datastore!r} of {ref}"
+        container = self._blob_container(ref, datastore, doing)
+        with _translated(doing):
+            # One HEAD (Get Blob Properties): 404 is False, anything else but 200 raises.
+            return bool(container.get_blob_client(path).exists())
+
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        self._sdk_workspace(ref)
+        doing = f"uploading {len(files)} file(s) to {target_path!r} in datastore {datastore!r}"
+        container = self._blob_container(ref, datastore, f"{doing} of {ref}")
+        _data_upload(container, target_path, files, f"{doing} of {ref}")
+
+    def check_input_kinds(self, kinds: Mapping[str, str]) -> None:
+        check_data_support(kinds)
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        from azureml.core import Dataset  # noqa: PLC0415  (the SDK loads only on use)
+
+        workspace = self._sdk_workspace(ref)
+        which = f"version {version}" if version else "the latest version"
+        doing = f"looking up registered dataset {name!r} ({which}) in {ref}"
+        try:
+            # No retry of its own but its definition fetch's: mlboot retries above the seam.
+            found = Dataset.get_by_name(workspace, name, version=version or "latest")
+        except Exception as exc:
+            error = translate_sdk_error(exc, doing)
+            if isinstance(error, NotFoundError):
+                shown = f" version {version}" if version else ""
+                error = NotFoundError(
+                    f"registered dataset {name!r}{shown} was not found in {ref}. Fix: check "
+                    "the name and version in Azure ML studio, Data, Datasets."
+                )
+            raise error from exc
+        _check_file_dataset(found, name, version)
+        with self._lock:  # the submit that follows sends it: one lookup per submit
+            self._datasets[(ref, name, version)] = found
+
+    def _sdk_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> Any:
+        with self._lock:
+            found = self._datasets.pop((ref, name, version), None)
+        if found is None:
+            self.check_registered_dataset(ref, name, version)
+            with self._lock:
+                found = self._datasets.pop((ref, name, version))
+        return found
+
     # -- runs ------------------------------------------------------------------------------------
 
     def _sdk_run(self, ref: WorkspaceRef, run_id: str) -> Any:
@@ -465,6 +614,9 @@ class AzureMLBackend:
 
         from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
+        # Before the snapshot: nothing remote yet (submit_script asked already; a request
+        # built by hand may not have).
+        self.check_input_kinds({item.name: item.kind for item in request.inputs})
         plan = request.snapshot_plan()  # decided above the seam, by submit_script
         workspace = self._sdk_workspace(ref)
         doing = (
@@ -483,10 +635,18 @@ class AzureMLBackend:
             staged = Path(staging) / plan.root.name
             materialize_snapshot(plan, staged, link=True)
             with _translated(doing):
+                data = sdk_data(
+                    request.inputs,
+                    request.outputs,
+                    request.arguments,
+                    datastore=lambda name: self._sdk_datastore(ref, name),
+                    dataset=lambda name, version: self._sdk_dataset(ref, name, version),
+                )
                 config = _run_script_run_config(
                     attrs.evolve(request, source_directory=staged),
                     workspace,
                     registered=self._registered(ref, request.environment),
+                    data=data,
                 )
                 experiment = Experiment(workspace, request.experiment)
                 # Returns once the service accepted the run; the waiting is mlboot's (never
@@ -571,6 +731,65 @@ class AzureMLBackend:
         return self._sdk_run(ref, run_id)
 
 
+# -- data: helpers ---------------------------------------------------------------------------------
+
+
+def _check_file_dataset(found: Any, name: str, version: str | None) -> None:
+    """A tabular dataset cannot be mounted or downloaded (azureml-core: FileDataset only)."""
+    from azureml.data import FileDataset  # noqa: PLC0415  (the SDK loads only on use)
+
+    if isinstance(found, FileDataset):
+        return
+    raise InvalidInputError(
+        "source",
+        f"azureml:{name}:{version}" if version else f"azureml:{name}@latest",
+        f"registered dataset {name!r} is a {type(found).__name__}, and azureml-core mounts or "
+        "downloads file datasets only",
+        "pass the datastore path of its files (azureml://datastores/<name>/paths/<path>), or "
+        "register them as a file dataset",
+    )
+
+
+# Parallel PUTs of one upload: the SDK's own TaskQueue runs as many; each is bounded by the
+# submit's deadline (requests' time-out is clamped to it, and a PUT is not sent after it).
+_DATA_UPLOAD_WORKERS = 8
+
+
+def _data_upload(
+    container: Any, target_path: str, files: Sequence[tuple[Path, str]], doing: str
+) -> None:
+    """One single-shot ``PUT`` per file (overwriting), from a bounded pool; the first failure
+    raises, translated, and the PUTs not yet started are not sent.
+
+    The datastore's own blob client (``datastore.blob_service``), the one its ``upload`` uses,
+    but with every failure raised: ``upload`` logs a failed ``PUT`` and returns as if all went
+    well (docs/dev/data-on-azureml-core.md).
+    """
+    prefix = target_path.strip("/")
+
+    def put(local: Path, name: str) -> None:
+        blob = f"{prefix}/{name}" if prefix else name
+        with local.open("rb") as handle:
+            container.get_blob_client(blob).upload_blob(
+                handle, blob_type="BlockBlob", overwrite=True
+            )
+
+    if not files:
+        return
+    pool = ThreadPoolExecutor(
+        max_workers=min(_DATA_UPLOAD_WORKERS, len(files)), thread_name_prefix="mlboot-upload"
+    )
+    try:
+        with _translated(doing):
+            futures = [pool.submit(carried(put), local, name) for local, name in files]
+            done, _pending = wait_for_futures(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                if future in done and future.exception() is not None:
+                    future.result()  # raises the first failure, in the files' order
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 # -- runs: helpers ---------------------------------------------------------------------------------
 
 # ScriptRun._output_logs_pattern in azureml/core/script_run.py: the logs its own wait streams.
@@ -611,13 +830,18 @@ def _run_quiet_sdk() -> Iterator[None]:
 
 
 def _run_script_run_config(
-    request: RunRequest, workspace: Any = None, *, registered: Any = None
+    request: RunRequest,
+    workspace: Any = None,
+    *,
+    registered: Any = None,
+    data: SdkData | None = None,
 ) -> Any:
     """The ``ScriptRunConfig`` for a request; remote only for a registered environment.
 
     ``registered`` is the SDK environment :meth:`AzureMLBackend.check_registered_environment`
     found for the request's registered environment; without it, ``workspace`` is needed to
-    look it up (once).
+    look it up (once).  ``data`` is the request's inputs and outputs in the SDK's terms
+    (:func:`~mlboot._backends.azureml._data.sdk_data`): its arguments replace the request's.
     """
     from azureml.core import ScriptRunConfig  # noqa: PLC0415  (the SDK loads only on use)
 
@@ -633,7 +857,7 @@ def _run_script_run_config(
         config = ScriptRunConfig(
             source_directory=str(request.source_directory),
             script=request.script,
-            arguments=list(request.arguments),
+            arguments=list(request.arguments) if data is None else list(data.arguments),
             compute_target=request.compute,
             environment=environment,
             distributed_job_config=_run_distributed_config(
@@ -647,6 +871,15 @@ def _run_script_run_config(
         # The run configuration's variables; Environment.environment_variables is deprecated.
         # Secrets are revealed here, the one place the run needs their values.
         config.run_config.environment_variables = revealed(request.environment.variables)
+    if data is not None:
+        config.run_config.data_references = dict(data.data_references)
+        # The SDK turns these into its Data / OutputData entries at submit (_update_args_and_io).
+        config.run_config.data = dict(data.data)
+        config.run_config.output_data = dict(data.output_data)
+        config.run_config.environment_variables = {
+            **config.run_config.environment_variables,
+            **data.environment_variables,
+        }
     return config
 
 

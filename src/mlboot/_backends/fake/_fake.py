@@ -18,6 +18,7 @@ from mlboot._backends._seam import (
     Backend,
     ComputeInfo,
     ComputeSpec,
+    DatastoreInfo,
     Metrics,
     MetricValue,
     RunDetails,
@@ -64,6 +65,10 @@ OPERATIONS = frozenset(
         "create_compute",
         "update_compute_scale",
         "check_registered_environment",
+        "get_datastore",
+        "datastore_file_exists",
+        "upload_to_datastore",
+        "check_registered_dataset",
         "submit_run",
         "get_run_status",
         "get_run_details",
@@ -211,6 +216,14 @@ _PROGRAMMED: dict[str, Callable[[object], bool]] = {
     "provisioning_errors": _is_pairs,
     "metrics": lambda v: _is_map_of(v, Sequence),
     "outputs": lambda v: _is_map_of(v, bytes),
+    "files": lambda v: _is_map_of(v, bytes),
+    "default": lambda v: isinstance(v, bool),
+    "versions": lambda v: (
+        isinstance(v, Sequence)
+        and not isinstance(v, str)
+        and len(v) > 0
+        and all(isinstance(item, str) and item for item in v)
+    ),
 }
 
 
@@ -280,6 +293,10 @@ class FakeBackend:
         self._run_programs: list[_RunProgram] = []
         self._runs: dict[str, _Run] = {}
         self._run_counter = 0
+        self._datastores: dict[str, dict[str, bytes]] = {DEFAULT_DATASTORE: {}}
+        self._datastore_kinds: dict[str, str] = {DEFAULT_DATASTORE: "AzureBlob"}
+        self._default_datastore = DEFAULT_DATASTORE
+        self._datasets: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -446,6 +463,41 @@ class FakeBackend:
                 self._details(run_id, experiment, program.statuses[0], program), program
             )
 
+    def add_datastore(
+        self,
+        name: str,
+        *,
+        files: Mapping[str, bytes] | None = None,
+        kind: str = "AzureBlob",
+        default: bool = False,
+    ) -> None:
+        """Put a datastore in place, holding ``files`` (POSIX path from its root to bytes).
+
+        ``workspaceblobstore`` exists from the start (empty) and is the default datastore;
+        ``default=True`` makes ``name`` the default instead.  Adding a name again replaces it.
+        """
+        _check_programmed(name=name, files=files, kind=kind, default=default)
+        with self._lock:
+            self._datastores[name] = dict(files or {})
+            self._datastore_kinds[name] = kind
+            if default:
+                self._default_datastore = name
+
+    def datastore_files(self, name: str) -> dict[str, bytes]:
+        """The files in datastore ``name`` now (uploads included): path to bytes."""
+        with self._lock:
+            if name not in self._datastores:
+                raise InvalidInputError(
+                    "name", name, "the fake has no such datastore", "add it with add_datastore"
+                )
+            return dict(self._datastores[name])
+
+    def add_dataset(self, name: str, *, versions: Sequence[str] = ("1",)) -> None:
+        """Register a dataset called ``name`` with ``versions`` (the last is the latest)."""
+        _check_programmed(name=name, versions=versions)
+        with self._lock:
+            self._datasets[name] = tuple(versions)
+
     # -- inspection ----------------------------------------------------------------------------
 
     def calls_to(self, operation: str) -> list[Call]:
@@ -454,8 +506,22 @@ class FakeBackend:
 
     @property
     def submitted(self) -> list[RunRequest]:
-        """Every run request received, in order."""
+        """Every run request received, in order.
+
+        A request's ``inputs`` and ``outputs`` are the run's data as a service would get it
+        (:class:`~mlboot.backend.DataInput`, :class:`~mlboot.backend.DataOutput`): a local input
+        already uploaded to the default datastore (see :meth:`datastore_files`), placeholders
+        ``${{inputs.<name>}}`` left in ``arguments``.
+        """
         return [run.request for run in self._runs.values() if run.request is not None]
+
+    def request_of(self, run_id: str) -> RunRequest:
+        """The request run ``run_id`` was submitted with; ``NotFoundError`` if it was not."""
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is None or run.request is None:
+            raise NotFoundError(f"run {run_id!r} was not submitted to this fake")
+        return run.request
 
     # -- the Backend protocol ----------------------------------------------------------------
 
@@ -556,6 +622,54 @@ class FakeBackend:
     ) -> None:
         """Every registered environment exists; ``fail(..., "not_found")`` makes one missing."""
         self._enter("check_registered_environment", ref=ref, name=name, version=version)
+
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        """A datastore added with :meth:`add_datastore`, or ``workspaceblobstore``."""
+        self._enter("get_datastore", ref=ref, name=name)
+        with self._lock:
+            found = self._default_datastore if name is None else name
+            if found not in self._datastores:
+                return None
+            return DatastoreInfo(found, self._datastore_kinds[found])
+
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        self._enter("datastore_file_exists", ref=ref, datastore=datastore, path=path)
+        with self._lock:
+            return path in self._datastores.get(datastore, {})
+
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        """Keep the bytes of each file under ``target_path`` in the datastore (in memory)."""
+        self._enter(
+            "upload_to_datastore",
+            ref=ref,
+            datastore=datastore,
+            target_path=target_path,
+            files=tuple(files),
+        )
+        contents = {
+            "/".join(p for p in (target_path, relative) if p): local.read_bytes()
+            for local, relative in files
+        }
+        with self._lock:
+            store = self._datastores.get(datastore)
+            if store is None:
+                raise NotFoundError(f"datastore {datastore!r} was not found in {ref}")
+            store.update(contents)
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        """Datasets added with :meth:`add_dataset` exist; any other is ``NotFoundError``."""
+        self._enter("check_registered_dataset", ref=ref, name=name, version=version)
+        with self._lock:
+            versions = self._datasets.get(name)
+        if versions is None or (version is not None and version not in versions):
+            which = f"version {version}" if version else "any version"
+            raise NotFoundError(f"dataset {name!r} ({which}) was not found in {ref}")
 
     def _details(
         self, run_id: str, experiment: str, status: str, program: _RunProgram
@@ -661,6 +775,8 @@ class FakeBackend:
 
 
 _ANY_WORKSPACE = WorkspaceRef("*", "*", "*")
+DEFAULT_DATASTORE = "workspaceblobstore"
+"""The default datastore every workspace has (Azure ML makes it with the workspace)."""
 
 
 @contextmanager

@@ -51,21 +51,31 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
+    DatastoreInfo,
     Metrics,
     RunDetails,
     RunRequest,
     WorkspaceInfo,
     WorkspaceRef,
+)
+from mlboot._backends.local._local_data import (
+    DATASTORES_FOLDER,
+    DEFAULT_DATASTORE,
+    LocalData,
+    prepare_data,
+    remove_tree,
+    upload_records,
 )
 from mlboot._backends.local._local_supervisor import (
     BOOTSTRAP,
@@ -81,6 +91,7 @@ from mlboot._backends.local._local_supervisor import (
     write_json,
 )
 from mlboot._clock import SystemClock
+from mlboot._links import check_destination, copy_regular_file
 from mlboot._localio import storage_error, translated
 from mlboot._log import logger
 from mlboot._script_api import OUTPUTS_FOLDER, RUN_DIR_VARIABLE, read_metrics
@@ -92,7 +103,7 @@ from mlboot._spellings import (
     name_pattern,
 )
 from mlboot._tracking_local import tracking_variables
-from mlboot._validate import path_text
+from mlboot._validate import check_name, path_text
 from mlboot._warnings import warn
 from mlboot.exceptions import (
     AbandonedRunError,
@@ -120,6 +131,9 @@ __all__ = [
 
 LOCAL_LOCATION = "local"
 """The ``location`` of every local workspace."""
+LOCAL_DATASTORE_KIND = "local"
+"""``DatastoreInfo.kind`` of a local datastore: a folder."""
+_DATASTORE_NAME = re.compile(r"[A-Za-z0-9_]{1,255}", re.ASCII)
 
 # At most 250 characters: "<name>.json" must fit the 255-byte limit of a file name.
 _NAME = re.compile(name_pattern(250) + r"\Z", re.ASCII)
@@ -384,6 +398,88 @@ class LocalBackend:
         """Accepted: a local run uses this interpreter whatever the environment (submit warns)."""
         del ref, name, version
 
+    # -- data ----------------------------------------------------------------------------------
+
+    def datastore_folder(self, name: str = DEFAULT_DATASTORE) -> Path:
+        """The folder that is datastore ``name`` of this workspace (it may not exist yet)."""
+        checked = check_name(
+            "name",
+            name,
+            _DATASTORE_NAME,
+            rule="a datastore name is 1 to 255 ASCII letters, digits or '_'",
+            fix="pass e.g. 'workspaceblobstore' or 'training_data'",
+        )
+        return self._root / DATASTORES_FOLDER / checked
+
+    @_on_disk("making a local datastore folder")
+    def add_datastore(self, name: str) -> Path:
+        """Make datastore ``name`` (its folder, if missing); return the folder.
+
+        ``workspaceblobstore`` exists without this; any other datastore a run names must have
+        been made first, by this call or by making the folder ``datastores/<name>/`` in the
+        workspace folder, as a datastore of Azure ML must be registered first.
+        """
+        folder = self.datastore_folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @_on_disk("looking up a local datastore")
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        """``workspaceblobstore`` (the default) always; another when its folder exists."""
+        del ref
+        found = DEFAULT_DATASTORE if name is None else name
+        if found == DEFAULT_DATASTORE:
+            return DatastoreInfo(found, LOCAL_DATASTORE_KIND)
+        try:
+            info = self.datastore_folder(found).lstat()
+        except FileNotFoundError:
+            return None
+        return DatastoreInfo(found, LOCAL_DATASTORE_KIND) if stat.S_ISDIR(info.st_mode) else None
+
+    @_on_disk("looking for a file in a local datastore")
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        del ref
+        folder = self.datastore_folder(datastore)
+        check_destination(folder, [path])  # a link on the way is refused, never followed
+        try:
+            return stat.S_ISREG((folder / path).lstat().st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    @_on_disk("copying files into a local datastore")
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        """Copy each file into the datastore's folder, never through a link."""
+        del ref
+        folder = self.datastore_folder(datastore)
+        if datastore == DEFAULT_DATASTORE:
+            folder.mkdir(parents=True, exist_ok=True)
+        names = ["/".join(p for p in (target_path, relative) if p) for _, relative in files]
+        check_destination(folder, names)
+        for (local, _), name in zip(files, names, strict=True):
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy_regular_file(local, target)
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        """Refused: registered datasets live in Azure ML, which a local workspace never asks."""
+        del ref
+        source = f"azureml:{name}:{version}" if version else f"azureml:{name}@latest"
+        raise InvalidInputError(
+            "source",
+            source,
+            "the local backend has no registered datasets: they are kept by Azure ML, and a "
+            "local workspace works without an account",
+            "download the dataset's files once (e.g. with azureml-core's Dataset.download) and "
+            "pass their folder as Input(<folder>), or put them in a local datastore folder and "
+            "pass Input('azureml://datastores/<name>/paths/<path>')",
+        )
+
     # -- runs ----------------------------------------------------------------------------------
 
     @_on_disk("submitting a local run")
@@ -408,6 +504,8 @@ class LocalBackend:
         try:
             try:
                 materialize_snapshot(plan, prepared.working_dir)
+                final = RunFolder(self._root / "runs" / prepared.run_id)
+                data = prepare_data(self._root, request, prepared.path, final.path, prepared.run_id)
                 queue_entry = f"{time.time_ns():020d}_{prepared.run_id}"
                 write_json(
                     prepared.request_file,
@@ -416,7 +514,7 @@ class LocalBackend:
                         "experiment": request.experiment,
                         "compute": compute.name,
                         "script": request.script,
-                        "arguments": list(request.arguments),
+                        "arguments": data.substitute(request.arguments),
                         "tags": dict(request.tags),
                         "max_run_duration_seconds": request.max_run_duration_seconds,
                         "source_directory": str(plan.root),
@@ -428,14 +526,15 @@ class LocalBackend:
                             "workspace_name": ref.name,
                         },
                         "submitted_at": now(),
+                        **upload_records(data),
                     },
                 )
                 # Written while there is room: it is what records the run's end on a full disk.
                 prepared.make_reserve()
-                folder = RunFolder(self._root / "runs" / prepared.run_id)
+                folder = final
                 prepared.path.rename(folder.path)
             except BaseException as exc:
-                shutil.rmtree(prepared.path, ignore_errors=True)
+                remove_tree(prepared.path)
                 if not isinstance(exc, OSError) or isinstance(exc, MlbootError):
                     raise
                 raise storage_error(
@@ -452,7 +551,9 @@ class LocalBackend:
                 shutil.rmtree(folder.path, ignore_errors=True)
                 raise
             try:
-                self._start_supervisor(folder, lock, _script_environment(ref, request, folder))
+                self._start_supervisor(
+                    folder, lock, _script_environment(ref, request, folder, data)
+                )
             except (OSError, ServiceError) as exc:
                 (queue / queue_entry).unlink(missing_ok=True)
                 folder.write_status("Failed", error=f"the run could not be started: {exc}")
@@ -774,7 +875,7 @@ def _write_text_atomically(path: Path, text: str) -> None:
 
 
 def _script_environment(
-    ref: WorkspaceRef, request: RunRequest, folder: RunFolder
+    ref: WorkspaceRef, request: RunRequest, folder: RunFolder, data: LocalData
 ) -> dict[str, object]:
     from mlboot._auth import revealed  # noqa: PLC0415  (only paid for on submit)
 
@@ -793,6 +894,7 @@ def _script_environment(
             "AZUREML_ARM_PROJECT_NAME": request.experiment,
             "AZUREML_OUTPUT_DIRECTORY": "./" + OUTPUTS_FOLDER,
             RUN_DIR_VARIABLE: str(folder.path),
+            **data.variables(),
         }
     )
     # MLflow's variables and azureml-core's run-context hook (mlboot._tracking_local).

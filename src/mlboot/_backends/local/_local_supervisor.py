@@ -701,6 +701,9 @@ class _Supervisor:
         if reason is None:
             folder.write_status("Finalizing", exit_code=code)
         collect_error, canceled = _collect_outputs(folder, stoppable=reason is None)
+        _give_back_write_bits(request.get("read_only_inputs", ()))
+        if collect_error is None and not canceled:
+            collect_error = _upload_data_outputs(folder, request.get("data_outputs", ()))
         if canceled:
             reason = "canceled"
             _say("canceled while its outputs were being collected")
@@ -944,6 +947,69 @@ def _collect_outputs(folder: RunFolder, *, stoppable: bool = False) -> tuple[str
         _say(f"collecting outputs failed: {done.error}")
         return f"the run's outputs could not be collected: {done.error}", False
     return None, done.stopped
+
+
+def _give_back_write_bits(folders: object) -> None:
+    """Let the owner write to the read-only copies of mounted inputs again, so they can go."""
+    for top in folders if isinstance(folders, list) else ():
+        for current, names, _files in os.walk(str(top)):
+            with contextlib.suppress(OSError):
+                Path(current).chmod(0o700)  # the owner's bits: the copy was 0o555
+            names[:] = [n for n in names if not Path(current, n).is_symlink()]
+
+
+def _upload_data_outputs(folder: RunFolder, uploads: object) -> str | None:
+    """Move each upload-mode output into its datastore folder, once the script has ended.
+
+    Each output's folder is first collected as ``outputs/`` is (links, named pipes, sockets and
+    devices left out, never followed), then its files are moved into the datastore folder,
+    replacing files of the same name there; a link on the way there is refused.  Returns the
+    error that fails the run, if any.
+    """
+    from mlboot._links import (  # noqa: PLC0415  (only now)
+        LEFT_OUT_REPORTED,
+        check_destination,
+        collect_outputs,
+        copy_regular_file,
+    )
+
+    for record in uploads if isinstance(uploads, list) else ():
+        name, source = str(record["name"]), Path(record["source"])
+        datastore, path = Path(record["datastore"]), str(record["path"])
+        target = datastore / path
+        staging = folder.path / "data_outputs_collected" / name
+        try:
+            staging.parent.mkdir(exist_ok=True)
+            done = collect_outputs(source, staging, should_stop=folder.cancel_requested)
+            if done.error is not None:
+                return f"output {name!r} could not be collected: {done.error}"
+            if done.left_out:
+                _say(
+                    f"output {name!r}: left out (only regular files and folders are uploaded): "
+                    + "; ".join(done.left_out[:LEFT_OUT_REPORTED])
+                )
+            files = [
+                Path(current, file_name).relative_to(staging).as_posix()
+                for current, _names, names in os.walk(staging)
+                for file_name in names
+            ]
+            check_destination(datastore, [f"{path}/{f}" for f in files] or [f"{path}/"])
+            target.mkdir(parents=True, exist_ok=True)
+            for relative in sorted(files):
+                destination = target / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    (staging / relative).replace(destination)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    copy_regular_file(staging / relative, destination)
+            _say(f"output {name!r}: {len(files)} file(s) moved to {target}")
+        except OSError as exc:
+            message = str(storage_error(exc, f"uploading output {name!r} to {target}"))
+            _say(message)
+            return message
+    return None
 
 
 def _failure_message(
