@@ -599,9 +599,14 @@ class _Workspace:
 class AzureMLV2Backend:
     """The :class:`~mlboot.Backend` that drives the real azure-ai-ml SDK (v2)."""
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, *, clock: Clock | None = None, client_options: Mapping[str, Any] | None = None
+    ) -> None:
+        """``client_options`` are passed to every ``MLClient`` (tests give an azure-core
+        ``transport``, or a ``cloud_metadata`` for an emulated cloud)."""
         check_installed()
         self._clock = clock if clock is not None else SystemClock()
+        self._client_options = dict(client_options or {})
         self._lock = threading.Lock()
         self._workspaces: dict[WorkspaceRef, _Workspace] = {}
 
@@ -645,6 +650,7 @@ class AzureMLV2Backend:
                 cloud=cloud,
                 show_progress=False,  # nothing prints unless asked
                 enable_telemetry=False,  # no request but the workflow's own
+                **self._client_options,
             )
         try:
             # MLClient sends nothing; this GET signs in, and registers the MLflow tracking URI
