@@ -27,13 +27,16 @@ from azure.core.rest._requests_basic import RestRequestsTransportResponse
 from typing_extensions import Self
 
 from mlboot._backends.azureml_v2 import _azureml_v2 as v2
+from mlboot._deadline import bounded
 from mlboot.backend import ComputeSpec, WorkspaceRef
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
     NotFoundError,
+    WaitTimeoutError,
     WorkspaceNotFoundError,
 )
+from mlboot.testing import FakeClock
 
 REF = WorkspaceRef("00000000-0000-4000-8000-000000000001", "rg-ml", "ws-main")
 WS = (
@@ -64,6 +67,7 @@ class Service(HttpTransport):
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.retry_after: str | None = None
         self.routes: dict[tuple[str, str], Callable[[Recorded], Answer]] = {}
 
     def on(self, method: str, path: str, answer: Callable[[Recorded], Answer] | Answer) -> None:
@@ -94,15 +98,18 @@ class Service(HttpTransport):
             if handler
             else (404, {"error": {"code": "NotFound", "message": f"no route {path}"}})
         )
-        return _response(request, status, payload)
+        headers = {"Retry-After": self.retry_after} if self.retry_after and status >= 500 else {}
+        return _response(request, status, payload, headers)
 
     def sent(self, method: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method]
 
 
-def _response(request: Any, status: int, payload: Any) -> Any:
+def _response(
+    request: Any, status: int, payload: Any, extra_headers: dict[str, str] | None = None
+) -> Any:
     content = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(extra_headers or {})}
     raw = requests.Response()
     raw.status_code = status
     raw.reason = "answer"
@@ -339,3 +346,38 @@ def test_a_jobs_status_is_read_in_mlboots_words(
 def test_an_unknown_job_is_not_found(backend: v2.AzureMLV2Backend) -> None:
     with pytest.raises(NotFoundError):
         backend.get_run_status(REF, "nope")
+
+
+def test_a_retry_due_after_the_deadline_is_not_waited_for(
+    service: Service, backend: v2.AzureMLV2Backend
+) -> None:
+    # azure-core would sleep the 30 s Retry-After; the call has 5 s on a clock that never sleeps.
+    busy = {"error": {"code": "ServiceBusy", "message": "try later"}}
+    service.on("GET", f"{WS}/computes/gpu", lambda _r: (503, busy))
+    service.retry_after = "30"
+    clock = FakeClock()
+
+    with (
+        pytest.raises(WaitTimeoutError, match=r"30\.0 s later") as caught,
+        bounded(clock, 5.0, what="looking up 'gpu'", limit="5 s", fix="try again"),
+    ):
+        backend.get_compute(REF, "gpu")
+
+    assert len([r for r in service.requests if r.path.endswith("/computes/gpu")]) == 1
+    assert clock.monotonic() < 5.0
+    assert "The last answer: HttpResponseError: HTTP 503" in str(caught.value)
+
+
+def test_a_request_due_after_the_deadline_is_not_sent(
+    service: Service, backend: v2.AzureMLV2Backend
+) -> None:
+    clock = FakeClock()
+    sent = len(service.requests)
+
+    with (
+        pytest.raises(WaitTimeoutError),
+        bounded(clock, 1.0, what="looking up 'gpu'", limit="1 s", fix="try again"),
+    ):
+        backend.get_compute(REF, "gpu") if clock.sleep(2.0) is None else None
+
+    assert len(service.requests) == sent

@@ -77,6 +77,8 @@ from mlboot._backends._service_errors import (
 )
 from mlboot._backends._service_records import arm_errors, primary_log, run_error_message
 from mlboot._clock import Clock, SystemClock
+from mlboot._deadline import Deadline, DeadlineReachedError
+from mlboot._deadline import current as current_deadline
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY, TERMINAL_RUN_STATUSES
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -100,6 +102,8 @@ __all__ = [
     "AzureMLV2Backend",
     "check_installed",
     "command_line",
+    "deadline_policy",
+    "install_deadline_hooks",
     "sdk_command_job",
     "sdk_credential",
     "translate_sdk_error",
@@ -141,6 +145,7 @@ def check_installed() -> None:
             extra=EXTRA,
         ) from exc
     _quiet_sdk_logger(azure.ai.ml.__name__)
+    install_deadline_hooks()
 
 
 def _quiet_sdk_logger(name: str) -> None:
@@ -160,6 +165,95 @@ def _quiet_sdk_logger(name: str) -> None:
         sdk_logger.addHandler(logging.NullHandler())
     sdk_logger.setLevel(logging.NOTSET)
     sdk_logger.propagate = True
+
+
+# -- deadlines: azure-core's retries honour the public call's deadline -----------------------------
+
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+class _DeadlineTransport:
+    """Stands in for the transport azure-core's ``RetryPolicy`` sleeps through, under a deadline.
+
+    A back-off (its own, or a ``Retry-After``) that would end after the deadline is not slept:
+    the call ends at once, from the error or answer that asked for the retry.
+    """
+
+    def __init__(self, transport: Any, deadline: Deadline, cause: BaseException | None) -> None:
+        self._transport = transport
+        self._deadline = deadline
+        self._cause = cause
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def sleep(self, seconds: float) -> None:
+        self._deadline.sleep(seconds, cause=self._cause)
+
+
+def install_deadline_hooks() -> None:
+    """Make azure-core's retry loop (every azure-ai-ml client's) honour mlboot's deadlines.
+
+    Installed once per process.  A pass-through unless the calling thread runs an mlboot call
+    with a deadline (:mod:`mlboot._deadline`); then each retry's pause goes through
+    :class:`_DeadlineTransport`, and :func:`deadline_policy` bounds each request's time.
+    """
+    global _hooks_installed  # noqa: PLW0603  (one installation per process)
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        from azure.core.exceptions import HttpResponseError  # noqa: PLC0415
+        from azure.core.pipeline.policies import RetryPolicy  # noqa: PLC0415
+
+        original_sleep = RetryPolicy.sleep
+
+        def sleep(self: Any, settings: Any, transport: Any, response: Any = None) -> None:
+            deadline = current_deadline()
+            if deadline is not None:
+                # What asked for the retry: the error being handled, else the answer (a 503).
+                cause = sys.exc_info()[1]
+                if cause is None and response is not None:
+                    answer = response.http_response
+                    cause = HttpResponseError(
+                        message=f"HTTP {answer.status_code} {answer.reason}", response=answer
+                    )
+                transport = _DeadlineTransport(transport, deadline, cause)
+            original_sleep(self, settings, transport, response)
+
+        RetryPolicy.sleep = sleep  # type: ignore[method-assign]  # the hook, see the docstring
+        _hooks_installed = True
+
+
+def deadline_policy() -> Any:
+    """An azure-core policy that gives each request no more time than the deadline leaves.
+
+    Before the retry policy: the time left becomes that request's whole time-out (azure-core's
+    ``timeout`` option, across its retries, and its read time-out); a request due after the
+    deadline is not sent.
+    """
+    from azure.core.pipeline.policies import SansIOHTTPPolicy  # noqa: PLC0415
+
+    class DeadlinePolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]  # any request type
+        def on_request(self, request: Any) -> None:
+            deadline = current_deadline()
+            if deadline is None:
+                return
+            left = deadline.remaining()
+            if left <= 0:
+                deadline.trip(None)
+                raise DeadlineReachedError(deadline)
+            options = request.context.options
+            for option in ("timeout", "read_timeout"):
+                given = options.get(option)
+                options[option] = left if not isinstance(given, int | float) else min(given, left)
+
+        def on_exception(self, request: Any) -> None:  # noqa: ARG002  (azure-core calls it so)
+            deadline = current_deadline()
+            if deadline is not None and deadline.remaining() <= 0:
+                deadline.trip(sys.exc_info()[1])
+
+    return DeadlinePolicy()
 
 
 # -- errors: the one translation -------------------------------------------------------------------
@@ -650,7 +744,13 @@ class AzureMLV2Backend:
                 cloud=cloud,
                 show_progress=False,  # nothing prints unless asked
                 enable_telemetry=False,  # no request but the workflow's own
-                **self._client_options,
+                **{
+                    **self._client_options,
+                    "per_call_policies": [
+                        deadline_policy(),
+                        *self._client_options.get("per_call_policies", ()),
+                    ],
+                },
             )
         try:
             # MLClient sends nothing; this GET signs in, and registers the MLflow tracking URI
