@@ -1,4 +1,4 @@
-"""An Azure ML (SDK v1) service emulator for tests: see README.md."""
+"""An Azure ML service emulator for tests (SDK v1 and, in _v2.py, v2): see README.md."""
 
 from ._auth import EmulatorAuth, make_unsigned_jwt
 from ._emulator import Emulator
@@ -18,15 +18,21 @@ from ._state import (
     SnapshotState,
     WorkspaceState,
 )
+from ._v2 import CodeVersionState, EnvironmentVersionState, JobProgram, JobState
+from ._v2_isolation import StaticTokenCredential, emulator_cloud, isolate_v2_sdk, v2_client_kwargs
 
 __all__ = [
     "EMULATOR_TIME_LIMIT_SECONDS",
     "FAST_SDK_KNOBS",
+    "CodeVersionState",
     "ComputeState",
     "DatasetState",
     "DatastoreState",
     "Emulator",
     "EmulatorAuth",
+    "EnvironmentVersionState",
+    "JobProgram",
+    "JobState",
     "RecordedRequest",
     "RunData",
     "RunInput",
@@ -34,11 +40,15 @@ __all__ = [
     "RunProgram",
     "RunState",
     "SnapshotState",
+    "StaticTokenCredential",
     "WorkspaceState",
+    "emulator_cloud",
     "emulator_for_test",
     "isolate_sdk",
+    "isolate_v2_sdk",
     "make_unsigned_jwt",
     "quota_error",
     "sdk_run_warnings",
     "stop_sdk_daemons",
+    "v2_client_kwargs",
 ]

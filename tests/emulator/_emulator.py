@@ -65,6 +65,7 @@ from ._state import (
     utc_now,
 )
 from ._tls import EmulatorTLS
+from ._v2 import V2Routes
 
 __all__ = ["Emulator"]
 
@@ -126,7 +127,7 @@ class _Call:
         return json.loads(self.body.decode("utf-8")) if self.body else None
 
 
-class Emulator:
+class Emulator(V2Routes):
     """An Azure ML (SDK v1) service emulator on 127.0.0.1, over HTTPS, for one test.
 
     ARM, discovery, the compute RP, run history, execution, content (snapshots), artifacts,
@@ -192,6 +193,8 @@ class Emulator:
 
         self._router = Router()
         self._add_routes()
+        self._init_v2()
+        self._add_v2_routes()  # azure-ai-ml's routes (tests/emulator/_v2.py)
         self._tls = EmulatorTLS(self.directory, [self.blob_host])
         self._server: ServerThread | None = None
         self._auth: Any = None
