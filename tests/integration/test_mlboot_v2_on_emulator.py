@@ -211,3 +211,29 @@ def test_a_run_is_reattached_by_name_and_canceled_without_waiting(
 def test_an_unknown_run_is_not_found(workspace: mlboot.Workspace) -> None:
     with pytest.raises(NotFoundError):
         mlboot.get_run(workspace, "no-such-job")
+
+
+def test_following_a_run_prints_its_log_as_it_grows(
+    emulator: Emulator,
+    workspace: mlboot.Workspace,
+    source_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emulator.add_compute("cpu-cluster")
+    emulator.program_job(("Running", "Running", "Completed"), logs="epoch 1\nepoch 2\n")
+    run = mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute="cpu-cluster",
+        experiment="exp",
+        source_directory=source_dir,
+        environment=mlboot.Environment.from_docker_image("team/train:1"),
+    )
+    capsys.readouterr()
+
+    status = run.wait(timeout=60, poll_interval=FAST, show_output=True)
+
+    printed = capsys.readouterr().out
+    assert status is mlboot.RunStatus.COMPLETED
+    assert "epoch 1\nepoch 2\n" in printed
+    assert printed.count("epoch 1") == 1
