@@ -41,6 +41,17 @@ def _rewrite(config: Path, **changes: str) -> Path:
     return config
 
 
+def _submit(workspace: mlboot.Workspace, source_dir: Path) -> mlboot.Run:
+    return mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute="cpu-cluster",
+        experiment="exp",
+        source_directory=source_dir,
+        environment=mlboot.Environment.from_docker_image("team/train:1"),
+    )
+
+
 def _poller_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("LROPoller") and t.is_alive()]
 
@@ -182,14 +193,7 @@ def test_a_failed_run_raises_with_the_services_error(
         error={"code": "UserError", "message": "ValueError: bad rate"},
     )
 
-    run = mlboot.submit_script(
-        workspace,
-        "train.py",
-        compute="cpu-cluster",
-        experiment="exp",
-        source_directory=source_dir,
-        environment=mlboot.Environment.from_docker_image("team/train:1"),
-    )
+    run = _submit(workspace, source_dir)
 
     with pytest.raises(RunFailedError, match="bad rate"):
         run.wait(timeout=60, poll_interval=FAST)
@@ -221,14 +225,7 @@ def test_following_a_run_prints_its_log_as_it_grows(
 ) -> None:
     emulator.add_compute("cpu-cluster")
     emulator.program_job(("Running", "Running", "Completed"), logs="epoch 1\nepoch 2\n")
-    run = mlboot.submit_script(
-        workspace,
-        "train.py",
-        compute="cpu-cluster",
-        experiment="exp",
-        source_directory=source_dir,
-        environment=mlboot.Environment.from_docker_image("team/train:1"),
-    )
+    run = _submit(workspace, source_dir)
     capsys.readouterr()
 
     status = run.wait(timeout=60, poll_interval=FAST, show_output=True)
