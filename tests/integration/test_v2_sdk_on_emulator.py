@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -206,6 +207,8 @@ def test_command_job_uploads_the_code_folder_then_puts_the_job(
         r for r in emulator.requests_to("blob.put") if r.query.get("comp") == ["metadata"]
     ]
     assert len(metadata_puts) == 1
+    file_puts = [r for r in emulator.requests_to("blob.put") if r not in metadata_puts]
+    assert [r.header("If-None-Match") for r in file_puts] == ["*"] * 4  # create-only blobs
     assert blob_routes.count("blob.head") == 1  # the first file only: the indicator file
     assert blob_routes.count("blob.put") == 4 + 1  # four files, then their metadata
     (code,) = emulator.code_versions
@@ -433,3 +436,82 @@ def test_input_paths_on_the_default_datastore_are_sent_as_uris(
     assert inputs["data"]["jobInputType"] == "uri_folder"
     assert inputs["data"]["uri"] == "azureml://datastores/workspaceblobstore/paths/d/"
     assert "v2.datastore.get" not in emulator.route_sequence()  # not resolved client-side
+
+
+def test_code_upload_walks_ignored_folders_and_skips_nested_ignore_files(
+    emulator: Emulator,
+    ml_client: MLClient,
+    source_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What mlboot's own upload plan must do instead (issue 18): prune ignored folders, and apply
+    # nested ignore files as v1 does.
+    (source_dir / "data" / "deep").mkdir()
+    (source_dir / "data" / "deep" / "x.bin").write_bytes(b"x")
+    (source_dir / "pkg" / ".amlignore").write_text("*.csv\n", encoding="utf-8")
+    (source_dir / "pkg" / "table.csv").write_text("a\n1\n", encoding="utf-8")
+    visited: list[str] = []
+    real_walk = os.walk
+
+    def counting_walk(top: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for item in real_walk(top, *args, **kwargs):
+            visited.append(Path(item[0]).relative_to(source_dir).as_posix())
+            yield item
+
+    monkeypatch.setattr(os, "walk", counting_walk)
+
+    ml_client.jobs.create_or_update(
+        command(
+            code=str(source_dir),
+            command="python train.py",
+            environment=Environment(image=_IMAGE),
+            compute="cpu-cluster",
+        )
+    )
+
+    # Four whole walks (the size check, the hash, the file list, the upload), the ignored data/
+    # and data/deep entered by each.
+    assert visited.count(".") == 4
+    assert visited.count("data/deep") == 4
+    (code,) = emulator.code_versions
+    files = set(emulator.code_files(code))
+    assert "pkg/table.csv" in files  # pkg/.amlignore is not applied
+    assert not any(path.startswith("data/") for path in files)  # the root one is
+
+
+def test_a_failed_job_streams_its_error_from_run_history(
+    emulator: Emulator, ml_client: MLClient
+) -> None:
+    from azure.ai.ml.exceptions import JobException  # noqa: PLC0415 - only this test needs it
+
+    emulator.add_job("job-1", ["Running", "Running", "Failed"], error="CUDA out of memory")
+
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(JobException) as failed:
+        ml_client.jobs.stream("job-1")
+
+    assert "CUDA out of memory" in str(failed.value)
+    assert emulator.job("job-1").served_statuses[-1] == "Failed"
+
+
+def test_retries_of_503_follow_the_clients_backoff_setting(
+    emulator: Emulator, credential: StaticTokenCredential
+) -> None:
+    # azure-core's RetryPolicy takes its settings from MLClient(**kwargs) too: with
+    # retry_backoff_factor=0 two 503s cost no sleep (the default factor 0.8 sleeps 1.6 s, 3.2 s).
+    state = emulator.workspace
+    client = MLClient(
+        credential,
+        state.subscription_id,
+        state.resource_group,
+        state.name,
+        retry_backoff_factor=0,
+        **v2_client_kwargs(),
+    )
+    emulator.add_job("job-1", ["Running"])
+    emulator.fail("v2.job.get", 503, times=2)
+    started = time.monotonic()
+
+    assert client.jobs.get("job-1").status == "Running"
+
+    assert time.monotonic() - started < 1
+    assert emulator.statuses("v2.job.get") == [503, 503, 200]
