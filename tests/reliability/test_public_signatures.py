@@ -176,6 +176,8 @@ class World:
             "statuses": [("Completed",), ["Running", "Failed"]],
             "logs": ["", "line\n"],
             "outputs": [None, {"a.txt": b"x"}],
+            "files": [None, {"logs/a.txt": b"x"}],
+            "prefix": [None, "outputs/", "logs", ""],
             "seconds": [0.0, 3.0],
             "outcome": ["Succeeded", "Failed"],
             "errors": [(), [("Quota", "no quota")]],
@@ -266,8 +268,12 @@ TARGETS: dict[str, Target] = {
     "Run.metrics": lambda w: (w.run.metrics, {}),
     "Run.logs": lambda w: (w.run.logs, {}),
     "Run.download_outputs": lambda w: (w.run.download_outputs, {}),
+    "Run.file_names": lambda w: (w.run.file_names, {}),
+    "Run.download_files": lambda w: (w.run.download_files, {}),
     "local Run.wait": lambda w: (w.local_run.wait, {}),
     "local Run.download_outputs": lambda w: (w.local_run.download_outputs, {}),
+    "local Run.file_names": lambda w: (w.local_run.file_names, {}),
+    "local Run.download_files": lambda w: (w.local_run.download_files, {}),
     # The value lookup, not the functional API (RunStatus(value, names=...)) of every Enum.
     "RunStatus": lambda _: (
         lambda value: mlboot.RunStatus(value),  # noqa: PLW0108
