@@ -23,7 +23,7 @@ from mlboot.exceptions import (
     LocalStorageError,
     NotFoundError,
     ServiceError,
-    WaitTimeoutError,
+    ThrottledError,
 )
 from mlboot.testing import FakeBackend
 
@@ -79,25 +79,30 @@ def test_file_names_of_a_run_the_service_does_not_know_is_not_found(
         Run(id="gone", experiment="exp", workspace=workspace).file_names()
 
 
-def test_a_transient_listing_failure_is_retried(fake: FakeBackend, run: Run) -> None:
-    fake.fail("list_run_files", "transient", times=2)
+def test_a_transient_listing_failure_is_not_retried_by_mlboot(fake: FakeBackend, run: Run) -> None:
+    # The SDK retries its listing itself; mlboot's retries on top would multiply them.
+    fake.fail("list_run_files", "transient", times=1)
 
-    assert run.file_names(prefix="logs/") == ["logs/train.csv"]
-    assert len(fake.calls_to("list_run_files")) == 3
+    with pytest.raises(ServiceError) as caught:
+        run.file_names()
 
-
-def test_a_listing_that_keeps_being_throttled_ends_at_the_timeout_on_the_backend_clock(
-    fake: FakeBackend, run: Run
-) -> None:
-    fake.fail("list_run_files", "throttled", times=10)  # each asks for a 1 s pause
-    started = fake.clock.monotonic()
-
-    with pytest.raises(WaitTimeoutError, match="listing the files of run") as caught:
-        run.file_names(timeout=0.5)
-
-    assert "timeout=0.5 s" in str(caught.value)
+    assert caught.value.transient
     assert len(fake.calls_to("list_run_files")) == 1
-    assert fake.clock.monotonic() - started < 0.5
+    assert run.file_names(prefix="logs/") == ["logs/train.csv"]
+
+
+def test_a_throttled_listing_is_a_throttled_error_with_its_retry_after(
+    fake: FakeBackend, run: Run, tmp_path: Path
+) -> None:
+    fake.fail("list_run_files", "throttled", times=2)
+
+    for call in (run.file_names, lambda: run.download_files(tmp_path / "got")):
+        with pytest.raises(ThrottledError) as caught:
+            call()
+        assert caught.value.retry_after == 1.0
+    assert len(fake.calls_to("list_run_files")) == 2
+    assert fake.calls_to("download_run_files") == []
+    assert fake.clock.sleeps == []
 
 
 BAD_PREFIXES = [
@@ -278,17 +283,6 @@ def test_a_failed_download_is_not_retried_by_mlboot(
     assert caught.value.transient
     assert len(fake.calls_to("download_run_files")) == 1
     assert len(run.download_files(tmp_path / "got")) == len(run.file_names())
-
-
-def test_the_download_timeout_bounds_the_listing_too(
-    fake: FakeBackend, run: Run, tmp_path: Path
-) -> None:
-    fake.fail("list_run_files", "throttled", times=10)
-
-    with pytest.raises(WaitTimeoutError):
-        run.download_files(tmp_path / "got", timeout=0.5)
-
-    assert fake.calls_to("download_run_files") == []
 
 
 @pytest.mark.parametrize("files", [{"": b"x"}, {"a.txt": "text"}, {3: b"x"}, ["a.txt"]], ids=repr)

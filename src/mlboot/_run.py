@@ -490,9 +490,10 @@ class Run:
         ``user_logs/std_log.txt``, ``logs/...``): what azureml-core's ``get_file_names()``
         returns, on every backend.  With ``prefix``, only the names that start with it
         (``prefix="outputs/"``: the outputs; a name's start, not a folder: ``"outputs"`` also
-        matches ``outputs.txt``).  One listing, a transient failure retried (bounded); it returns
-        or raises :class:`~mlboot.exceptions.WaitTimeoutError` within ``timeout`` seconds (or a
-        :class:`~datetime.timedelta`), on the backend's clock.
+        matches ``outputs.txt``).  One listing, attempted once by mlboot on top of the SDK's own
+        retries, as :meth:`logs` is; it returns or raises
+        :class:`~mlboot.exceptions.WaitTimeoutError` within ``timeout`` seconds (or a
+        :class:`~datetime.timedelta`), on the backend's clock, the SDK's retries included.
         """
         wanted = _check_prefix(prefix)
         limit = _check_call_timeout(timeout)
@@ -503,9 +504,9 @@ class Run:
         what = f"listing the files of run {self.id!r}"
         fix = "try again later, or with a longer timeout (the service was throttling or failing)."
         with self._time_out(limit, what, fix):
-            names = call_with_retries(
-                lambda: backend.list_run_files(ref, self.id), clock=backend.clock, what=what
-            )
+            # Attempted once, as logs and metrics are: azureml-core already retries the listing
+            # (up to 16 requests on a lasting 503), and mlboot's retries would multiply them.
+            names = backend.list_run_files(ref, self.id)
         return sorted(name for name in names if name.startswith(wanted))
 
     def download_files(
@@ -531,9 +532,10 @@ class Run:
         :class:`~mlboot.exceptions.LocalStorageError` naming it.  A file that cannot be written
         (a full disk, the file size limit) raises ``LocalStorageError`` naming the file.
 
-        The listing is retried on a transient failure, as :meth:`file_names`; the download is
-        not retried by mlboot (azureml-core retries each file itself).  ``timeout`` (seconds,
-        or a :class:`~datetime.timedelta`) bounds the whole call on the backend's clock
+        Neither the listing nor the download is retried by mlboot: azureml-core retries each
+        request itself, and the call may simply be made again (files already downloaded are
+        overwritten).  ``timeout`` (seconds, or a :class:`~datetime.timedelta`) bounds the whole
+        call, the SDK's retries included, on the backend's clock
         (:class:`~mlboot.exceptions.WaitTimeoutError`); ``None``, the default, bounds the
         listing by 120 s and lets the download take as long as the files need.
         """

@@ -173,7 +173,7 @@ OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
     "get_run_logs": (_logs, False),
     "get_run_metrics": (_metrics, False),
     "download_run_outputs": (_download, False),
-    "list_run_files": (_file_names, True),
+    "list_run_files": (_file_names, False),
     "download_run_files": (_download_files, False),
     "cancel_run": (_cancel, False),
     "list_runs": (_list, True),

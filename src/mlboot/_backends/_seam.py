@@ -327,9 +327,9 @@ class Backend(Protocol):
         outputs (``outputs/...``), logs (``user_logs/...``, ``logs/...``, ``azureml-logs/...``)
         and whatever else the run stored, in Azure ML's names whatever the service's own layout
         (the local backend maps its folder to them).  The names are returned as the service
-        sent them: whether one is safe to write is decided above the seam.  A read, so it is
-        retried there; azureml-core's ``get_file_names`` is one paged listing, as is a v2
-        backend's (run history's artifact listing, or MLflow's ``list_artifacts``).
+        sent them: whether one is safe to write is decided above the seam.  azureml-core's
+        ``get_file_names`` is one paged listing, which it retries itself (so mlboot does not),
+        as is a v2 backend's (run history's artifact listing, or MLflow's ``list_artifacts``).
         """
         ...
 
