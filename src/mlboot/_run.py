@@ -495,7 +495,7 @@ class Run:
         :class:`~mlboot.exceptions.WaitTimeoutError` within ``timeout`` seconds (or a
         :class:`~datetime.timedelta`), on the backend's clock, the SDK's retries included.
         """
-        wanted = _check_prefix(prefix)
+        wanted = check_prefix(prefix)
         limit = _check_call_timeout(timeout)
         return self._list_files(wanted, limit)
 
@@ -520,10 +520,10 @@ class Run:
 
         Each file lands at ``destination/<name>``, its name as :meth:`file_names` gives it
         (``destination/outputs/model.pt``, ``destination/user_logs/std_log.txt``), as
-        azureml-core's ``download_files(prefix, output_directory, append_prefix=True)`` writes
-        it; the paths are returned sorted.  ``download_files(d, prefix="outputs/")`` gets what
-        :meth:`download_outputs` gets.  ``destination`` is created if needed, and existing files
-        of the same names are overwritten.
+        azureml-core's ``download_files(prefix, output_directory)`` writes it (its default,
+        ``append_prefix`` true); the paths are returned sorted.  With ``prefix="outputs/"`` it
+        gets what :meth:`download_outputs` gets.  ``destination`` is created if needed, and
+        existing files of the same names are overwritten.
 
         Nothing is written before every name is checked: a name the service gives that would
         land outside ``destination`` (a ``..`` part, an absolute path) raises
@@ -539,7 +539,7 @@ class Run:
         (:class:`~mlboot.exceptions.WaitTimeoutError`); ``None``, the default, bounds the
         listing by 120 s and lets the download take as long as the files need.
         """
-        wanted = _check_prefix(prefix)
+        wanted = check_prefix(prefix)
         limit = None
         if timeout is not None:
             limit = positive_seconds(
@@ -735,11 +735,11 @@ def _download(folder: Path, entries: list[str], doing: str, download: Callable[[
         return download()
 
 
-def _check_prefix(prefix: object) -> str:
+def check_prefix(prefix: object) -> str:
     """The prefix of the file names wanted (``""``: all), checked before anything remote."""
     if prefix is None:
         return ""
-    fix = "pass the start of the run's file names, e.g. prefix='outputs/' or 'logs/'"
+    fix = "pass the start of the run's file names, e.g. prefix='outputs/'"
     if not isinstance(prefix, str):
         raise InvalidInputError("prefix", prefix, "it must be a str or None", fix)
     rules = (

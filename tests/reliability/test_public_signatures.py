@@ -466,6 +466,8 @@ _TEMPLATES = [
     ["runs", "logs", "r1"],
     ["runs", "cancel", "r1"],
     ["runs", "download", "r1", "downloads"],
+    ["runs", "download", "r1", "downloads", "--prefix", "logs/"],
+    ["runs", "files", "r1", "--prefix", "outputs/"],
 ]  # fmt: skip
 _TOKENS = st.one_of(
     st.sampled_from(
@@ -497,6 +499,8 @@ _TOKENS = st.one_of(
             "show",
             "wait",
             "download",
+            "files",
+            "--prefix",
             "0",
             "-5",
             "1e400",
