@@ -122,6 +122,7 @@ def ensure_pool(project: Path) -> None:
         ["runs", "logs"],
         ["runs", "cancel"],
         ["runs", "download"],
+        ["runs", "files"],
     ],
 )
 def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -380,6 +381,49 @@ def test_runs_download_and_logs(project: Path, tmp_path: Path) -> None:
     assert json.loads(downloaded.stdout)["files"] == [
         str(tmp_path / "dl" / "outputs" / "model.txt")
     ]
+
+
+def test_runs_files_lists_a_run_s_files_and_download_prefix_fetches_them(
+    project: Path, tmp_path: Path
+) -> None:
+    ensure_pool(project)
+    submitted = mlboot(
+        project,
+        *("submit", "train.py", "--source-dir", "src", "--compute", "cpu-pool"),
+        *("--experiment", "cli", "--wait", "--json", "--", "--epochs", "1"),
+    )
+    run_id = json.loads(submitted.stdout)["run_id"]
+
+    listed = mlboot(project, "runs", "files", run_id, "--json")
+    assert json.loads(listed.stdout) == {
+        "run_id": run_id,
+        "names": ["outputs/model.txt", "user_logs/std_log.txt"],
+    }
+    plain = mlboot(project, "runs", "files", run_id, "--prefix", "user_logs/")
+    assert plain.stdout == "user_logs/std_log.txt\n"
+    none = mlboot(project, "runs", "files", run_id, "--prefix", "logs/")
+    assert none.stdout == f"Run {run_id} has no files whose names start with 'logs/'.\n"
+
+    downloaded = mlboot(
+        project, "runs", "download", run_id, str(tmp_path / "dl"), "--prefix", "user_logs/"
+    )
+    log = tmp_path / "dl" / "user_logs" / "std_log.txt"
+    assert downloaded.stdout == f"{log}\n"
+    assert log.read_text(encoding="utf-8") == "epoch 0\n"
+    everything = mlboot(project, "runs", "download", run_id, str(tmp_path / "all"), "--prefix", "")
+    assert everything.stdout.splitlines() == [
+        str(tmp_path / "all" / "outputs" / "model.txt"),
+        str(tmp_path / "all" / "user_logs" / "std_log.txt"),
+    ]
+
+
+def test_a_bad_prefix_on_the_command_line_is_a_bad_input(project: Path) -> None:
+    result = mlboot(project, "runs", "files", "cli_1_deadbeef", "--prefix", "../x", "--json")
+    assert result.returncode == ExitCode.BAD_INPUT
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "InvalidInputError"
+    assert error["message"].startswith("--prefix ../x is invalid: it must not have a '..' part")
+    assert "was not found" not in result.stderr  # refused before the run was looked up
 
 
 def test_an_unknown_run_exits_4(project: Path) -> None:

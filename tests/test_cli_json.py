@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shlex
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from mlboot import _workspace
 from mlboot._cli import ExitCode, main, shell_fix
 from mlboot.backend import Backend
+from mlboot.exceptions import MlbootWarning
 from mlboot.testing import FakeBackend, FaultKind
 
 CONFIG = {
@@ -103,6 +105,8 @@ COMMANDS = [
     ["runs", "logs", "r1"],
     ["runs", "cancel", "r1"],
     ["runs", "download", "r1", "out"],
+    ["runs", "download", "r1", "out", "--prefix", "outputs/"],
+    ["runs", "files", "r1", "--prefix", "outputs/"],
     ["runs", "list"],
     ["compute", "ensure", "cpu", "--vm-size", "Standard_DS3_v2", "--max-nodes", "2"],
     ["submit", "train.py", "--compute", "cpu", "--experiment", "e"],
@@ -277,6 +281,20 @@ def test_a_compute_mismatch_fix_names_the_cli_option(
     error = one_object(captured.out)["error"]
     assert isinstance(error, dict)
     assert "--on-mismatch update" in str(error["message"])
+
+
+def test_a_warning_raised_as_an_error_is_said_as_one_not_as_a_bug(
+    fake: FakeBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_compute("cpu", vm_size="Standard_DS3_v2", max_nodes=2)
+    args = ["compute", "ensure", "cpu", "--vm-size", "Standard_DS3_v2", "--max-nodes", "3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MlbootWarning)  # as python -W error does
+        code = main([*args, "--on-mismatch", "warn"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.ERROR
+    assert err.startswith("mlboot: error: a warning, raised as an error (-W error): compute")
+    assert "internal error" not in err
 
 
 # -- runs list ------------------------------------------------------------------------------

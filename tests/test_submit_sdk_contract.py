@@ -8,6 +8,7 @@ replaced ``Experiment``/``Run.get``, the only places that would talk to the serv
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -488,6 +489,8 @@ class StandInRun:
         self.status = "NotStarted"
         self.canceled = False
         self.files = files or {}
+        self.downloaded: list[str] = []
+        self.disk_error: OSError | None = None
         self.details: dict[str, Any] = {
             "runId": run_id,
             "status": "Failed",
@@ -521,6 +524,13 @@ class StandInRun:
                 target = Path(output_directory) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(content)
+
+    def download_file(self, name: str, output_file_path: str) -> None:
+        # azureml-core's: one artifact by name, written to the path given (a missing one raises).
+        if self.disk_error is not None:
+            raise self.disk_error
+        Path(output_file_path).write_bytes(self.files[name])
+        self.downloaded.append(name)
 
     def cancel(self) -> None:
         self.canceled = True
@@ -592,6 +602,52 @@ def test_an_output_name_leaving_the_destination_is_refused(tmp_path: Path) -> No
         backend_with(run).download_run_outputs(REF, run.id, tmp_path / "dest")
 
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_run_files_are_listed_sorted_and_downloaded_one_by_one_by_name(tmp_path: Path) -> None:
+    run = StandInRun(
+        files={"user_logs/std_log.txt": b"log", "outputs/model.pt": b"w", "logs/a/b.txt": b"b"}
+    )
+    backend = backend_with(run)
+
+    assert backend.list_run_files(REF, run.id) == [
+        "logs/a/b.txt",
+        "outputs/model.pt",
+        "user_logs/std_log.txt",
+    ]
+    paths = backend.download_run_files(REF, run.id, tmp_path, ["logs/a/b.txt", "outputs/model.pt"])
+
+    assert paths == [tmp_path / "logs/a/b.txt", tmp_path / "outputs/model.pt"]
+    assert run.downloaded == ["logs/a/b.txt", "outputs/model.pt"]
+    assert (tmp_path / "logs/a/b.txt").read_bytes() == b"b"
+    assert not (tmp_path / "user_logs").exists()
+
+
+def test_a_run_file_name_leaving_the_destination_is_refused_before_any_download(
+    tmp_path: Path,
+) -> None:
+    run = StandInRun(files={"outputs/a.txt": b"a", "../escape.txt": b"x"})
+
+    with pytest.raises(ServiceError, match="outside"):
+        backend_with(run).download_run_files(
+            REF, run.id, tmp_path / "dest", ["outputs/a.txt", "../escape.txt"]
+        )
+
+    assert run.downloaded == []
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_full_disk_while_the_sdk_writes_a_run_file_is_a_local_storage_error(
+    tmp_path: Path,
+) -> None:
+    run = StandInRun(files={"outputs/model.pt": b"w"})
+    run.disk_error = OSError(errno.EFBIG, "File too large")
+
+    with pytest.raises(LocalStorageError, match="largest file size allowed") as caught:
+        backend_with(run).download_run_files(REF, run.id, tmp_path, ["outputs/model.pt"])
+
+    assert caught.value.errno == errno.EFBIG
+    assert caught.value.filename == str(tmp_path / "outputs/model.pt")
 
 
 def test_submit_run_submits_the_built_config_with_tags(

@@ -33,6 +33,7 @@ from mlboot._log import logger
 from mlboot._run import (
     Run,
     RunStatus,
+    check_prefix,
     get_run,
     interrupt_advice,
     local_outputs,
@@ -49,6 +50,7 @@ from mlboot.exceptions import (
     ConfigNotFoundError,
     InvalidInputError,
     MlbootError,
+    MlbootWarning,
     NotFoundError,
     PermissionDeniedError,
     RunFailedError,
@@ -315,16 +317,39 @@ def _build_parser() -> _Parser:
     logs.add_argument("run_id", metavar="RUN_ID")
     cancel = command(run_commands, "cancel", "cancel a run", _runs_cancel)
     cancel.add_argument("run_id", metavar="RUN_ID")
-    download = command(run_commands, "download", "download a run's outputs/ folder", _runs_download)
+    _add_run_files(
+        command(
+            run_commands, "files", "the names of a run's files (outputs, logs...)", _runs_files
+        ),
+        command(
+            run_commands,
+            "download",
+            "download a run's outputs/ folder, or its files that start with --prefix",
+            _runs_download,
+        ),
+    )
+    return _add_plot(parser, command(run_commands, "plot", "chart metrics over steps", _runs_plot))
+
+
+def _add_run_files(files: _Parser, download: _Parser) -> None:
+    files.add_argument("run_id", metavar="RUN_ID")
+    files.add_argument(
+        "--prefix", metavar="P", help="only the names that start with P, e.g. outputs/ or logs/"
+    )
     download.add_argument("run_id", metavar="RUN_ID")
     download.add_argument(
         "destination",
         metavar="DEST",
         nargs="?",
         default=".",
-        help="files land in DEST/outputs/ (default: here)",
+        help="files land in DEST/<name>, e.g. DEST/outputs/model.pt (default: here)",
     )
-    return _add_plot(parser, command(run_commands, "plot", "chart metrics over steps", _runs_plot))
+    download.add_argument(
+        "--prefix",
+        metavar="P",
+        help="download the run's files whose names start with P (e.g. logs/, or '' for all) "
+        "instead of its outputs/ folder",
+    )
 
 
 def _add_plot(parser: _Parser, plot: _Parser) -> _Parser:
@@ -549,13 +574,29 @@ def _runs_cancel(options: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _runs_download(options: argparse.Namespace) -> int:
+def _runs_files(options: argparse.Namespace) -> int:
+    check_prefix(options.prefix)  # before the run is looked up: nothing remote for a bad one
     run = _get_run(options)
-    paths = run.download_outputs(options.destination)
+    names = run.file_names(prefix=options.prefix)
+    where = f" whose names start with {options.prefix!r}" if options.prefix else ""
+    _emit(
+        options, {"run_id": run.id, "names": names}, names or [f"Run {run.id} has no files{where}."]
+    )
+    return ExitCode.OK
+
+
+def _runs_download(options: argparse.Namespace) -> int:
+    check_prefix(options.prefix)  # before the run is looked up: nothing remote for a bad one
+    run = _get_run(options)
+    if options.prefix is None:
+        paths, none = run.download_outputs(options.destination), "no files in outputs/"
+    else:
+        paths = run.download_files(options.destination, prefix=options.prefix)
+        none = f"no files whose names start with {options.prefix!r}"
     _emit(
         options,
         {"run_id": run.id, "files": [str(p) for p in paths]},
-        [str(p) for p in paths] or [f"Run {run.id} has no files in outputs/."],
+        [str(p) for p in paths] or [f"Run {run.id} has {none}."],
     )
     return ExitCode.OK
 
@@ -815,6 +856,9 @@ def _report(error: BaseException, options: argparse.Namespace, *, json_error: bo
     if isinstance(error, MlbootError):
         line, rest = _summary(error)
         line, rest = shell_fix(line), [shell_fix(part) for part in rest]
+    elif isinstance(error, MlbootWarning):  # raised, not shown: warnings are errors (-W error)
+        line, rest = _summary(error)
+        line, rest = f"a warning, raised as an error (-W error): {shell_fix(line)}", []
     else:
         line, rest = (
             f"internal error (a bug in mlboot, please report it): {type(error).__name__}: {error}",
@@ -963,6 +1007,7 @@ def _main(own: list[str], after_double_dash: list[str], *, json_wanted: bool) ->
 _KEYWORD_OPTIONS: dict[str, str] = {
     "on_mismatch": "--on-mismatch",
     "timeout": "--timeout",
+    "prefix": "--prefix",
     "limit": "--limit",
     "status": "--status",
     "experiment": "--experiment",

@@ -344,6 +344,26 @@ class _Cleaner:
 # -- downloading into a user's folder --------------------------------------------------------------
 
 
+def escaping_name(name: object) -> str | None:
+    """Why file ``name`` (a service's, or a caller's) would not stay inside a folder, or ``None``.
+
+    A name that stays inside is a non-empty POSIX relative path of non-empty parts, with no
+    ``..`` or ``.`` part, no NUL and no backslash (which a Windows service means as a
+    separator), not ending with ``/``.
+    """
+    if not isinstance(name, str) or not name:
+        return "it is not a non-empty str"
+    parts = name.split("/")
+    rules = (
+        ("\x00" in name, "it holds a NUL character"),
+        ("\\" in name, "it holds a backslash (use / between folders)"),
+        (name.startswith("/"), "it is an absolute path"),
+        (".." in parts, "it has a '..' part, which leads out of the folder"),
+        ("" in parts or "." in parts, "it has an empty or '.' part (or ends with /)"),
+    )
+    return next((why for broken, why in rules if broken), None)
+
+
 def check_destination(destination: Path, relative_paths: Iterable[str]) -> None:
     """Refuse, before anything is written, to write any of ``relative_paths`` through a link.
 
@@ -439,6 +459,19 @@ def _open_chain(top: int, parts: Iterable[str], *, create: bool, path: Path) -> 
     return fd
 
 
+def _open_source(source: Path, done: Downloaded, name: str) -> int | None:
+    """A descriptor of folder ``source``; ``None`` when it is missing or a link (noted)."""
+    try:
+        return open_folder(source)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if not _is_link_error(exc):
+            raise
+        done.skipped.append(f"{name}: {describe(source.lstat().st_mode, str(source))}")
+        return None
+
+
 def download_tree(source: Path, destination: Path, name: str) -> Downloaded:
     """Copy the regular files below folder ``source`` to ``destination/name/``, link-free.
 
@@ -449,34 +482,108 @@ def download_tree(source: Path, destination: Path, name: str) -> Downloaded:
     :class:`LocalStorageError` (before any file is written, unless it appears meanwhile).
     """
     done = Downloaded()
-    try:
-        top = open_folder(source)
-    except FileNotFoundError:
-        return done
-    except OSError as exc:
-        if not _is_link_error(exc):
-            raise
-        done.skipped.append(f"{name}: {describe(source.lstat().st_mode, str(source))}")
+    top = _open_source(source, done, name)
+    if top is None:
         return done
     try:
         files = _list_tree(top, source, done)
         check_destination(destination, [f"{name}/{'/'.join(parts)}" for parts in files])
-        if files:
-            target_top = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                _copy_files(files, (top, source), (target_top, destination), name, done)
-            finally:
-                os.close(target_top)
+        _copy_into(files, (top, source), destination, (name,), done)
     finally:
         os.close(top)
     return done
+
+
+def list_files(source: Path) -> list[str]:
+    """The regular files below folder ``source``, as sorted POSIX names relative to it.
+
+    Never follows a link: links, pipes, sockets and devices are not listed, nor is anything
+    below a folder that is a link; a missing ``source``, or one that is a link, has no files.
+    """
+    done = Downloaded()
+    top = _open_source(source, done, source.name)
+    if top is None:
+        return []
+    try:
+        return ["/".join(parts) for parts in _list_tree(top, source, done)]
+    finally:
+        os.close(top)
+
+
+def copy_files(
+    source: Path, names: Iterable[str], destination: Path, prefix: tuple[str, ...] = ()
+) -> Downloaded:
+    """Copy the regular files ``names`` (POSIX, relative to ``source``) to ``destination/prefix/``.
+
+    The rules of :func:`download_tree` for files chosen by name: each is opened part by part
+    below ``source`` without following a link (a name that meets a link, or that is not a
+    regular file, is left out and listed in ``skipped``; one that is gone is left out), and
+    written through descriptors that never follow one.  The caller checks ``destination``
+    first (:func:`check_destination`).
+    """
+    done = Downloaded()
+    top = _open_source(source, done, source.name)
+    if top is None:
+        return done
+    try:
+        files: list[tuple[str, ...]] = []
+        for name in names:
+            parts = tuple(name.split("/"))
+            if escaping_name(name) is None:
+                files.append(parts)
+            else:  # only from a caller's mistake: the name is the caller's, not the run's
+                done.skipped.append(f"{name}: not a name inside {source}")
+        files.sort()
+        _copy_into(files, (top, source), destination, prefix, done)
+    finally:
+        os.close(top)
+    return done
+
+
+def _copy_into(
+    files: list[tuple[str, ...]],
+    source: tuple[int, Path],
+    destination: Path,
+    prefix: tuple[str, ...],
+    done: Downloaded,
+) -> None:
+    if not files:
+        return
+    target_top = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _copy_files(files, source, (target_top, destination), prefix, done)
+    finally:
+        os.close(target_top)
+
+
+def _open_pair(
+    parts: tuple[str, ...],
+    source: tuple[int, Path],
+    target: tuple[int, Path],
+    prefix: tuple[str, ...],
+    done: Downloaded,
+) -> tuple[tuple[str, ...], int, int] | None:
+    """The source and target folders of file ``parts``; ``None``: the source folder is not one."""
+    try:
+        source_fd = _open_chain(source[0], parts[:-1], create=False, path=source[1])
+    except FileNotFoundError:
+        return None  # removed meanwhile
+    except LocalStorageError:  # a folder on its way is a link: never followed
+        done.skipped.append(f"{'/'.join(parts)}: a folder on its way is a link")
+        return None
+    try:
+        target_fd = _open_chain(target[0], (*prefix, *parts[:-1]), create=True, path=target[1])
+    except BaseException:
+        os.close(source_fd)
+        raise
+    return parts[:-1], source_fd, target_fd
 
 
 def _copy_files(
     files: list[tuple[str, ...]],
     source: tuple[int, Path],
     target: tuple[int, Path],
-    name: str,
+    prefix: tuple[str, ...],
     done: Downloaded,
 ) -> None:
     folders: tuple[tuple[str, ...], int, int] | None = None  # the last folder pair opened
@@ -487,15 +594,9 @@ def _copy_files(
                     os.close(folders[1])
                     os.close(folders[2])
                     folders = None
-                source_fd = _open_chain(source[0], parts[:-1], create=False, path=source[1])
-                try:
-                    target_fd = _open_chain(
-                        target[0], (name, *parts[:-1]), create=True, path=target[1]
-                    )
-                except BaseException:
-                    os.close(source_fd)
-                    raise
-                folders = (parts[:-1], source_fd, target_fd)
+                folders = _open_pair(parts, source, target, prefix, done)
+                if folders is None:
+                    continue
             try:
                 copy_regular_file(
                     parts[-1], parts[-1], source_dir_fd=folders[1], target_dir_fd=folders[2]
@@ -508,9 +609,9 @@ def _copy_files(
             except OSError as exc:
                 if not exc.filename and not isinstance(exc, LocalStorageError):
                     # A write refused (full disk, file size limit) names no file: name it.
-                    exc.filename = str(target[1].joinpath(name, *parts))
+                    exc.filename = str(target[1].joinpath(*prefix, *parts))
                 raise
-            done.written.append(target[1].joinpath(name, *parts))
+            done.written.append(target[1].joinpath(*prefix, *parts))
     finally:
         if folders is not None:
             os.close(folders[1])

@@ -258,15 +258,25 @@ class Run:
             raise
 
     def _wait_deadline(self, limit: float | None) -> contextlib.AbstractContextManager[object]:
+        return self._time_out(
+            limit,
+            f"waiting for run {self.id!r} (experiment {self.experiment!r})",
+            "call run.wait() again later, or with a longer timeout (the service was "
+            "throttling or failing); the run was left running.",
+        )
+
+    def _time_out(
+        self, limit: float | None, what: str, fix: str
+    ) -> contextlib.AbstractContextManager[object]:
+        """A deadline of ``limit`` seconds (a ``timeout``) for ``what``; ``None``: no deadline."""
         if limit is None:
             return contextlib.nullcontext()
         return bounded(
             self.workspace.backend.clock,
             limit,
-            what=f"waiting for run {self.id!r} (experiment {self.experiment!r})",
+            what=what,
             limit=f"the time-out (timeout={limit:g} s)",
-            fix="call run.wait() again later, or with a longer timeout (the service was "
-            "throttling or failing); the run was left running.",
+            fix=fix,
         )
 
     def _interrupted(self, *, cancel: bool, stream: _LogStream | None) -> str:
@@ -459,14 +469,100 @@ class Run:
         :class:`~mlboot.exceptions.LocalStorageError` naming it, before anything is written.
         Links a run left in its outputs are never followed (see the backend).
         """
-        from mlboot._links import check_destination  # noqa: PLC0415  (only on download)
+        folder = _check_destination(destination, inside=("outputs",))
+        backend, ref = self.workspace.backend, self.workspace.ref
+        return _download(
+            folder,
+            ["outputs/"],
+            f"downloading the outputs of run {self.id!r}",
+            lambda: backend.download_run_outputs(ref, self.id, folder),
+        )
 
+    def file_names(
+        self,
+        *,
+        prefix: str | None = None,
+        timeout: float | dt.timedelta = CALL_BOUND_SECONDS,
+    ) -> list[str]:
+        """The names of the run's files, sorted: its outputs, its logs, whatever else it stored.
+
+        Names are relative POSIX paths, as the service keeps them (``outputs/model.pt``,
+        ``user_logs/std_log.txt``, ``logs/...``): what azureml-core's ``get_file_names()``
+        returns, on every backend.  With ``prefix``, only the names that start with it
+        (``prefix="outputs/"``: the outputs; a name's start, not a folder: ``"outputs"`` also
+        matches ``outputs.txt``).  One listing, attempted once by mlboot on top of the SDK's own
+        retries, as :meth:`logs` is; it returns or raises
+        :class:`~mlboot.exceptions.WaitTimeoutError` within ``timeout`` seconds (or a
+        :class:`~datetime.timedelta`), on the backend's clock, the SDK's retries included.
+        """
+        wanted = check_prefix(prefix)
+        limit = _check_call_timeout(timeout)
+        return self._list_files(wanted, limit)
+
+    def _list_files(self, wanted: str, limit: float) -> list[str]:
+        backend, ref = self.workspace.backend, self.workspace.ref
+        what = f"listing the files of run {self.id!r}"
+        fix = "try again later, or with a longer timeout (the service was throttling or failing)."
+        with self._time_out(limit, what, fix):
+            # Attempted once, as logs and metrics are: azureml-core already retries the listing
+            # (up to 16 requests on a lasting 503), and mlboot's retries would multiply them.
+            names = backend.list_run_files(ref, self.id)
+        return sorted(name for name in names if name.startswith(wanted))
+
+    def download_files(
+        self,
+        destination: str | os.PathLike[str],
+        *,
+        prefix: str | None = None,
+        timeout: float | dt.timedelta | None = None,
+    ) -> list[Path]:
+        """Download the run's files whose names start with ``prefix`` (all without); return paths.
+
+        Each file lands at ``destination/<name>``, its name as :meth:`file_names` gives it
+        (``destination/outputs/model.pt``, ``destination/user_logs/std_log.txt``), as
+        azureml-core's ``download_files(prefix, output_directory)`` writes it (its default,
+        ``append_prefix`` true); the paths are returned sorted.  With ``prefix="outputs/"`` it
+        gets what :meth:`download_outputs` gets.  ``destination`` is created if needed, and
+        existing files of the same names are overwritten.
+
+        Nothing is written before every name is checked: a name the service gives that would
+        land outside ``destination`` (a ``..`` part, an absolute path) raises
+        :class:`~mlboot.exceptions.ServiceError` naming it, and a symbolic link below
+        ``destination`` on the way of any file (or a file where a folder must be) raises
+        :class:`~mlboot.exceptions.LocalStorageError` naming it.  A file that cannot be written
+        (a full disk, the file size limit) raises ``LocalStorageError`` naming the file.
+
+        Neither the listing nor the download is retried by mlboot: azureml-core retries each
+        request itself, and the call may simply be made again (files already downloaded are
+        overwritten).  ``timeout`` (seconds, or a :class:`~datetime.timedelta`) bounds the whole
+        call, the SDK's retries included, on the backend's clock
+        (:class:`~mlboot.exceptions.WaitTimeoutError`); ``None``, the default, bounds the
+        listing by 120 s and lets the download take as long as the files need.
+        """
+        wanted = check_prefix(prefix)
+        limit = None
+        if timeout is not None:
+            limit = positive_seconds(
+                "timeout",
+                timeout,
+                fix="pass e.g. timeout=600, or None to let the download take as long as it needs",
+                or_none=True,
+            )
         folder = _check_destination(destination)
-        with translated("creating the folder to download the outputs into", near=folder):
-            folder.mkdir(parents=True, exist_ok=True)
-        check_destination(folder, ["outputs/"])
-        with translated(f"downloading the outputs of run {self.id!r}", near=folder):
-            return self.workspace.backend.download_run_outputs(self.workspace.ref, self.id, folder)
+        backend, ref = self.workspace.backend, self.workspace.ref
+        fix = (
+            "call download_files again, with a longer timeout (files already downloaded are "
+            "downloaded again)."
+        )
+        with self._time_out(limit, f"downloading the files of run {self.id!r}", fix):
+            names = self._list_files(wanted, CALL_BOUND_SECONDS if limit is None else limit)
+            _refuse_escaping(self.id, folder, names)
+            return _download(
+                folder,
+                names,
+                f"downloading the files of run {self.id!r}",
+                lambda: sorted(backend.download_run_files(ref, self.id, folder, names)),
+            )
 
     def to_azureml(self) -> object:
         """The ``azureml.core.Run`` behind this handle, for features mlboot does not wrap.
@@ -601,15 +697,15 @@ def _check_get_run_id(run_id: object, *, field: str = "run_id") -> None:
         )
 
 
-def _check_destination(destination: object) -> Path:
+def _check_destination(destination: object, *, inside: tuple[str, ...] = ()) -> Path:
+    """The folder to download into, checked: a folder or nothing yet, as are its ``inside``."""
     raw = path_text(
         "destination", destination, what="path to a folder", fix="pass the folder to download into"
     )
     folder = Path(raw)
-    for path, what in (
-        (folder, "it exists and is not a folder"),
-        (folder / "outputs", "its outputs entry exists and is not a folder"),
-    ):
+    checks = [(folder, "it exists and is not a folder")]
+    checks += [(folder / name, f"its {name} entry exists and is not a folder") for name in inside]
+    for path, what in checks:
         try:
             wrong = path.exists() and not path.is_dir()
         except OSError:  # e.g. too long for the system: mkdir will say so
@@ -622,6 +718,59 @@ def _check_destination(destination: object) -> Path:
                 f"pass a folder (it is created if it does not exist), or move {path} away",
             )
     return folder
+
+
+def _download(folder: Path, entries: list[str], doing: str, download: Callable[[], _Read]) -> _Read:
+    """Make ``folder``, refuse a link on the way of ``entries``, then ``download()``.
+
+    A file error (a full disk, the file size limit, a refused folder) is a
+    :class:`~mlboot.exceptions.LocalStorageError` naming the file, or else the folder.
+    """
+    from mlboot._links import check_destination  # noqa: PLC0415  (only on download)
+
+    with translated("creating the folder to download into", near=folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    check_destination(folder, entries)
+    with translated(doing, near=folder):
+        return download()
+
+
+def check_prefix(prefix: object) -> str:
+    """The prefix of the file names wanted (``""``: all), checked before anything remote."""
+    if prefix is None:
+        return ""
+    fix = "pass the start of the run's file names, e.g. prefix='outputs/'"
+    if not isinstance(prefix, str):
+        raise InvalidInputError("prefix", prefix, "it must be a str or None", fix)
+    rules = (
+        ("\x00" in prefix, "it must not hold a NUL character"),
+        ("\\" in prefix, "it must use / between folders (the run's names are POSIX paths)"),
+        (prefix.startswith("/"), "it must be relative: the run's file names never start with /"),
+        (".." in prefix.split("/"), "it must not have a '..' part"),
+    )
+    for broken, rule in rules:
+        if broken:
+            raise InvalidInputError("prefix", prefix, rule, fix)
+    return prefix
+
+
+def _refuse_escaping(run_id: str, folder: Path, names: list[str]) -> None:
+    """Refuse, before anything is written, a name the service gave that leads out of ``folder``."""
+    from mlboot._links import escaping_name  # noqa: PLC0415  (only on download)
+
+    for name in names:
+        why = escaping_name(name)
+        if why is not None:
+            raise ServiceError(
+                f"run {run_id!r} has a file named {name!r}, which would be written outside "
+                f"{folder} ({why}); nothing was downloaded. Fix: download the files you need "
+                "with a prefix that leaves it out (see run.file_names()), or fetch it with "
+                "the service's own tools."
+            )
+
+
+def _check_call_timeout(timeout: object) -> float:
+    return positive_seconds("timeout", timeout, fix="pass e.g. timeout=120 (the default)")
 
 
 def _check_timeout(timeout: object) -> float | None:

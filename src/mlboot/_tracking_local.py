@@ -59,6 +59,7 @@ __all__ = [
     "TRACKING_FILE",
     "Record",
     "append_metric",
+    "artifacts_folder",
     "create_run",
     "experiment_id",
     "finish_run",
@@ -236,6 +237,14 @@ def _mlflow_run(run_dir: Path) -> Path | None:
 def _artifacts(run_dir: Path) -> Path:
     found = _mlflow_run(run_dir)
     return (run_dir if found is None else found) / ARTIFACTS_FOLDER
+
+
+def artifacts_folder(run_dir: Path) -> Path:
+    """The folder of a local run's MLflow artifacts (``log_artifact``, ``upload_file``).
+
+    ``outputs/`` in it mirrors the run's collected outputs (see :func:`finish_run`).
+    """
+    return _artifacts(run_dir)
 
 
 def finish_run(run_dir: Path, status: str) -> None:

@@ -21,7 +21,7 @@ import mlboot
 from mlboot.backend import ComputeSpec, WorkspaceRef
 from mlboot.testing import FakeBackend
 
-Outcome = Literal["complete", "fail", "run_until_canceled"]
+Outcome = Literal["complete", "fail", "run_until_canceled", "escaping_file"]
 
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 RESOURCE_GROUP = "contract-rg"
@@ -32,6 +32,14 @@ MISSING_WORKSPACE = "no-such-ws"
 LOG_LINES = ("epoch 1: loss 0.5", "epoch 2: loss 0.25")
 METRICS = {"loss": [0.5, 0.25], "accuracy": [0.9]}
 OUTPUTS = {"model.txt": b"weights", "sub/report.txt": b"report"}
+# A file the script writes to ./logs, which Azure ML keeps as the run's "logs/..." file.
+RUN_LOG_FILE = ("logs/train.csv", "epoch,loss\n1,0.5\n2,0.25\n")
+# Every file of a completed run, by the names all backends give them.
+FILE_NAMES = sorted(
+    [RUN_LOG_FILE[0], "user_logs/std_log.txt", *(f"outputs/{name}" for name in OUTPUTS)]
+)
+# A file name a service could send that leads out of the folder it is downloaded into.
+ESCAPING_NAME = "outputs/../../escaped.txt"
 # What every run that fails shows.
 FAILURE = "ValueError: bad rate"
 FAILURE_LOG = ("loading data", "Traceback (most recent call last):", FAILURE)
@@ -119,11 +127,13 @@ _REAL_SCRIPTS: dict[Outcome, str] = {
         (out / "sub").mkdir(parents=True, exist_ok=True)
         (out / "model.txt").write_bytes({OUTPUTS["model.txt"]!r})
         (out / "sub" / "report.txt").write_bytes({OUTPUTS["sub/report.txt"]!r})
+        pathlib.Path({RUN_LOG_FILE[0]!r}).write_text({RUN_LOG_FILE[1]!r})
         """,
     "fail": f"""\
         print({FAILURE_LOG[0]!r})
         raise ValueError("bad rate")
         """,
+    "escaping_file": "print('done')\n",
     # Ends only when canceled (or, should the cancel be lost, after a minute).
     "run_until_canceled": """\
         import time
@@ -225,6 +235,13 @@ class FakeHarness(_Base):
                 logs="".join(f"{line}\n" for line in LOG_LINES),
                 metrics=METRICS,
                 outputs=OUTPUTS,
+                files={RUN_LOG_FILE[0]: RUN_LOG_FILE[1].encode()},
+            )
+        elif outcome == "escaping_file":
+            self.backend.program_run(
+                statuses=("Completed",),
+                outputs={"model.txt": b"weights"},
+                files={ESCAPING_NAME: b"x"},
             )
         elif outcome == "fail":
             self.backend.program_run(
@@ -296,6 +313,10 @@ class LocalHarness(_Base):
         )
 
     def project(self, outcome: Outcome) -> Path:
+        if outcome == "escaping_file":  # pragma: no cover  (in cannot)
+            raise NotImplementedError(
+                CANNOT["local"]["test_a_file_name_leading_out_of_the_destination_is_refused"]
+            )
         return self._project(outcome)
 
     def add_datastore(self, name: str, files: Mapping[str, bytes]) -> None:
@@ -351,9 +372,16 @@ class EmulatorHarness(_Base):
         if outcome == "complete":
             self.emulator.program_run(
                 ("Queued", "Running", "Finalizing", "Completed"),
-                logs={"user_logs/std_log.txt": "".join(f"{line}\n" for line in LOG_LINES)},
+                logs={
+                    "user_logs/std_log.txt": "".join(f"{line}\n" for line in LOG_LINES),
+                    RUN_LOG_FILE[0]: RUN_LOG_FILE[1],
+                },
                 metrics={"loss": METRICS["loss"], "accuracy": METRICS["accuracy"][0]},
                 outputs=OUTPUTS,
+            )
+        elif outcome == "escaping_file":
+            self.emulator.program_run(
+                ("Completed",), outputs={"model.txt": b"weights", ESCAPING_NAME: b"x"}
             )
         elif outcome == "fail":
             self.emulator.program_run(
@@ -496,6 +524,9 @@ CANNOT: dict[str, Mapping[str, str]] = {
         "test_a_failed_provisioning_raises_the_service_errors": (
             "a local pool needs no machines: it is ready as soon as it exists, and cannot fail "
             "to provision"
+        ),
+        "test_a_file_name_leading_out_of_the_destination_is_refused": (
+            "a local run's files are files in its folder, whose names never hold a '..' part"
         ),
     },
     "azureml-emulator": {},

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 from contract_harnesses import (
+    ESCAPING_NAME,
     FAILURE,
     FAILURE_LOG,
+    FILE_NAMES,
     LOG_LINES,
     METRICS,
     MISSING_WORKSPACE,
     OUTPUTS,
     QUOTA_CODE,
     RESOURCE_GROUP,
+    RUN_LOG_FILE,
     SUBSCRIPTION,
     WORKSPACE,
     Harness,
@@ -31,9 +34,11 @@ from mlboot import RunStatus
 from mlboot.exceptions import (
     ComputeMismatchError,
     ComputeProvisioningError,
+    LocalStorageError,
     MlbootWarning,
     NotFoundError,
     RunFailedError,
+    ServiceError,
     WorkspaceNotFoundError,
 )
 
@@ -79,6 +84,22 @@ def submit(harness: Harness, workspace: mlboot.Workspace, outcome: Outcome) -> m
 
 def finish(run: mlboot.Run) -> RunStatus:
     return run.wait(timeout=TIMEOUT, poll_interval=POLL)
+
+
+def completed(harness: Harness, workspace: mlboot.Workspace, outcome: Outcome) -> mlboot.Run:
+    """A run of ``outcome`` submitted and waited for, which completed."""
+    run = submit(harness, workspace, outcome)
+    assert finish(run) is RunStatus.COMPLETED
+    return run
+
+
+def linked_destination(tmp_path: Path, entry: str) -> tuple[Path, Path]:
+    """A destination folder whose ``entry`` is a link to a folder: (destination, that folder)."""
+    destination, victim = tmp_path / "files", tmp_path / "victim"
+    destination.mkdir()
+    victim.mkdir()
+    (destination / entry).symlink_to(victim)
+    return destination, victim
 
 
 # ---- workspace ----------------------------------------------------------------------------------
@@ -224,6 +245,65 @@ def test_a_submitted_run_completes_with_its_logs_metrics_and_outputs(
     outputs = tmp_path / "downloads" / "outputs"
     assert downloaded == sorted(outputs / name for name in OUTPUTS)
     assert {p.relative_to(outputs).as_posix(): p.read_bytes() for p in downloaded} == OUTPUTS
+
+
+@pytest.mark.usefixtures("cluster")
+def test_a_completed_run_s_files_are_listed_and_downloaded_by_their_azure_ml_names(
+    harness: Harness, workspace: mlboot.Workspace, tmp_path: Path
+) -> None:
+    run = completed(harness, workspace, "complete")
+    assert run.file_names() == FILE_NAMES
+    assert run.file_names(prefix="outputs/") == [f"outputs/{name}" for name in sorted(OUTPUTS)]
+    assert run.file_names(prefix="logs/") == [RUN_LOG_FILE[0]]
+
+    destination = tmp_path / "files"
+    paths = run.download_files(destination)
+
+    assert paths == [destination / name for name in FILE_NAMES]
+    assert {name: (destination / "outputs" / name).read_bytes() for name in OUTPUTS} == OUTPUTS
+    assert (destination / RUN_LOG_FILE[0]).read_text(encoding="utf-8") == RUN_LOG_FILE[1]
+    log = (destination / "user_logs" / "std_log.txt").read_text(encoding="utf-8")
+    assert all(line in log for line in LOG_LINES)
+    # The outputs prefix is download_outputs, file for file.
+    only_outputs = run.download_files(tmp_path / "only", prefix="outputs/")
+    outputs = run.download_outputs(tmp_path / "outputs")
+    assert [p.relative_to(tmp_path / "only") for p in only_outputs] == [
+        p.relative_to(tmp_path / "outputs") for p in outputs
+    ]
+
+
+@pytest.mark.usefixtures("cluster")
+def test_a_link_on_the_way_of_a_run_file_is_refused_before_anything_is_written(
+    harness: Harness, workspace: mlboot.Workspace, tmp_path: Path
+) -> None:
+    run = completed(harness, workspace, "complete")
+    destination, victim = linked_destination(tmp_path, "logs")
+
+    with pytest.raises(LocalStorageError, match="symbolic link") as caught:
+        run.download_files(destination)
+
+    assert caught.value.filename == str(destination / "logs")
+    assert list(victim.iterdir()) == []
+    assert sorted(p.name for p in destination.iterdir()) == ["logs"]
+
+
+@pytest.mark.usefixtures("cluster")
+def test_a_file_name_leading_out_of_the_destination_is_refused(
+    harness: Harness, workspace: mlboot.Workspace, tmp_path: Path
+) -> None:
+    run = completed(harness, workspace, "escaping_file")
+    assert ESCAPING_NAME in run.file_names()
+    destination = tmp_path / "a" / "b"
+
+    with pytest.raises(ServiceError, match="nothing was downloaded") as caught:
+        run.download_files(destination)
+
+    assert repr(ESCAPING_NAME) in str(caught.value)
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "escaped.txt").exists()
+    assert run.download_files(destination, prefix="outputs/model") == [
+        destination / "outputs" / "model.txt"
+    ]
 
 
 @pytest.mark.usefixtures("cluster")

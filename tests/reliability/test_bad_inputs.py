@@ -480,6 +480,30 @@ REGISTRY: list[BadInput] = [
         "destination",
     ),
     BadInput(
+        "files-prefix-dot-dot",
+        lambda c: c.run().download_files(c.tmp / "dest", prefix="outputs/../.."),
+        InvalidInputError,
+        "prefix",
+    ),
+    BadInput(
+        "files-prefix-absolute",
+        lambda c: c.run().file_names(prefix="/outputs/"),
+        InvalidInputError,
+        "prefix",
+    ),
+    BadInput(
+        "files-prefix-backslash",
+        lambda c: c.run().file_names(prefix="outputs\\model.pt"),
+        InvalidInputError,
+        "prefix",
+    ),
+    BadInput(
+        "files-timeout-zero",
+        lambda c: c.run().download_files(c.tmp / "dest", timeout=0),
+        InvalidInputError,
+        "timeout",
+    ),
+    BadInput(
         "wait-show-output-str",
         lambda c: c.run().wait(show_output="yes"),  # type: ignore[arg-type]
         InvalidInputError,

@@ -141,6 +141,14 @@ def _download(s: Scenario) -> object:
     return _existing_run(s).download_outputs(s.tmp / "out")
 
 
+def _file_names(s: Scenario) -> object:
+    return _existing_run(s).file_names()
+
+
+def _download_files(s: Scenario) -> object:
+    return _existing_run(s).download_files(s.tmp / "files")
+
+
 def _list(s: Scenario) -> object:
     _existing_run(s)
     return mlboot.list_runs(s.workspace)
@@ -165,6 +173,8 @@ OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
     "get_run_logs": (_logs, False),
     "get_run_metrics": (_metrics, False),
     "download_run_outputs": (_download, False),
+    "list_run_files": (_file_names, False),
+    "download_run_files": (_download_files, False),
     "cancel_run": (_cancel, False),
     "list_runs": (_list, True),
 }

@@ -176,6 +176,8 @@ class World:
             "statuses": [("Completed",), ["Running", "Failed"]],
             "logs": ["", "line\n"],
             "outputs": [None, {"a.txt": b"x"}],
+            "files": [None, {"logs/a.txt": b"x"}],
+            "prefix": [None, "outputs/", "logs", ""],
             "seconds": [0.0, 3.0],
             "outcome": ["Succeeded", "Failed"],
             "errors": [(), [("Quota", "no quota")]],
@@ -266,8 +268,12 @@ TARGETS: dict[str, Target] = {
     "Run.metrics": lambda w: (w.run.metrics, {}),
     "Run.logs": lambda w: (w.run.logs, {}),
     "Run.download_outputs": lambda w: (w.run.download_outputs, {}),
+    "Run.file_names": lambda w: (w.run.file_names, {}),
+    "Run.download_files": lambda w: (w.run.download_files, {}),
     "local Run.wait": lambda w: (w.local_run.wait, {}),
     "local Run.download_outputs": lambda w: (w.local_run.download_outputs, {}),
+    "local Run.file_names": lambda w: (w.local_run.file_names, {}),
+    "local Run.download_files": lambda w: (w.local_run.download_files, {}),
     # The value lookup, not the functional API (RunStatus(value, names=...)) of every Enum.
     "RunStatus": lambda _: (
         lambda value: mlboot.RunStatus(value),  # noqa: PLW0108
@@ -460,6 +466,8 @@ _TEMPLATES = [
     ["runs", "logs", "r1"],
     ["runs", "cancel", "r1"],
     ["runs", "download", "r1", "downloads"],
+    ["runs", "download", "r1", "downloads", "--prefix", "logs/"],
+    ["runs", "files", "r1", "--prefix", "outputs/"],
 ]  # fmt: skip
 _TOKENS = st.one_of(
     st.sampled_from(
@@ -491,6 +499,8 @@ _TOKENS = st.one_of(
             "show",
             "wait",
             "download",
+            "files",
+            "--prefix",
             "0",
             "-5",
             "1e400",

@@ -457,6 +457,37 @@ class Backend(Protocol):
         """
         ...
 
+    def list_run_files(self, ref: WorkspaceRef, run_id: str) -> list[str]:
+        """The names of every file of the run, as the service keeps them (POSIX, relative).
+
+        Exists for ``Run.file_names`` and for choosing what ``Run.download_files`` fetches:
+        outputs (``outputs/...``), logs (``user_logs/...``, ``logs/...``, ``azureml-logs/...``)
+        and whatever else the run stored, in Azure ML's names whatever the service's own layout
+        (the local backend maps its folder to them).  The names are returned as the service
+        sent them: whether one is safe to write is decided above the seam.  azureml-core's
+        ``get_file_names`` is one paged listing, which it retries itself (so mlboot does not),
+        as is a v2 backend's (run history's artifact listing, or MLflow's ``list_artifacts``).
+        """
+        ...
+
+    def download_run_files(
+        self, ref: WorkspaceRef, run_id: str, destination: Path, names: Sequence[str]
+    ) -> list[Path]:
+        """Download the run's files ``names`` to ``destination/<name>``; return the paths written.
+
+        Exists for ``Run.download_files``.  It takes the names, not a prefix, so that the backend
+        writes exactly the files mlboot checked: above the seam the listing is filtered, each
+        name is checked to stay inside ``destination`` (no ``..``, no absolute path) and every
+        path it will write is checked for links, once, for every backend; with a prefix the
+        backend would write whatever the service lists at download time, names no check saw.
+        ``destination`` exists and was checked; nothing is written through a link.  A named
+        file gone meanwhile is left out where the service says so without an error.
+        azureml-core downloads each by name (``download_file``); azure-ai-ml has no call for
+        one file of a job (``jobs.download`` fetches whole outputs), so a v2 backend downloads
+        each named artifact through MLflow (``download_artifacts``).
+        """
+        ...
+
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         """Ask the service to cancel the run; a run that has ended is left as it is.
 

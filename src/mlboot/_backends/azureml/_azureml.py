@@ -9,6 +9,7 @@ records, and SDK exceptions into :mod:`mlboot.exceptions` at one boundary
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -56,7 +57,6 @@ from mlboot._backends._service_errors import (
     header_retry_after,
     nobody_can_answer,
     not_loaded,
-    translated,
     workspace_not_found,
 )
 from mlboot._backends._service_errors import summary as _summary
@@ -68,7 +68,8 @@ from mlboot._backends.azureml._data import SdkData, check_data_support, sdk_data
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
-from mlboot._links import check_destination
+from mlboot._links import check_destination, escaping_name
+from mlboot._localio import storage_error
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -217,8 +218,41 @@ def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa:
     return ServiceError(f"{name} while {doing}: {detail}", status=status, transient=transient)
 
 
-def _translated(doing: str) -> contextlib.AbstractContextManager[None]:
-    return translated(translate_sdk_error, doing)
+@contextlib.contextmanager
+def _translated(doing: str, *, writing: Path | None = None) -> Iterator[None]:
+    """Translate what the block raises; ``writing``: a local file being written, whose disk
+    errors (a full disk, the file size limit) are the caller's, not the service's."""
+    try:
+        yield
+    except MlbootError:
+        raise
+    except Exception as exc:
+        if writing is not None and isinstance(exc, OSError) and _is_local_disk_error(exc):
+            raise storage_error(exc, doing, near=writing) from exc
+        raise translate_sdk_error(exc, doing) from exc
+
+
+# What writing a file on this machine fails with; the SDK's network errors are OSErrors too
+# (requests' and urllib3's classes), so only the built-in classes with these codes count.
+_LOCAL_DISK_ERRNOS = frozenset(
+    {
+        errno.EFBIG,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EIO,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _is_local_disk_error(exc: OSError) -> bool:
+    return type(exc).__module__ == "builtins" and exc.errno in _LOCAL_DISK_ERRNOS
 
 
 def sdk_authentication(credential: Credential | None, *, cloud: str, tenant_id: str | None) -> Any:
@@ -666,6 +700,27 @@ class AzureMLBackend:
                 run.download_files(prefix="outputs", output_directory=str(destination))
         return [target for target in targets if target.is_file()]
 
+    def list_run_files(self, ref: WorkspaceRef, run_id: str) -> list[str]:
+        run = self._sdk_run(ref, run_id)
+        with _translated(f"listing the files of run {run_id!r} in {ref}"):
+            # One paged listing of the run's artifacts (run history's artifact service).
+            return sorted(str(name) for name in run.get_file_names())
+
+    def download_run_files(
+        self, ref: WorkspaceRef, run_id: str, destination: Path, names: Sequence[str]
+    ) -> list[Path]:
+        run = self._sdk_run(ref, run_id)
+        # Checked again here, as download_run_outputs does: azureml-core writes by path.
+        targets = [_run_output_target(destination, name) for name in names]
+        check_destination(destination, list(names))
+        for name, target in zip(names, targets, strict=True):
+            doing = f"downloading file {name!r} of run {run_id!r} in {ref} to {target}"
+            with _translated(doing, writing=target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # By name: download_files(prefix=) would write whatever the service lists then.
+                run.download_file(name, output_file_path=str(target))
+        return [target for target in targets if target.is_file()]
+
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         run = self._sdk_run(ref, run_id)
         with _translated(f"canceling run {run_id!r} in {ref}"):
@@ -1013,10 +1068,13 @@ def _run_add_git_properties(run: Any, root: Path) -> None:
 
 def _run_output_target(destination: Path, name: str) -> Path:
     target = destination / name
-    if not target.resolve().is_relative_to(destination.resolve()) or ".." in name.split("/"):
+    why = escaping_name(name)
+    if why is None and not target.resolve().is_relative_to(destination.resolve()):
+        why = "it leads out of the folder"
+    if why is not None:
         raise ServiceError(
-            f"the run has an output file named {name!r}, which would be written outside "
-            f"{destination}; nothing was downloaded. Fix: download it yourself with "
+            f"the run has a file named {name!r}, which would be written outside "
+            f"{destination} ({why}); nothing was downloaded. Fix: download it yourself with "
             "run.to_azureml().download_file(...)."
         )
     return target

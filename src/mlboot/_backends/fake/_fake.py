@@ -27,7 +27,7 @@ from mlboot._backends._seam import (
     WorkspaceInfo,
     WorkspaceRef,
 )
-from mlboot._links import check_destination
+from mlboot._links import check_destination, escaping_name
 from mlboot._spellings import (
     CANCEL_REQUESTED,
     CLUSTER_KIND,
@@ -76,6 +76,8 @@ OPERATIONS = frozenset(
         "get_run_logs",
         "get_run_metrics",
         "download_run_outputs",
+        "list_run_files",
+        "download_run_files",
         "cancel_run",
     }
 )
@@ -149,6 +151,18 @@ class _RunProgram:
     metrics: Mapping[str, Sequence[MetricValue]]
     outputs: Mapping[str, bytes]
     error: str | None
+    files: Mapping[str, bytes] = attrs.field(factory=dict)
+
+    def run_files(self) -> dict[str, bytes]:
+        """Every file of the run by its name: the log, the outputs, then ``files``."""
+        found = {LOG_FILE_NAME: self.logs.encode("utf-8")} if self.logs else {}
+        found.update({f"outputs/{name}": content for name, content in self.outputs.items()})
+        found.update(self.files)
+        return found
+
+
+LOG_FILE_NAME = "user_logs/std_log.txt"
+"""The name of a fake run's log among its files, as on Azure ML."""
 
 
 @attrs.define
@@ -216,7 +230,7 @@ _PROGRAMMED: dict[str, Callable[[object], bool]] = {
     "provisioning_errors": _is_pairs,
     "metrics": lambda v: _is_map_of(v, Sequence),
     "outputs": lambda v: _is_map_of(v, bytes),
-    "files": lambda v: _is_map_of(v, bytes),
+    "files": lambda v: _is_map_of(v, bytes) and not (isinstance(v, Mapping) and "" in v),
     "default": lambda v: isinstance(v, bool),
     "versions": lambda v: (
         isinstance(v, Sequence)
@@ -234,6 +248,24 @@ def _check_programmed(**values: object) -> None:
             raise InvalidInputError(
                 field, value, "the fake backend cannot be programmed with it", _PROGRAM_FIX
             )
+
+
+def _program(
+    *,
+    statuses: Sequence[str],
+    logs: str,
+    metrics: Mapping[str, Sequence[MetricValue]] | None,
+    outputs: Mapping[str, bytes] | None,
+    error: str | None,
+    files: Mapping[str, bytes] | None,
+) -> _RunProgram:
+    """What a run will do, checked (see :meth:`FakeBackend.program_run`)."""
+    _check_programmed(
+        statuses=statuses, logs=logs, metrics=metrics, outputs=outputs, error=error, files=files
+    )
+    return _RunProgram(
+        tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error, dict(files or {})
+    )
 
 
 def _check_operation(operation: object) -> None:
@@ -418,20 +450,30 @@ class FakeBackend:
         metrics: Mapping[str, Sequence[MetricValue]] | None = None,
         outputs: Mapping[str, bytes] | None = None,
         error: str | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
         """Program the next submitted run: each status poll moves one step along ``statuses``.
 
         The last status repeats.  ``outputs`` maps paths below ``outputs/`` to their bytes.
+        ``files`` maps the full names of other files of the run (``"logs/train.csv"``) to
+        their bytes; with the outputs and the log (``user_logs/std_log.txt``, when ``logs`` is
+        not empty) they are the run's files, for :meth:`mlboot.Run.file_names` and
+        :meth:`mlboot.Run.download_files`.  A name is kept as it is given, so a test can
+        give one that leads out of a folder (``"../x"``) and see mlboot refuse it.
         """
         if isinstance(statuses, str) or not statuses:
             raise InvalidInputError(
                 "statuses", statuses, "it must name at least one status", "pass e.g. ['Completed']"
             )
-        _check_programmed(
-            statuses=statuses, logs=logs, metrics=metrics, outputs=outputs, error=error
-        )
         self._run_programs.append(
-            _RunProgram(tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error)
+            _program(
+                statuses=statuses,
+                logs=logs,
+                metrics=metrics,
+                outputs=outputs,
+                error=error,
+                files=files,
+            )
         )
 
     def add_run(
@@ -444,19 +486,15 @@ class FakeBackend:
         metrics: Mapping[str, Sequence[MetricValue]] | None = None,
         outputs: Mapping[str, bytes] | None = None,
         error: str | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
-        """Put a run in place that was submitted elsewhere (to test reattaching)."""
-        _check_programmed(
-            run_id=run_id,
-            experiment=experiment,
-            statuses=statuses,
-            logs=logs,
-            metrics=metrics,
-            outputs=outputs,
-            error=error,
-        )
-        program = _RunProgram(
-            tuple(statuses), logs, dict(metrics or {}), dict(outputs or {}), error
+        """Put a run in place that was submitted elsewhere (to test reattaching).
+
+        Its arguments are :meth:`program_run`'s.
+        """
+        _check_programmed(run_id=run_id, experiment=experiment)
+        program = _program(
+            statuses=statuses, logs=logs, metrics=metrics, outputs=outputs, error=error, files=files
         )
         with self._lock:
             self._runs[run_id] = _Run(
@@ -756,6 +794,41 @@ class FakeBackend:
             target = destination / "outputs" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
+            written.append(target)
+        return written
+
+    def list_run_files(self, ref: WorkspaceRef, run_id: str) -> list[str]:
+        """The run's files (its log, outputs and programmed ``files``), sorted by name."""
+        self._enter("list_run_files", ref=ref, run_id=run_id)
+        with self._lock:
+            return sorted(self._run(ref, run_id).program.run_files())
+
+    def download_run_files(
+        self, ref: WorkspaceRef, run_id: str, destination: Path, names: Sequence[str]
+    ) -> list[Path]:
+        """Write the named files; each call is recorded (``calls_to("download_run_files")``).
+
+        A name the run does not have is left out, as a file gone since the listing would be.
+        """
+        self._enter(
+            "download_run_files",
+            ref=ref,
+            run_id=run_id,
+            destination=destination,
+            names=tuple(names),
+        )
+        with self._lock:
+            files = self._run(ref, run_id).program.run_files()
+        wanted = sorted(name for name in names if name in files)
+        # Like every backend: never write through a link, never outside the destination.
+        check_destination(destination, wanted)
+        written: list[Path] = []
+        for name in wanted:
+            if escaping_name(name) is not None:  # pragma: no cover  (refused above the seam)
+                continue
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[name])
             written.append(target)
         return written
 

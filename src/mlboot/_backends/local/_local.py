@@ -102,7 +102,7 @@ from mlboot._spellings import (
     TERMINAL_RUN_STATUSES,
     name_pattern,
 )
-from mlboot._tracking_local import tracking_variables
+from mlboot._tracking_local import artifacts_folder, tracking_variables
 from mlboot._validate import check_name, path_text
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -816,6 +816,68 @@ class LocalBackend:
             )
         return sorted(done.written)
 
+    @_on_disk("listing the files of a local run")
+    def list_run_files(self, ref: WorkspaceRef, run_id: str) -> list[str]:
+        """The run's files in Azure ML's names (see :meth:`_run_files`), sorted."""
+        del ref
+        return sorted(self._run_files(self._folder(run_id)))
+
+    @_on_disk("copying files of a local run")
+    def download_run_files(
+        self, ref: WorkspaceRef, run_id: str, destination: Path, names: Sequence[str]
+    ) -> list[Path]:
+        """Copy the named files of the run to ``destination/<name>``, never through a link.
+
+        Each is copied from where the run keeps it (:meth:`_run_files`), opened folder by
+        folder without following a link (:func:`mlboot._links.copy_files`); a name the run does
+        not have, or no longer has, is left out.
+        """
+        from mlboot._links import check_destination, copy_files  # noqa: PLC0415  (on download)
+
+        del ref
+        files = self._run_files(self._folder(run_id))
+        wanted = sorted(name for name in names if name in files)
+        check_destination(Path(destination), wanted)
+        by_source: dict[tuple[Path, tuple[str, ...]], list[str]] = {}
+        for name in wanted:
+            source, prefix, relative = files[name]
+            by_source.setdefault((source, prefix), []).append(relative)
+        written: list[Path] = []
+        for (source, prefix), relatives in by_source.items():
+            written.extend(copy_files(source, relatives, Path(destination), prefix).written)
+        return sorted(written)
+
+    def _run_files(self, folder: RunFolder) -> dict[str, tuple[Path, tuple[str, ...], str]]:
+        """Each file of the run by its Azure ML name: (source folder, name prefix, its name there).
+
+        ``outputs/`` (collected when the script ended, as Azure ML uploads them),
+        ``user_logs/std_log.txt`` (the script's stdout and stderr, Azure ML's name for it),
+        ``logs/`` (the script's ``./logs``, which Azure ML uploads as it is written) and the
+        run's MLflow artifacts (``log_artifact``, ``upload_file``) by their own names, but for
+        their ``outputs/`` mirror.  Only regular files, never below a link; a name two places
+        would give keeps the first.
+        """
+        from mlboot._links import list_files  # noqa: PLC0415  (only when listing)
+
+        files: dict[str, tuple[Path, tuple[str, ...], str]] = {}
+        if folder.log_file.is_file() and not folder.log_file.is_symlink():
+            files[_LOG_FILE_NAME] = (folder.path, ("user_logs",), folder.log_file.name)
+        trees: list[tuple[Path, tuple[str, ...]]] = [
+            (folder.outputs, (OUTPUTS_FOLDER,)),
+            (folder.working_dir / _LOGS_FOLDER, (_LOGS_FOLDER,)),
+        ]
+        artifacts = artifacts_folder(folder.path)
+        # Never a folder outside the workspace's (a tracking.json rewritten to point elsewhere).
+        if artifacts.resolve().is_relative_to(self._root.resolve()):
+            trees.append((artifacts, ()))
+        for source, prefix in trees:
+            for relative in list_files(source):
+                name = "/".join((*prefix, relative))
+                if not prefix and relative.startswith(f"{OUTPUTS_FOLDER}/"):
+                    continue  # the mirror of the collected outputs, listed above
+                files.setdefault(name, (source, prefix, relative))
+        return files
+
     @_on_disk("canceling a local run")
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         del ref
@@ -825,6 +887,10 @@ class LocalBackend:
         folder.cancel_marker.touch()
         # A live supervisor notices the marker within a poll; a dead one cannot, so settle now.
         settle_if_abandoned(self._root, folder, canceled=True)
+
+
+_LOG_FILE_NAME = "user_logs/std_log.txt"
+_LOGS_FOLDER = "logs"
 
 
 def _unless_missing(error: OSError) -> None:
