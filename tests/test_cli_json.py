@@ -255,7 +255,7 @@ def library_fix_keywords() -> set[str]:
         if path.name in {"_cli.py", "_fake.py", "pytest_plugin.py"}:
             continue
         for line in path.read_text(encoding="utf-8").splitlines():
-            if re.search(r"fix=|Fix:|\"pass |\"call |on_mismatch='|pass \w+=", line):
+            if re.search(r"\bfix=|Fix:|\"pass |\"call |on_mismatch='|pass \w+=", line):
                 found.update(re.findall(r"\b([a-z_]+)=(?!=)", line.split("#")[0]))
     return found - NOT_KEYWORDS
 

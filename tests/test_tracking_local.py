@@ -108,7 +108,7 @@ import os
 os.makedirs("plots", exist_ok=True)
 open("plots/curve.txt", "w").write("1 2 3")
 mlflow.log_artifacts("plots", artifact_path="plots")
-print("azureml imported:", "azureml" in sys.modules)
+print("azureml imported:", "azureml.core" in sys.modules)
 """
 
 

@@ -1035,6 +1035,8 @@ _FIXES: tuple[tuple[re.Pattern[str], str | None], ...] = (
     (re.compile(r"(?:\bcall )?\.cancel\(\)(?: on it\b)?"), "mlboot runs cancel RUN_ID"),
     (re.compile(r"\b(?:call )?run\.wait\(\)"), "run mlboot runs wait RUN_ID"),
     (re.compile(r"\bmlboot\.RunStatus\.[A-Z_]+"), "--status NAME"),
+    # An input's or output's mode: the command takes it per name (`--mode NAME=MODE`).
+    (re.compile(r"\bmode='(\w+)'"), r"--mode NAME=\1"),
     (re.compile(r"\bpass script="), "give SCRIPT as "),
     (re.compile(r"\bscript="), "SCRIPT "),
     (

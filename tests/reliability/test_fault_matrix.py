@@ -46,10 +46,14 @@ def _fail(fake: FakeBackend, case: str, error: FaultKind | BaseException, *, tim
 
 
 def _attempts(fake: FakeBackend, case: str) -> int:
-    """How many times the case's operation was called (for a poll: after the lookup)."""
+    """How many times the case's operation was called (for a poll: after the lookup; for an
+    upload: of the input's files, not of the marker sent once they are all there)."""
     if case == POLL:
         return len(fake.calls_to("get_compute")) - 1
-    return len(fake.calls_to(case))
+    calls = fake.calls_to(case)
+    if case == "upload_to_datastore":
+        calls = [c for c in calls if not str(c.arguments["files"][0][1]).endswith(".complete")]
+    return len(calls)
 
 
 @attrs.frozen
@@ -107,6 +111,30 @@ def _registered(s: Scenario) -> object:
         source_directory=s.source,
         environment=mlboot.Environment.from_registered("train-env", "2"),
     )
+
+
+def _submit_with_data(s: Scenario, **data: mlboot.Input) -> object:
+    return mlboot.submit_script(
+        s.workspace,
+        "train.py",
+        compute="cpu",
+        experiment="exp",
+        source_directory=s.source,
+        inputs=data,
+    )
+
+
+def _local_input(s: Scenario) -> object:
+    """A local folder as an input: the default datastore's lookup, the marker check, the upload."""
+    folder = s.tmp / "data"
+    folder.mkdir(exist_ok=True)
+    (folder / "rows.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    return _submit_with_data(s, rows=mlboot.Input(folder))
+
+
+def _dataset_input(s: Scenario) -> object:
+    s.fake.add_dataset("images", versions=["1"])
+    return _submit_with_data(s, images=mlboot.Input("azureml:images:1"))
 
 
 def _existing_run(s: Scenario) -> mlboot.Run:
@@ -168,6 +196,10 @@ OPERATIONS: dict[str, tuple[Callable[[Scenario], object], bool]] = {
     "update_compute_scale": (_scale, False),
     "check_registered_environment": (_registered, True),
     "submit_run": (_submit, False),
+    "get_datastore": (_local_input, True),
+    "datastore_file_exists": (_local_input, True),
+    "upload_to_datastore": (_local_input, True),
+    "check_registered_dataset": (_dataset_input, True),
     "get_run_status": (_status, True),
     "get_run_details": (_details, False),
     "get_run_logs": (_logs, False),

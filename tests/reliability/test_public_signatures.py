@@ -337,6 +337,12 @@ TARGETS: dict[str, Target] = {
     "Secret": lambda _: (mlboot.Secret, {"value": ["s3cr3t-value"]}),
     "LocalBackend": lambda _: (mlboot.LocalBackend, {}),
     "LocalBackend.run_folder": lambda w: (mlboot.LocalBackend(w.tmp / "lb").run_folder, {}),
+    "Input": lambda _: (
+        mlboot.Input,
+        {"source": ["azureml://datastores/workspaceblobstore/paths/data"]},
+    ),
+    "Output": lambda _: (mlboot.Output, {}),
+    "LocalBackend.add_datastore": lambda w: (mlboot.LocalBackend(w.tmp / "lb").add_datastore, {}),
     "log_metric": lambda _: (mlboot.log_metric, {}),
     "log_metrics": lambda _: (mlboot.log_metrics, {}),
     "output_dir": lambda _: (mlboot.output_dir, {}),
@@ -358,6 +364,8 @@ TARGETS: dict[str, Target] = {
         FakeBackend().mark_workspace_missing,
         {},
     ),
+    "testing.FakeBackend.add_datastore": lambda _: (FakeBackend().add_datastore, {}),
+    "testing.FakeBackend.add_dataset": lambda _: (FakeBackend().add_dataset, {}),
     "testing.Call": lambda _: (Call, {}),
     **{
         f"backend.{name}": functools.partial(_record, getattr(mlboot.backend, name))
