@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+
+def _has_v2() -> bool:
+    try:
+        return importlib.util.find_spec("azure.ai.ml") is not None
+    except ModuleNotFoundError:  # no azure package at all
+        return False
+
+
+_HAS_V2 = _has_v2()
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks" / "run.py"
 ROWS = (
@@ -22,6 +33,13 @@ ROWS = (
     "6. local show_output line latency",
     "6b. Azure ML show_output line latency",
 )
+# The v2 benchmarks (issue 18), when the v2 extra is installed.
+V2_ROWS = (
+    "7. import, v2",
+    "8. v2 submit, ignored files",
+    "9. v2 whole workflow, wall time",
+    "9b. v2 whole workflow, requests",
+)
 
 
 def test_quick_mode_prints_a_row_with_a_numeric_ratio_per_benchmark() -> None:
@@ -34,7 +52,7 @@ def test_quick_mode_prints_a_row_with_a_numeric_ratio_per_benchmark() -> None:
         timeout=120,
     )
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    for name in ROWS:
+    for name in ROWS + (V2_ROWS if _HAS_V2 else ()):
         matching = [row for row in rows if row.startswith(f"| {name}")]
         assert len(matching) == 1, (name, result.stdout)
         ratio = float(matching[0].split("|")[4])
