@@ -263,6 +263,7 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: mlboot against the raw SDK, side by side, as ratios (not run by default)."""
     _install(session, "tests", "integration")
+    session.install("-e", ".[v2]")  # the v2 benchmarks (7.-9.) against azure-ai-ml
     # Byte-compile mlboot and every installed package, as installing from a wheel does: an
     # editable install (and PYTHONDONTWRITEBYTECODE) would otherwise make every fresh interpreter
     # compile them again, on both sides of the ratios.

@@ -508,3 +508,140 @@ def follow_growing_log(
         follow()
     finally:
         clock.on_time = lambda _now: None
+
+
+# -- SDK v2 (azure-ai-ml) on the same emulator ---------------------------------------------------
+
+V2_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+
+
+@contextlib.contextmanager
+def v2_on(service: Service) -> Iterator[None]:
+    """azure-ai-ml and azureml-mlflow pointed at ``service``'s emulator (on top of v1's setup)."""
+    import pytest  # noqa: PLC0415
+
+    from emulator import isolate_v2_sdk  # noqa: PLC0415
+
+    patch = pytest.MonkeyPatch()
+    isolate_v2_sdk(patch, service.emulator)
+    try:
+        yield
+    finally:
+        patch.undo()
+
+
+def v2_credential(service: Service) -> Any:
+    from emulator import StaticTokenCredential  # noqa: PLC0415
+
+    return StaticTokenCredential.for_emulator(service.emulator)
+
+
+def sdk_v2_client(service: Service) -> Any:
+    """``MLClient`` as a hand-written launcher makes it (it sends nothing by itself)."""
+    from azure.ai.ml import MLClient  # noqa: PLC0415
+
+    from emulator import v2_client_kwargs  # noqa: PLC0415
+
+    state = service.emulator.workspace
+    return MLClient(
+        v2_credential(service),
+        state.subscription_id,
+        state.resource_group,
+        state.name,
+        **v2_client_kwargs(),
+    )
+
+
+def mlboot_v2_workspace(service: Service) -> Any:
+    import mlboot  # noqa: PLC0415
+
+    return mlboot.workspace_from_config(
+        service.config, auth=v2_credential(service), backend="azureml-v2"
+    )
+
+
+def ignored_tree(root: Path, ignored: int) -> Path:
+    """A project of two files whose root .amlignore leaves out ``ignored/`` (``ignored`` files)."""
+    small_files(root / "ignored", ignored)
+    (root / ".amlignore").write_text("ignored/\n", encoding="utf-8")
+    (root / "util.py").write_text("X = 1\n", encoding="utf-8")
+    touch_script(root)
+    return root
+
+
+def touch_script(root: Path) -> None:
+    """A new train.py: a code hash not seen before, so the next submit uploads again."""
+    (root / "train.py").write_text(f"{TRAIN}# {time.perf_counter_ns()}\n", encoding="utf-8")
+
+
+def sdk_v2_submit(client: Any, source: Path) -> str:
+    """The hand-written v2 submit: ``jobs.create_or_update(command(code=folder, ...))``."""
+    from azure.ai.ml import command  # noqa: PLC0415
+    from azure.ai.ml.entities import Environment  # noqa: PLC0415
+
+    job = command(
+        code=str(source),
+        command="python train.py --epochs 3",
+        environment=Environment(image=V2_IMAGE),
+        compute=CLUSTER,
+        experiment_name=EXPERIMENT,
+    )
+    return str(client.jobs.create_or_update(job).name)
+
+
+def mlboot_v2_submit(workspace: Any, source: Path) -> Any:
+    import mlboot  # noqa: PLC0415
+
+    return mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute=CLUSTER,
+        experiment=EXPERIMENT,
+        source_directory=source,
+        arguments=["--epochs", 3],
+        environment=mlboot.Environment.from_docker_image(V2_IMAGE),
+    )
+
+
+_V2_STATUSES = ("Queued", "Running", "Running", "Completed")
+
+
+def sdk_v2_workflow(service: Service) -> None:
+    """The hand-written v2 launcher: client, existing cluster (or create), submit, stream."""
+    from azure.ai.ml.entities import AmlCompute  # noqa: PLC0415
+    from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+    service.emulator.program_job(_V2_STATUSES)
+    client = sdk_v2_client(service)
+    try:
+        client.compute.get(CLUSTER)
+    except ResourceNotFoundError:
+        cluster = AmlCompute(name=CLUSTER, size=VM_SIZE, max_instances=4)
+        client.compute.begin_create_or_update(cluster).result()
+    name = sdk_v2_submit(client, service.fresh_source())
+    with contextlib.redirect_stdout(io.StringIO()) as stream:
+        client.jobs.stream(name)  # the documented wait: returns at the end, raises if Failed
+    output = stream.getvalue()
+    check("Execution Summary" in output, f"the hand-written v2 job did not end: {output!r}")
+
+
+def mlboot_v2_workflow(service: Service, *, poll_interval: float = 0.001) -> None:
+    """The same workflow in mlboot's three calls on the azureml-v2 backend."""
+    import mlboot  # noqa: PLC0415
+
+    service.emulator.program_job(_V2_STATUSES)
+    workspace = mlboot_v2_workspace(service)
+    cluster = mlboot.get_or_create_compute_target(
+        workspace, CLUSTER, vm_size="Standard_DS3_v2", max_nodes=4
+    )
+    run = mlboot.submit_script(
+        workspace,
+        "train.py",
+        compute=cluster,
+        experiment=EXPERIMENT,
+        source_directory=service.fresh_source(),
+        arguments=["--epochs", 3],
+        environment=mlboot.Environment.from_docker_image(V2_IMAGE),
+    )
+    status = run.wait(poll_interval=poll_interval, timeout=120)
+    check(status is mlboot.RunStatus.COMPLETED, f"the mlboot v2 run ended {status}")

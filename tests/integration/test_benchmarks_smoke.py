@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import subprocess
 import sys
 from pathlib import Path
+
+
+def _has_v2() -> bool:
+    try:
+        return importlib.util.find_spec("azure.ai.ml") is not None
+    except ModuleNotFoundError:  # no azure package at all
+        return False
+
+
+_HAS_V2 = _has_v2()
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks" / "run.py"
 ROWS = (
@@ -25,6 +36,13 @@ ROWS = (
     "7b. local input, first upload",
     "7c. local input, unchanged second upload vs SDK",
 )
+# The v2 benchmarks (issue 18), when the v2 extra is installed.
+V2_ROWS = (
+    "8. import, v2",
+    "9. v2 submit, ignored files",
+    "10. v2 whole workflow, wall time",
+    "10b. v2 whole workflow, requests",
+)
 
 
 def test_quick_mode_prints_a_row_with_a_numeric_ratio_per_benchmark() -> None:
@@ -37,7 +55,7 @@ def test_quick_mode_prints_a_row_with_a_numeric_ratio_per_benchmark() -> None:
         timeout=120,
     )
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    for name in ROWS:
+    for name in ROWS + (V2_ROWS if _HAS_V2 else ()):
         matching = [row for row in rows if row.startswith(f"| {name}")]
         assert len(matching) == 1, (name, result.stdout)
         ratio = float(matching[0].split("|")[4])
