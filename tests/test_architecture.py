@@ -16,7 +16,19 @@ PACKAGE = SOURCE / "mlboot"
 BACKENDS = "mlboot._backends"
 SEAM = f"{BACKENDS}._seam"
 FACTORY = f"{BACKENDS}._choice"
-BACKEND_PACKAGES = (f"{BACKENDS}.azureml", f"{BACKENDS}.local", f"{BACKENDS}.fake")
+BACKEND_PACKAGES = (
+    f"{BACKENDS}.azureml",
+    f"{BACKENDS}.azureml_v2",
+    f"{BACKENDS}.local",
+    f"{BACKENDS}.fake",
+)
+V1 = f"{BACKENDS}.azureml"
+V2 = f"{BACKENDS}.azureml_v2"
+# The SDK v2 stack, each imported only by the azure-ai-ml backend: azure-ai-ml itself, its
+# credentials, and MLflow (mlboot's own local tracking reads MLflow's files without it).
+V2_SDKS = ("azure.ai.ml", "azure.identity", "azure.core", "mlflow")
+# azureml-mlflow's package is inside azureml's namespace: the v2 backend's metrics use it.
+V2_AZUREML = "azureml.mlflow"
 
 # Outside mlboot._backends, the only modules that import a backend subpackage, and what each
 # imports (every other module outside reaches the backends through the seam and the factory):
@@ -125,15 +137,35 @@ def test_a_circle_is_found_and_printed() -> None:
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+def _importers(sdk: str) -> dict[str, set[str]]:
+    """Each module of mlboot that imports ``sdk`` (or a module below it), with what it imports."""
+    found: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        targets = {target for target in _imports(path) if _inside(target, sdk)}
+        if targets:
+            found[_module_name(path)] = targets
+    return found
+
+
 def test_exactly_one_subpackage_imports_azureml() -> None:
-    importers = sorted(
-        _module_name(path)
-        for path in PACKAGE.rglob("*.py")
-        if any(_inside(target, "azureml") for target in _imports(path))
-    )
+    importers = _importers("azureml")
     assert importers, "the azureml-core adapter imports azureml"
-    outside = [name for name in importers if not _inside(name, f"{BACKENDS}.azureml")]
-    assert outside == [], f"only {BACKENDS}.azureml may import azureml"
+    outside = sorted(name for name in importers if not _inside(name, V1))
+    # The v2 backend may reach azureml-mlflow (the plugin MLflow reads metrics with), nothing else.
+    wrong = [
+        name
+        for name in outside
+        if not (_inside(name, V2) and all(_inside(t, V2_AZUREML) for t in importers[name]))
+    ]
+    assert wrong == [], f"only {V1} may import azureml ({V2} only {V2_AZUREML})"
+
+
+def test_exactly_one_subpackage_imports_the_v2_sdks() -> None:
+    for sdk in V2_SDKS:
+        importers = sorted(_importers(sdk))
+        outside = [name for name in importers if not _inside(name, V2)]
+        assert outside == [], f"only {V2} may import {sdk}"
+    assert _importers("azure.ai.ml"), "the azure-ai-ml backend imports azure.ai.ml"
 
 
 def test_outside_the_backends_only_the_seam_and_the_factory_are_imported() -> None:

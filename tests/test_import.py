@@ -32,6 +32,17 @@ def test_import_mlboot_does_not_import_azureml_or_other_heavy_packages() -> None
     assert _fresh(code) == "[]"
 
 
+def test_import_mlboot_imports_neither_sdk_nor_mlflow() -> None:
+    # The SDK v2 stack loads only with the azureml-v2 backend (import azure.ai.ml alone takes
+    # about a second); naming the backend in a config must not load it either.
+    code = (
+        "import sys, mlboot, mlboot.backend, mlboot._backends._choice, mlboot._workspace\n"
+        "heavy = {'azure', 'azureml', 'mlflow', 'marshmallow', 'msrest'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    assert _fresh(code) == "[]"
+
+
 def test_import_mlboot_prints_nothing() -> None:
     assert _fresh("import mlboot") == ""
 

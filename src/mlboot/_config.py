@@ -49,7 +49,7 @@ KNOWN_KEYS: tuple[str, ...] = (
 _TOOL_KEYS = ("Id", "friendly_name", "location", "workspace_id", "mlflow_tracking_uri")
 
 CLOUDS = ("AzureCloud", "AzureChinaCloud", "AzureUSGovernment")
-BACKENDS = ("azureml", "local")
+BACKENDS = ("azureml", "azureml-v2", "local")
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # Azure resource group names: 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'.

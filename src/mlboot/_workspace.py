@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from mlboot._backends._choice import check_backend, default_backend, local_backend
+from mlboot._backends._choice import (
+    azureml_v2_backend,
+    check_backend,
+    default_backend,
+    local_backend,
+)
 from mlboot._backends._seam import Backend, WorkspaceRef, azureml_objects
 from mlboot._config import WorkspaceConfig, load_config
 from mlboot._log import logger
@@ -19,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Workspace", "check_backend", "check_workspace", "workspace_from_config"]
 
-_BACKEND_NAMES = ("azureml", "local")
+_BACKEND_NAMES = ("azureml", "azureml-v2", "local")
 
 
 def _check_text(field: str, value: object, *, optional: bool = False) -> None:
@@ -97,9 +102,13 @@ def _default_backend() -> Backend:
 
 def _configured_backend(config: WorkspaceConfig, name: str | None = None) -> Backend:
     """The one place a backend is chosen: ``name``, else ``mlboot_backend`` in the file, else
-    MLBOOT_BACKEND; without ``"local"``, the default (see :func:`mlboot.testing.use_backend`)."""
-    if (name or config.backend) == "local":
+    MLBOOT_BACKEND; ``"local"`` and ``"azureml-v2"`` build theirs, anything else is the default
+    (see :func:`mlboot.testing.use_backend`)."""
+    chosen = name or config.backend
+    if chosen == "local":
         return local_backend(config.source)
+    if chosen == "azureml-v2":
+        return azureml_v2_backend()
     return _default_backend()
 
 
@@ -107,7 +116,7 @@ def workspace_from_config(
     path: str | os.PathLike[str] | None = None,
     *,
     auth: Credential | None = None,
-    backend: Backend | Literal["local", "azureml"] | None = None,
+    backend: Backend | Literal["local", "azureml", "azureml-v2"] | None = None,
 ) -> Workspace:
     """Load the workspace named by ``config.json`` and check that it exists.
 
@@ -122,10 +131,12 @@ def workspace_from_config(
 
     ``backend`` replaces the azureml-core backend, e.g. with :class:`mlboot.testing.FakeBackend`
     or :class:`mlboot.LocalBackend`; the strings ``"local"`` (a :class:`~mlboot.LocalBackend` as
-    below) and ``"azureml"`` choose by name, whatever the configuration says.  Without it, the
-    config file's ``mlboot_backend`` key, else
-    the ``MLBOOT_BACKEND`` variable, may choose ``"local"``: a :class:`~mlboot.LocalBackend`
-    whose folder is ``.mlboot/`` beside the config file (see :doc:`/howto/local`).
+    below), ``"azureml"`` (azureml-core, SDK v1) and ``"azureml-v2"`` (azure-ai-ml, SDK v2,
+    installed with ``mlboot[v2]``; without it a :class:`~mlboot.exceptions.MissingExtraError`)
+    choose by name, whatever the configuration says.  Without it, the config file's
+    ``mlboot_backend`` key, else the ``MLBOOT_BACKEND`` variable, may choose the same names:
+    ``"local"`` is a :class:`~mlboot.LocalBackend` whose folder is ``.mlboot/`` beside the
+    config file (see :doc:`/howto/local`).
 
     Raises :class:`~mlboot.exceptions.ConfigNotFoundError` or
     :class:`~mlboot.exceptions.ConfigError` before anything remote, then

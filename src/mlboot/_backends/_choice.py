@@ -30,8 +30,9 @@ _chosen: list[Backend] = []
 # What a value needs to be used as a backend: the members of the Backend protocol.
 _BACKEND_MEMBERS = tuple(sorted(name for name in vars(Backend) if not name.startswith("_")))
 _BACKEND_FIX = (
-    "pass 'local' or 'azureml', an mlboot.LocalBackend, an mlboot.testing.FakeBackend, or None "
-    "to use the config's mlboot_backend key (else MLBOOT_BACKEND, else Azure ML)"
+    "pass 'local', 'azureml' or 'azureml-v2', an mlboot.LocalBackend, an "
+    "mlboot.testing.FakeBackend, or None to use the config's mlboot_backend key (else "
+    "MLBOOT_BACKEND, else Azure ML)"
 )
 
 
@@ -55,6 +56,14 @@ def default_backend() -> Backend:
     from mlboot._backends.azureml._azureml import AzureMLBackend  # noqa: PLC0415  (no azureml on import)
 
     return AzureMLBackend()
+
+
+def azureml_v2_backend() -> Backend:
+    """The azure-ai-ml (SDK v2) backend; :class:`~mlboot.exceptions.MissingExtraError` naming
+    ``mlboot[v2]`` when its SDKs are not installed."""
+    from mlboot._backends.azureml_v2._azureml_v2 import AzureMLV2Backend  # noqa: PLC0415  (no SDK on import)
+
+    return AzureMLV2Backend()
 
 
 def local_backend(config_source: Path | None) -> Backend:

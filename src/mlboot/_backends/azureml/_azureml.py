@@ -42,10 +42,25 @@ from mlboot._backends._seam import (
     Metrics,
     RunDetails,
     RunRequest,
-    ServiceErrorDetail,
     WorkspaceInfo,
     WorkspaceRef,
 )
+from mlboot._backends._service_errors import (
+    authentication_failed,
+    causes,
+    environment_not_found,
+    error_for_status,
+    header_retry_after,
+    nobody_can_answer,
+    not_loaded,
+    translated,
+    workspace_not_found,
+)
+from mlboot._backends._service_errors import summary as _summary
+from mlboot._backends._service_errors import text_of as _text_of
+from mlboot._backends._service_records import arm_errors as _compute_errors
+from mlboot._backends._service_records import primary_log as _run_primary_log
+from mlboot._backends._service_records import run_error_message as _run_error_message
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
@@ -53,7 +68,6 @@ from mlboot._links import check_destination
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY
 from mlboot._warnings import warn
 from mlboot.exceptions import (
-    AuthenticationError,
     ConflictError,
     InvalidInputError,
     MlbootError,
@@ -61,8 +75,6 @@ from mlboot.exceptions import (
     NotFoundError,
     PermissionDeniedError,
     ServiceError,
-    ThrottledError,
-    WorkspaceNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +97,6 @@ _STATUS_PATTERNS = (
 )
 _STATUS_PHRASE = re.compile(r"invalid status code '([A-Za-z ]+)'")
 _STATUS_BY_PHRASE = {status.phrase.replace(" ", "").lower(): status.value for status in HTTPStatus}
-_SUMMARY_LIMIT = 400
 _NOT_FOUND_MESSAGES = ("ComputeTargetNotFound", "not found.", "ResourceNotFound", "RunNotFound")
 # azureml-core's FlushTaskTimeout: its parallel uploads and downloads (the snapshot's blobs, a
 # run's outputs) did not all finish within its own time limit (300 s for a snapshot).
@@ -104,15 +115,6 @@ _NETWORK_CLASS_NAMES = frozenset(
         "SSLError",
     }
 )
-
-
-def _text_of(exc: BaseException) -> str:
-    """``str(exc)``, which some SDK exceptions cannot produce (their ``__str__`` raises)."""
-    try:
-        return str(exc)
-    except Exception:  # noqa: BLE001  (any failure of a foreign __str__ is the same to us)
-        message = getattr(exc, "message", None)
-        return message if isinstance(message, str) else type(exc).__name__
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -136,36 +138,18 @@ def _status_of(exc: BaseException) -> int | None:
 
 
 def _retry_after_of(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get("Retry-After")
-    if value is not None:
-        with contextlib.suppress(TypeError, ValueError):
-            return float(value)
+    from_header = header_retry_after(exc)
+    if from_header is not None:
+        return from_header
     match = re.search(r"'Retry-After':\s*'(\d+(?:\.\d+)?)'", _text_of(exc))
     return float(match.group(1)) if match else None
 
 
 def _is_network_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if type(current).__name__ in _NETWORK_CLASS_NAMES or isinstance(current, ConnectionError):
-            return True
-        inner = getattr(current, "inner_exception", None)  # not always an exception
-        current = (
-            current.__cause__
-            or current.__context__
-            or (inner if isinstance(inner, BaseException) else None)
-        )
-    return False
-
-
-def _summary(exc: BaseException) -> str:
-    """A one-line, bounded account of an SDK exception (its messages can run to pages)."""
-    text = " ".join(_text_of(exc).split())
-    return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 3] + "..."
+    return any(
+        type(each).__name__ in _NETWORK_CLASS_NAMES or isinstance(each, ConnectionError)
+        for each in causes(exc)
+    )
 
 
 def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa: PLR0911  (one return per failure class reads best)
@@ -180,35 +164,13 @@ def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa:
     name = type(exc).__name__
     detail = _summary(exc)
     status = _status_of(exc)
-    if name == "AuthenticationException" or status == HTTPStatus.UNAUTHORIZED:
-        return AuthenticationError(
-            f"authentication failed while {doing}: {detail}. Fix: run 'az login' again, or check "
-            "the service principal's secret and tenant."
-        )
-    if status == HTTPStatus.FORBIDDEN:
-        return PermissionDeniedError(
-            f"permission denied while {doing} (HTTP 403): {detail}. Fix: ask for a role on the "
-            "workspace that allows this (e.g. AzureML Data Scientist or Contributor)."
-        )
-    if status == HTTPStatus.NOT_FOUND or (
-        status is None and any(m in _text_of(exc) for m in _NOT_FOUND_MESSAGES)
-    ):
+    if name == "AuthenticationException":
+        return authentication_failed(doing, detail)
+    if status is None and any(m in _text_of(exc) for m in _NOT_FOUND_MESSAGES):
         return NotFoundError(f"not found while {doing}: {detail}")
-    if status == HTTPStatus.CONFLICT:
-        return ConflictError(f"conflict while {doing} (HTTP 409): {detail}")
-    if status == HTTPStatus.TOO_MANY_REQUESTS:
-        return ThrottledError(
-            f"throttled while {doing} (HTTP 429): {detail}. Fix: try again later.",
-            retry_after=_retry_after_of(exc),
-        )
-    if status is not None and status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        return ServiceError(
-            f"the service failed while {doing} (HTTP {status}): {detail}. This is usually "
-            "temporary: try again.",
-            status=status,
-            transient=True,
-            retry_after=_retry_after_of(exc),
-        )
+    by_status = error_for_status(status, doing, detail, retry_after=_retry_after_of(exc))
+    if by_status is not None:
+        return by_status
     if status is None and _is_network_failure(exc):
         return NetworkError(
             f"could not reach Azure while {doing}: {detail}. Fix: check the network connection "
@@ -223,14 +185,8 @@ def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa:
     return ServiceError(f"{name} while {doing}: {detail}", status=status, transient=transient)
 
 
-@contextlib.contextmanager
-def _translated(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except MlbootError:
-        raise
-    except Exception as exc:
-        raise translate_sdk_error(exc, doing) from exc
+def _translated(doing: str) -> contextlib.AbstractContextManager[None]:
+    return translated(translate_sdk_error, doing)
 
 
 def sdk_authentication(credential: Credential | None, *, cloud: str, tenant_id: str | None) -> Any:
@@ -262,12 +218,7 @@ def sdk_authentication(credential: Credential | None, *, cloud: str, tenant_id: 
             return authentication.MsiAuthentication(cloud=cloud)
         if isinstance(credential, InteractiveAuth):
             if not person_can_answer(os.environ):
-                raise AuthenticationError(
-                    "interactive login was asked for, but nobody can answer a prompt here (no "
-                    "terminal, or CI is set). Fix: use ServicePrincipalAuth or "
-                    "ManagedIdentityAuth in automation, or run 'az login' and use AzureCliAuth.",
-                    tried=["interactive login"],
-                )
+                raise nobody_can_answer()
             # Constructing it may start the browser or device-code login at once.
             return authentication.InteractiveLoginAuthentication(
                 tenant_id=credential.tenant_id or tenant_id, cloud=cloud
@@ -305,10 +256,7 @@ class AzureMLBackend:
         with self._lock:
             found = self._workspaces.get(ref)
         if found is None:
-            raise NotFoundError(
-                f"{ref} was not loaded through this backend. Fix: get it with "
-                "mlboot.workspace_from_config(...) first."
-            )
+            raise not_loaded(ref)
         return found
 
     # -- workspace -----------------------------------------------------------------------------
@@ -338,11 +286,7 @@ class AzureMLBackend:
                 type(exc).__name__ == "ProjectSystemException"
                 and "not found" in _text_of(exc).lower()
             ):
-                raise WorkspaceNotFoundError(
-                    f"{ref} was not found. Fix: check subscription_id, resource_group and "
-                    "workspace_name in config.json, and that this login can see that "
-                    "subscription (az account list)."
-                ) from exc
+                raise workspace_not_found(ref) from exc
             raise error from exc
         # Workspace(...) swallows connection errors and would fail ~11 s later on first use.
         autorest = getattr(workspace, "_workspace_autorest_object", None)
@@ -573,11 +517,6 @@ class AzureMLBackend:
 
 # -- runs: helpers ---------------------------------------------------------------------------------
 
-# ScriptRun._output_logs_pattern in azureml/core/script_run.py: the logs its own wait streams.
-_RUN_LOG_PATTERN = re.compile(
-    r"(user_logs/std_log[\D]*[0]*(?:_ps)?\.txt)|(azureml-logs/[\d]{2}.+\.txt)"
-)
-_RUN_PRIMARY_RANKS = ("rank_0", "worker_0")
 _RUN_ENVIRONMENT_STATUS = re.compile(r"Error retrieving the environment definition\. Code: (\d{3})")
 _RUN_PYTHON_DEFAULT_MESSAGE = "No Python version provided"
 
@@ -746,12 +685,7 @@ def _run_environment_error(
         return translate_sdk_error(exc, doing)
     status = int(match.group(1))
     if status == HTTPStatus.NOT_FOUND:
-        which = f" version {version}" if version else ""
-        return NotFoundError(
-            f"environment {name!r}{which} was not found in the workspace. Fix: "
-            "check the name and version in Azure ML studio, Environments (curated environments "
-            "start with 'AzureML-')."
-        )
+        return environment_not_found(name, version)
     if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
         return PermissionDeniedError(
             f"not allowed while {doing} (HTTP {status}). Fix: ask for a role on the workspace "
@@ -803,50 +737,6 @@ def _run_portal_url(run: Any) -> str | None:
         return str(run.get_portal_url())
     except Exception:  # noqa: BLE001  (a missing link must not fail a status read)
         return None
-
-
-def _run_error_message(raw: Any) -> str | None:
-    """The service's error for a failed run, from ``get_details()['error']``.
-
-    The shape is ``{"error": {"code", "message", "details": [...]}, ...}``; the message is
-    prefixed with its code and followed by the details' messages.
-    """
-    if not raw:
-        return None
-    error = raw.get("error", raw) if isinstance(raw, dict) else None
-    if not isinstance(error, dict):
-        return str(raw)
-    parts: list[str] = []
-    message = str(error.get("message") or "").strip()
-    code = str(error.get("code") or "").strip()
-    if message:
-        parts.append(f"{code}: {message}" if code else message)
-    parts.extend(
-        str(detail["message"]).strip()
-        for detail in error.get("details") or ()
-        if isinstance(detail, dict) and detail.get("message")
-    )
-    return "; ".join(parts) or (code or None)
-
-
-def _run_primary_log(names: list[str]) -> str | None:
-    """The log file that holds the script's output, as azureml-core's own wait picks it.
-
-    The common runtime's ``user_logs/std_log.txt`` (rank 0 of a distributed run) when there is
-    one; else, among ``azureml-logs/NN_*.txt``, the highest ``NN`` (``70_driver_log``), rank 0.
-    """
-    logs = sorted(name for name in names if _RUN_LOG_PATTERN.match(name))
-    if not logs:
-        return None
-    user_logs = [name for name in logs if name.startswith("user_logs/")]
-    if user_logs:
-        return user_logs[0]
-    newest = logs[-1].split("/", 1)[1][:2]
-    candidates = [name for name in logs if name.split("/", 1)[1].startswith(newest)]
-    for name in candidates:
-        if any(rank in name for rank in _RUN_PRIMARY_RANKS):
-            return name
-    return candidates[0]
 
 
 def _run_download_text(url: str) -> str:
@@ -965,29 +855,6 @@ def _compute_priority(value: Any) -> str | None:
 def _compute_int(value: Any) -> int | None:
     # An empty duration ('') reads back as '' from azureml-core, not as a number of seconds.
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _compute_errors(raw: Any) -> tuple[ServiceErrorDetail, ...]:
-    """The service's errors (ARM error responses, ``{"error": {"code", "message", "details"}}``)."""
-    if not raw:
-        return ()
-    found: list[ServiceErrorDetail] = []
-    for item in raw if isinstance(raw, list) else [raw]:
-        error = item.get("error", item) if isinstance(item, dict) else None
-        if not isinstance(error, dict):
-            found.append(ServiceErrorDetail("Unknown", str(item)))
-            continue
-        found.append(_compute_error_detail(error))
-        found.extend(
-            _compute_error_detail(detail)
-            for detail in error.get("details") or ()
-            if isinstance(detail, dict)
-        )
-    return tuple(found)
-
-
-def _compute_error_detail(error: dict[str, Any]) -> ServiceErrorDetail:
-    return ServiceErrorDetail(str(error.get("code") or "Unknown"), str(error.get("message") or ""))
 
 
 def _compute_provisioning_configuration(spec: ComputeSpec) -> Any:
