@@ -83,6 +83,7 @@ _MLFLOW_STATUS = {
 }
 _USER_LOG = "user_logs/std_log.txt"
 _LOG_CONTAINER = "azureml"
+_ARTIFACT_STORE = "workspaceartifactstore"
 
 
 @dataclass
@@ -96,6 +97,8 @@ class JobProgram:
     #: metric name -> values in the order logged (step = index)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    #: path under ``outputs/`` -> bytes, in the artifact store once the job has ended
+    outputs: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,6 +214,7 @@ class V2Routes:
     blob_suffix: str
     workspace: WorkspaceState
     _find_workspace: Callable[[Mapping[str, str]], WorkspaceState]
+    add_datastore: Callable[..., Any]
 
     def _init_v2(self) -> None:
         self._job_programs: list[JobProgram] = []
@@ -230,6 +234,7 @@ class V2Routes:
         logs: str | Mapping[str, str] | None = None,
         metrics: Mapping[str, float | Iterable[float]] | None = None,
         error: str | Mapping[str, Any] | None = None,
+        outputs: Mapping[str, bytes] | None = None,
     ) -> JobProgram:
         """Program the next job PUT of a new name (first in, first out).
 
@@ -238,8 +243,19 @@ class V2Routes:
         status without using a read. ``logs``: text of ``user_logs/std_log.txt`` or path ->
         text, served once the job has started. ``metrics``: name -> value or values (MLflow
         steps 0, 1, ...). ``error``: a message or a service error object for a Failed job.
+        ``outputs``: path under ``outputs/`` -> bytes, put in the ``workspaceartifactstore``
+        datastore at ``ExperimentRun/dcid.<job>/outputs/`` by the first read that sees the job
+        ended (where ``jobs.download`` finds a job's default output); the datastore is
+        registered (container ``azureml``, the logs' own; a SAS credential) if it is missing.
         """
         program = _job_program(status_sequence, logs=logs, metrics=metrics, error=error)
+        program.outputs = {
+            path.removeprefix("outputs/"): bytes(data) for path, data in (outputs or {}).items()
+        }
+        if program.outputs and _ARTIFACT_STORE not in self.workspace.datastores:
+            self.add_datastore(
+                _ARTIFACT_STORE, container_name=_LOG_CONTAINER, credential_type="Sas"
+            )
         with self._lock:
             self._job_programs.append(program)
         return program
@@ -745,7 +761,9 @@ class V2Routes:
     def _v2_job_get(self, call: _Call) -> Response:
         with self._lock:
             job = self._v2_find_job(call)
-            return json_response(200, self._job_json(job, job.read()))
+            status = job.read()
+            self._publish_job_outputs(job, status)
+            return json_response(200, self._job_json(job, status))
 
     def _v2_job_cancel(self, call: _Call) -> Response:
         # 202 + Location: the SDK's poller GETs the Location until it answers 200/204.
@@ -785,10 +803,18 @@ class V2Routes:
             urls[path] = self._v2_blob_url(_LOG_CONTAINER, blob_name)
         return urls
 
+    def _publish_job_outputs(self, job: JobState, status: str) -> None:
+        """Put an ended job's programmed outputs where ``jobs.download`` looks for them."""
+        if status not in V2_TERMINAL_JOB_STATUSES:
+            return
+        for path, content in job.program.outputs.items():
+            self._blobs[f"{_LOG_CONTAINER}/ExperimentRun/dcid.{job.name}/outputs/{path}"] = content
+
     def _v2_run_details(self, call: _Call) -> Response:
         with self._lock:
             job = self._v2_find_job(call)
             status = job.read()
+            self._publish_job_outputs(job, status)
             log_files = self._publish_job_logs(job)
             error = None
             if status == "Failed":
