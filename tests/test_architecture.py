@@ -37,7 +37,7 @@ V2_AZUREML = "azureml.mlflow"
 PUBLISHERS = {
     "mlboot": {f"{BACKENDS}.local._local"},
     "mlboot.testing": {f"{BACKENDS}.fake._fake"},
-    "mlboot._script_api": {f"{BACKENDS}.azureml._in_run"},
+    "mlboot._script_api": {f"{BACKENDS}.azureml._in_run", f"{BACKENDS}.azureml_v2._in_run"},
 }
 # The modules that make the public calls; a backend never calls back up into them.
 CALLS = {

@@ -36,7 +36,7 @@ import mlboot
 from mlboot import Environment, MpiDistribution, PyTorchDistribution, RunStatus
 from mlboot._backends.azureml_v2 import _azureml_v2 as v2
 from mlboot._spellings import TERMINAL_RUN_STATUSES
-from mlboot.backend import ComputeSpec, RunRequest
+from mlboot.backend import ComputeSpec, DataInput, DataOutput, RunRequest
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -71,9 +71,9 @@ def _request(tmp_path: Path, **fields: Any) -> RunRequest:
     return RunRequest(**values)
 
 
-def _rest_body(request: RunRequest, *, name: str = "exp_1") -> dict[str, Any]:
+def _rest_body(request: RunRequest, *, name: str = "exp_1", **data: Any) -> dict[str, Any]:
     """The body azure-ai-ml PUTs for the job (``jobs.create_or_update`` converts it so)."""
-    job = v2.sdk_command_job(request, code=CODE_ID, name=name)._to_job()
+    job = v2.sdk_command_job(request, code=CODE_ID, name=name, **data)._to_job()
     body: dict[str, Any] = job._to_rest_object().as_dict()
     return body
 
@@ -87,7 +87,7 @@ def _rest_body(request: RunRequest, *, name: str = "exp_1") -> dict[str, Any]:
         (),
         ("--lr", "0.1"),
         ("a b", "it's", '"quoted"', "$HOME", "`date`", "; rm -rf /", "*.txt"),
-        ("${{inputs.data}}", "pre${{x}}post", "${{", "$${{y}}"),
+        ("pre${{x}}post", "${{", "$${{y}}", "${{not.a.placeholder}}"),
         ("", "\\", "\n"),
     ],
 )
@@ -99,6 +99,38 @@ def test_the_command_line_gives_the_script_its_arguments_unchanged(
     assert shlex.split(line) == ["python", "src/train.py", *arguments]
     # azure-ai-ml reads ${{...}} as a placeholder: no literal one may be left in the line.
     assert "${{" not in line
+
+
+def test_the_runs_inputs_and_outputs_stay_placeholders_and_become_variables() -> None:
+    line = v2.command_line(
+        "train.py",
+        ("--data", "${{inputs.data}}", "--out=${{outputs.model}}/best", "it's ${{"),
+        inputs=["data"],
+        outputs=["model"],
+    )
+
+    # The service replaces each placeholder with a path: a path without a space splits so.
+    on_compute = line.replace("${{inputs.data}}", "/mnt/in/data").replace(
+        "${{outputs.model}}", "/mnt/out/model"
+    )
+    assert shlex.split(on_compute) == [
+        "MLBOOT_INPUT_data=/mnt/in/data",
+        "MLBOOT_OUTPUT_model=/mnt/out/model",
+        "python",
+        "train.py",
+        "--data",
+        "/mnt/in/data",
+        "--out=/mnt/out/model/best",
+        "it's ${{",
+    ]
+
+
+@pytest.mark.parametrize("argument", ["${{inputs.other}}", "x=${{outputs.data}}"])
+def test_a_placeholder_of_no_input_or_output_of_the_run_is_refused(argument: str) -> None:
+    with pytest.raises(InvalidInputError, match="names no") as caught:
+        v2.command_line("train.py", (argument,), inputs=["data"])
+
+    assert caught.value.field == "arguments"
 
 
 def test_a_script_name_with_a_space_is_quoted_too() -> None:
@@ -144,6 +176,110 @@ def test_the_job_body_carries_every_field_of_the_request(tmp_path: Path) -> None
     assert properties["limits"] == {"jobLimitsType": "Command", "timeout": "PT1H30M"}
 
 
+# -- data ---------------------------------------------------------------------------------------
+
+
+def test_each_kind_of_input_becomes_a_job_input_at_its_uri_in_its_mode(tmp_path: Path) -> None:
+    request = _request(
+        tmp_path,
+        arguments=("--images", "${{inputs.images}}"),
+        inputs=(
+            DataInput(name="images", mode="mount", kind="datastore", datastore="raw", path="img"),
+            DataInput(
+                name="labels", mode="download", kind="datastore", datastore="raw", path="l.csv"
+            ),
+            DataInput(name="web", mode="download", kind="url", url="https://example.org/a.csv"),
+            DataInput(name="pinned", mode="mount", kind="dataset", dataset="cats", version="3"),
+            DataInput(name="newest", mode="download", kind="dataset", dataset="dogs"),
+        ),
+    )
+
+    body = _rest_body(request, input_types={"labels": "uri_file", "newest": "uri_file"})
+
+    assert body["properties"]["inputs"] == {
+        "images": {
+            "jobInputType": "uri_folder",
+            "uri": "azureml://datastores/raw/paths/img",
+            "mode": "ReadOnlyMount",
+        },
+        "labels": {
+            "jobInputType": "uri_file",
+            "uri": "azureml://datastores/raw/paths/l.csv",
+            "mode": "Download",
+        },
+        "web": {"jobInputType": "uri_file", "uri": "https://example.org/a.csv", "mode": "Download"},
+        "pinned": {"jobInputType": "uri_folder", "uri": "azureml:cats:3", "mode": "ReadOnlyMount"},
+        "newest": {"jobInputType": "uri_file", "uri": "azureml:dogs@latest", "mode": "Download"},
+    }
+    command = shlex.split(body["properties"]["command"])
+    assert command[:5] == [
+        f"MLBOOT_INPUT_{name}=${{{{inputs.{name}}}}}"
+        for name in ("images", "labels", "web", "pinned", "newest")
+    ]
+    assert command[5:] == ["python", "train.py", "--images", "${{inputs.images}}"]
+
+
+def test_an_output_goes_to_its_destination_or_under_the_run_in_the_default_datastore(
+    tmp_path: Path,
+) -> None:
+    request = _request(
+        tmp_path,
+        outputs=(
+            DataOutput(name="model", mode="upload"),
+            DataOutput(
+                name="ckpt", mode="mount", datastore="results", path="runs/{run-id}/{output-name}"
+            ),
+        ),
+    )
+
+    body = _rest_body(request, name="exp_7f3a", default_datastore="workspaceblobstore")
+
+    assert body["properties"]["outputs"] == {
+        "model": {
+            "jobOutputType": "uri_folder",
+            "uri": "azureml://datastores/workspaceblobstore/paths/dataset/exp_7f3a/model",
+            "mode": "Upload",
+        },
+        "ckpt": {
+            "jobOutputType": "uri_folder",
+            "uri": "azureml://datastores/results/paths/runs/exp_7f3a/ckpt",
+            "mode": "ReadWriteMount",
+        },
+    }
+    assert shlex.split(body["properties"]["command"])[:2] == [
+        "MLBOOT_OUTPUT_model=${{outputs.model}}",
+        "MLBOOT_OUTPUT_ckpt=${{outputs.ckpt}}",
+    ]
+
+
+def test_a_run_without_data_sends_no_inputs_or_outputs(tmp_path: Path) -> None:
+    properties = _rest_body(_request(tmp_path))["properties"]
+
+    assert not properties.get("inputs")
+    assert not properties.get("outputs")
+    assert shlex.split(properties["command"]) == ["python", "train.py"]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs"),
+    [
+        ((DataInput(name="a", mode="stream", kind="url", url="https://x.org/a"),), ()),
+        ((DataInput(name="a", mode="mount", kind="datastore"),), ()),
+        ((), (DataOutput(name="o", mode="append"),)),
+        ((), (DataOutput(name="o", mode="upload"),)),  # no default datastore given
+    ],
+)
+def test_a_hand_built_data_record_the_sdk_cannot_send_is_refused(
+    tmp_path: Path, inputs: tuple[DataInput, ...], outputs: tuple[DataOutput, ...]
+) -> None:
+    request = _request(tmp_path, inputs=inputs, outputs=outputs)
+
+    with pytest.raises(InvalidInputError) as caught:
+        _rest_body(request)
+
+    assert caught.value.field == ("inputs" if inputs else "outputs")
+
+
 def test_mpi_distribution_is_counted_per_node(tmp_path: Path) -> None:
     request = _request(
         tmp_path, distribution=MpiDistribution(process_count_per_node=2), node_count=2
@@ -173,7 +309,11 @@ def test_the_environment_variables_reach_the_job_with_secrets_revealed(tmp_path:
 
     properties = _rest_body(_request(tmp_path, environment=environment))["properties"]
 
-    assert properties["environmentVariables"] == {"HF_TOKEN": "hf_secret", "MODE": "fast"}
+    assert properties["environmentVariables"] == {
+        "MLBOOT_TRACKING": "mlflow",  # mlboot.log_metric goes through MLflow in a v2 job
+        "HF_TOKEN": "hf_secret",
+        "MODE": "fast",
+    }
 
 
 # -- environments -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import mlboot
 from mlboot import _script_api
 from mlboot._script_api import current_destination, read_metrics
-from mlboot.exceptions import InvalidInputError
+from mlboot.exceptions import InvalidInputError, MissingExtraError
 
 
 @pytest.fixture(autouse=True)
@@ -214,3 +214,81 @@ def test_output_dir_is_outputs_in_the_working_directory(
     assert folder == tmp_path / "outputs"
     assert folder.is_dir()
     assert mlboot.output_dir() == folder  # idempotent
+
+
+@pytest.fixture
+def v2_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a job of the azureml-v2 backend has: Azure ML's variables and MLBOOT_TRACKING."""
+    monkeypatch.setenv("AZUREML_RUN_ID", "exp_1_abcdef12")
+    monkeypatch.setenv("AZUREML_SERVICE_ENDPOINT", "https://westeurope.api.azureml.ms")
+    monkeypatch.setenv("MLBOOT_TRACKING", "mlflow")
+
+
+def test_in_a_v2_job_metrics_go_through_mlflow_to_the_jobs_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow", reason="the v2 extra (mlboot[v2]) is not installed")
+    from mlflow.tracking import MlflowClient  # noqa: PLC0415
+
+    # MLflow's own file store stands in for the workspace's tracking service (its SQL stores
+    # need SQLAlchemy, which mlflow-skinny does not bring).
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(client.create_experiment("exp")).info.run_id
+    code = (
+        "import sys, mlboot\n"
+        "mlboot.log_metric('loss', 0.5, step=0)\n"
+        "mlboot.log_metric('loss', 0.25, step=1)\n"
+        "mlboot.log_metrics({'acc': 0.9}, step=1)\n"
+        "print('azureml.core' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "MLBOOT_"))}
+    # What Azure ML sets in a job, and what the azureml-v2 backend adds.
+    env.update(
+        AZUREML_RUN_ID=run_id,
+        AZUREML_SERVICE_ENDPOINT="https://westeurope.api.azureml.ms",
+        MLFLOW_TRACKING_URI=uri,
+        MLFLOW_RUN_ID=run_id,
+        MLFLOW_ALLOW_FILE_STORE="true",
+        MLBOOT_TRACKING="mlflow",
+    )
+    result = subprocess.run(  # noqa: S603  (our own interpreter, fixed code)
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+
+    # azureml-core is not needed in a v2 job (azureml-mlflow's MLflow plugin loads azureml.mlflow).
+    assert result.stdout.strip() == "False"
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.25)]
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "acc")] == [(1, 0.9)]
+
+
+@pytest.mark.usefixtures("v2_job")
+def test_in_a_v2_job_a_text_metric_is_refused_before_any_is_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # nothing may reach MLflow
+    assert current_destination() == "mlflow"
+
+    with pytest.raises(InvalidInputError, match="MLflow, which keeps numbers only") as caught:
+        mlboot.log_metrics({"loss": 0.5, "note": "warm-up"})
+
+    assert (caught.value.field, caught.value.value) == ("value", "warm-up")
+
+
+@pytest.mark.usefixtures("v2_job")
+def test_in_a_v2_job_without_mlflow_the_error_names_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` raises ImportError
+
+    with pytest.raises(MissingExtraError, match="azureml-mlflow") as caught:
+        mlboot.log_metric("loss", 0.5)
+
+    assert caught.value.extra == "v2"

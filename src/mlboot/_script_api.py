@@ -6,6 +6,9 @@ by hand with ``python train.py``:
 - on Azure ML (the variables ``AZUREML_RUN_ID`` and ``AZUREML_SERVICE_ENDPOINT`` that Azure ML
   sets for every run are present) metrics go to ``azureml.core.Run.get_context()``; azureml-core
   is imported then, and only then;
+- in a job of the azureml-v2 backend (azure-ai-ml), which sets ``MLBOOT_TRACKING=mlflow`` in
+  every job it submits, they go through MLflow (``mlflow.log_metric``, to the tracking URI and run
+  Azure ML sets for the job), as SDK v2 has it; MLflow is imported then, and only then;
 - under the local backend (``MLBOOT_RUN_DIR`` is set, which the local backend does and Azure ML
   never does) they are appended to the run's ``metrics.jsonl``;
 - anywhere else they are dropped, and one DEBUG message on the ``mlboot`` logger says so.
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Literal, SupportsFloat, TypeAlias
 
 from mlboot._backends._seam import MetricValue
+from mlboot._backends.azureml_v2._in_run import TRACKING_VARIABLE
 from mlboot._localio import translated
 from mlboot._log import logger
 from mlboot.exceptions import InvalidInputError, LocalStorageError
@@ -32,6 +36,7 @@ from mlboot.exceptions import InvalidInputError, LocalStorageError
 __all__ = [
     "METRICS_FILE",
     "RUN_DIR_VARIABLE",
+    "TRACKING_VARIABLE",
     "Destination",
     "current_destination",
     "log_metric",
@@ -52,7 +57,7 @@ OUTPUTS_FOLDER = "outputs"
 
 _AZUREML_MARKERS = ("AZUREML_RUN_ID", "AZUREML_SERVICE_ENDPOINT")
 
-Destination: TypeAlias = Literal["azureml", "local", "none"]
+Destination: TypeAlias = Literal["azureml", "mlflow", "local", "none"]
 """Where :func:`log_metric` sends metrics in this process."""
 
 _state_lock = threading.Lock()
@@ -61,9 +66,12 @@ _said_dropped = False
 
 
 def current_destination() -> Destination:
-    """Where metrics logged in this process go: ``"azureml"``, ``"local"`` or ``"none"``."""
+    """Where metrics logged in this process go: ``"azureml"``, ``"mlflow"``, ``"local"`` or
+    ``"none"``."""
     if os.environ.get(RUN_DIR_VARIABLE):
         return "local"
+    if os.environ.get(TRACKING_VARIABLE) == "mlflow":
+        return "mlflow"
     if all(os.environ.get(name) for name in _AZUREML_MARKERS):
         return "azureml"
     return "none"
@@ -112,16 +120,26 @@ def log_metric(name: str, value: SupportsFloat | str, step: int | None = None) -
     values on an axis, as in ``azureml.core.Run.log``: Azure ML expects either every value of
     a metric to have a step or none.
 
-    On Azure ML this calls ``Run.get_context().log(name, value, step=step)``; under the local
-    backend the value is appended to the run's ``metrics.jsonl``; elsewhere it is dropped (see
-    the module documentation).  A bad name, value or step raises
-    :class:`~mlboot.exceptions.InvalidInputError` in all three places, so a mistake shows up in
-    the first local try, not hours into a run on Azure ML.
+    On Azure ML this calls ``Run.get_context().log(name, value, step=step)``, and in a job of the
+    azureml-v2 backend ``mlflow.log_metric(name, value, step=step)`` (numbers only: a str there
+    is an :class:`~mlboot.exceptions.InvalidInputError`, and MLflow missing from the job's
+    environment a :class:`~mlboot.exceptions.MissingExtraError`); under the local backend the
+    value is appended to the run's ``metrics.jsonl``; elsewhere it is dropped (see the module
+    documentation).  A bad name, value or step raises
+    :class:`~mlboot.exceptions.InvalidInputError` everywhere, so a mistake shows up in the first
+    local try, not hours into a run on Azure ML.
     """
     checked = _checked_value(name, value)
     checked_step = _checked_step(step)
     destination = current_destination()
-    if destination == "local":
+    if destination == "mlflow":
+        _refuse_text_for_mlflow(name, checked)
+        from mlboot._backends.azureml_v2._in_run import (  # noqa: PLC0415  (in a v2 job only)
+            log_metric as log_to_mlflow,
+        )
+
+        log_to_mlflow(name, float(checked), checked_step)
+    elif destination == "local":
         _append_local(Path(os.environ[RUN_DIR_VARIABLE]), name, checked, checked_step)
     elif destination == "azureml":
         run = _azureml_context()
@@ -145,8 +163,11 @@ def log_metrics(metrics: Mapping[str, SupportsFloat | str], step: int | None = N
             "it must be a mapping of metric names to values",
             "pass a dict such as {'loss': 0.1}",
         )
+    to_mlflow = current_destination() == "mlflow"
     for name, value in metrics.items():
-        _checked_value(name, value)
+        checked = _checked_value(name, value)
+        if to_mlflow:
+            _refuse_text_for_mlflow(name, checked)
     for name, value in metrics.items():
         log_metric(name, value, step)
 
@@ -187,6 +208,17 @@ def read_metrics(run_dir: Path) -> dict[str, list[MetricValue]]:
     from mlboot._tracking_local import read_metrics as read_all  # noqa: PLC0415
 
     return read_all(run_dir)
+
+
+def _refuse_text_for_mlflow(name: str, value: MetricValue) -> None:
+    if isinstance(value, str):
+        raise InvalidInputError(
+            "value",
+            value,
+            f"metric {name!r} is text, and in a job of the azureml-v2 backend metrics go through "
+            "MLflow, which keeps numbers only",
+            "log a number, or record the text with mlflow.set_tag(name, value)",
+        )
 
 
 def _azureml_context() -> object:

@@ -444,8 +444,16 @@ class EmulatorV2Harness(EmulatorHarness):
         if outcome == "complete":
             self.emulator.program_job(
                 ("Queued", "Running", "Finalizing", "Completed"),
-                logs="".join(f"{line}\n" for line in LOG_LINES),
+                logs={
+                    "user_logs/std_log.txt": "".join(f"{line}\n" for line in LOG_LINES),
+                    RUN_LOG_FILE[0]: RUN_LOG_FILE[1],
+                },
                 metrics=METRICS,
+                outputs=OUTPUTS,
+            )
+        elif outcome == "escaping_file":
+            self.emulator.program_job(
+                ("Completed",), outputs={"model.txt": b"weights", ESCAPING_NAME: b"x"}
             )
         elif outcome == "fail":
             self.emulator.program_job(
@@ -456,6 +464,40 @@ class EmulatorV2Harness(EmulatorHarness):
         else:
             self.emulator.program_job(("Running",) * 5)
         return self._project(outcome)
+
+    # The job's inputs and outputs are read from the PUT body the SDK sent (its REST names).
+
+    def _job_data(self, run: mlboot.Run, section: str) -> dict[str, dict[str, Any]]:
+        properties = self.emulator.job(run.id, workspace=self.state).properties
+        return dict(properties.get(section) or {})
+
+    def data_seen(self, run: mlboot.Run) -> Seen:
+        seen: Seen = {}
+        for name, data in self._job_data(run, "inputs").items():
+            datastore, path = _datastore_uri_parts(data["uri"])
+            files = self.emulator.datastore_files(datastore, workspace=self.state)
+            seen[name] = (_V2_MODES[data["mode"]], _files_below(files, path))
+        return seen
+
+    def datastore_files(self, name: str, run: mlboot.Run) -> dict[str, bytes]:
+        files = self.emulator.datastore_files(name, workspace=self.state)
+        for output, data in self._job_data(run, "outputs").items():
+            assert data["jobOutputType"] == "uri_folder", data
+            datastore, path = _datastore_uri_parts(data["uri"])  # mlboot always gives the path
+            if datastore == name:
+                files[f"{path}/{RESULT_FILE}"] = _result(output)
+        return files
+
+
+# azure-ai-ml's REST words for the modes mlboot sends -> mlboot's.
+_V2_MODES = {"ReadOnlyMount": "mount", "Download": "download"}
+
+
+def _datastore_uri_parts(uri: str) -> tuple[str, str]:
+    head, _, path = uri.removeprefix("azureml://datastores/").partition("/paths/")
+    assert uri.startswith("azureml://datastores/"), uri
+    assert head, uri
+    return head, path.strip("/")
 
 
 def _fake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
@@ -530,15 +572,7 @@ CANNOT: dict[str, Mapping[str, str]] = {
         ),
     },
     "azureml-emulator": {},
-    "azureml-v2-emulator": {
-        "test_a_submitted_run_completes_with_its_logs_metrics_and_outputs": (
-            "the emulator serves no job outputs yet: azure-ai-ml's jobs.download reads the "
-            "workspaceartifactstore datastore, which it does not have"
-        ),
-        "test_a_finished_run_is_listed_newest_first": (
-            "the emulator has no route for the job list (GET {WS}/jobs) yet"
-        ),
-    },
+    "azureml-v2-emulator": {},
 }
 
 #: Backend id -> scenario -> why it is not run YET: work under way elsewhere, unlike CANNOT.

@@ -182,10 +182,12 @@ _ASSET_DEFAULTS: dict[str, dict[str, Any]] = {
         "osType": "Linux",
         "environmentType": "UserCreated",
     },
+    "data": {"isAnonymous": False, "isArchived": False},
 }
 _ASSET_CLASSES: dict[str, type[AssetVersionState]] = {
     "codes": CodeVersionState,
     "environments": EnvironmentVersionState,
+    "data": AssetVersionState,
 }
 
 
@@ -245,17 +247,14 @@ class V2Routes:
         steps 0, 1, ...). ``error``: a message or a service error object for a Failed job.
         ``outputs``: path under ``outputs/`` -> bytes, put in the ``workspaceartifactstore``
         datastore at ``ExperimentRun/dcid.<job>/outputs/`` by the first read that sees the job
-        ended (where ``jobs.download`` finds a job's default output); the datastore is
-        registered (container ``azureml``, the logs' own; a SAS credential) if it is missing.
+        ended (where ``jobs.download`` finds a job's default output). The job's workspace gets
+        that datastore (container ``azureml``, the logs' own; a SAS credential) with its first
+        job, and a job's logs are there too once it has started.
         """
         program = _job_program(status_sequence, logs=logs, metrics=metrics, error=error)
         program.outputs = {
             path.removeprefix("outputs/"): bytes(data) for path, data in (outputs or {}).items()
         }
-        if program.outputs and _ARTIFACT_STORE not in self.workspace.datastores:
-            self.add_datastore(
-                _ARTIFACT_STORE, container_name=_LOG_CONTAINER, credential_type="Sas"
-            )
         with self._lock:
             self._job_programs.append(program)
         return program
@@ -290,6 +289,7 @@ class V2Routes:
             }
             job = JobState(name=name, workspace=workspace, body=body, program=program)
             self._jobs[(workspace.workspace_id, name.lower())] = job
+            self._ensure_artifact_store(workspace)
             return job
 
     def set_job_status(
@@ -326,6 +326,35 @@ class V2Routes:
         with self._lock:
             self.job(name, workspace=workspace).program.metrics.setdefault(key, []).append(
                 float(value)
+            )
+
+    def add_data_asset(
+        self,
+        name: str,
+        path: str,
+        *,
+        version: str = "1",
+        data_type: str = "uri_folder",
+        workspace: WorkspaceState | None = None,
+    ) -> AssetVersionState:
+        """Register version ``version`` of data asset ``name`` at ``path`` (an ``azureml://``
+        URI), of type ``data_type`` (``uri_folder``, ``uri_file`` or ``mltable``)."""
+        with self._lock:
+            workspace = workspace or self.workspace
+            body = {"properties": {"dataType": data_type, "dataUri": path, "properties": {}}}
+            asset = AssetVersionState(kind="data", name=name, version=version, body=body)
+            self._asset_versions[("data", workspace.workspace_id, name.lower(), version)] = asset
+            return asset
+
+    def _ensure_artifact_store(self, workspace: WorkspaceState) -> None:
+        """Every workspace has ``workspaceartifactstore`` (container ``azureml``), where the
+        service keeps each job's files; registered when the workspace's first job arrives."""
+        if _ARTIFACT_STORE not in workspace.datastores:
+            self.add_datastore(
+                _ARTIFACT_STORE,
+                container_name=_LOG_CONTAINER,
+                credential_type="Sas",
+                workspace=workspace,
             )
 
     # ---- observation -------------------------------------------------------------------------
@@ -384,7 +413,11 @@ class V2Routes:
             datastores + "/{datastore}/listSecrets",
             self._v2_datastore_secrets,
         )
-        for kind, singular in (("codes", "code"), ("environments", "environment")):
+        for kind, singular in (
+            ("codes", "code"),
+            ("environments", "environment"),
+            ("data", "data"),
+        ):
             container = _WS + f"/{kind}/{{name}}"
             versions = container + "/versions"
             for route, method, template, handler in (
@@ -400,6 +433,7 @@ class V2Routes:
             _WS + "/codes/{name}/versions/{version}/startPendingUpload",
             self._v2_code_pending_upload,
         )
+        add("v2.job.list", "GET", _WS + "/jobs", self._v2_job_list)
         jobs = _WS + "/jobs/{job}"
         add("v2.job.put", "PUT", jobs, self._v2_job_put)
         add("v2.job.get", "GET", jobs, self._v2_job_get)
@@ -751,6 +785,7 @@ class V2Routes:
                 program = self._job_programs.pop(0) if self._job_programs else JobProgram()
                 job = JobState(name=name, workspace=workspace, body=body, program=program)
                 self._jobs[key] = job
+                self._ensure_artifact_store(workspace)
                 status = 201
             else:
                 job.body = body  # an update of an existing job (tags, description)
@@ -758,10 +793,19 @@ class V2Routes:
             job.puts.append(body)
             return json_response(status, self._job_json(job, job.status))
 
+    def _v2_job_list(self, call: _Call) -> Response:
+        # Newest first, one page; each job as it is now (a listing does not move a job on).
+        with self._lock:
+            workspace = self._find_workspace(call.params)
+            listed = [job for job in self._jobs.values() if job.workspace is workspace]
+            values = [self._job_json(job, job.status) for job in reversed(listed)]
+            return json_response(200, {"value": values, "nextLink": None})
+
     def _v2_job_get(self, call: _Call) -> Response:
         with self._lock:
             job = self._v2_find_job(call)
             status = job.read()
+            self._publish_job_logs(job)
             self._publish_job_outputs(job, status)
             return json_response(200, self._job_json(job, status))
 

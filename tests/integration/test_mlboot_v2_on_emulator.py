@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_a_submitted_run_uploads_the_plan_and_reports_logs_and_metrics(
         compute="cpu-cluster",
         experiment="exp",
         source_directory=source_dir,
-        arguments=["--lr", "0.1", "${{literal}}"],
+        arguments=["--lr", "0.1", "$HOME"],
         environment=mlboot.Environment.from_docker_image("team/train:1"),
         tags={"team": "vision"},
     )
@@ -178,7 +179,7 @@ def test_a_submitted_run_uploads_the_plan_and_reports_logs_and_metrics(
     properties = job.body["properties"]
     assert properties["experimentName"] == "exp"
     assert properties["tags"] == {"team": "vision"}
-    assert "${{" not in properties["command"]
+    assert shlex.split(properties["command"]) == ["python", "train.py", "--lr", "0.1", "$HOME"]
     assert run.logs() == "epoch 1\nepoch 2\n"
     assert run.metrics() == {"acc": [0.9], "loss": [0.5, 0.25]}
 

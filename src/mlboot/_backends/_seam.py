@@ -157,11 +157,12 @@ class DataOutput:
     ``name`` as for :class:`DataInput` (``MLBOOT_OUTPUT_<name>``, ``${{outputs.<name>}}``).
     ``mode`` is ``"upload"`` (the script writes to a local folder, copied when it ends) or
     ``"mount"`` (written in place as the script goes).  ``datastore`` and ``path`` are where the
-    files land; both ``None`` for a path under the run chosen by the service (azureml-core:
-    ``dataset/{run-id}/{output-name}`` in the default datastore; azure-ai-ml: the job's own
-    output folder).  ``path`` may hold ``{run-id}`` and ``{output-name}``, which each backend
-    expands, or passes to its service to expand (azureml-core sends them verbatim; azure-ai-ml
-    spells them ``${{name}}`` and ``{output_name}``).
+    files land; both ``None`` for ``dataset/{run-id}/{output-name}`` in the default datastore
+    (azureml-core's service's own place for one; the azure-ai-ml backend sends the same path
+    rather than the job's own output folder, so the two agree).  ``path`` may hold ``{run-id}``
+    and ``{output-name}``, which each backend expands, or passes to its service to expand
+    (azureml-core sends them verbatim; the azure-ai-ml backend names the job itself, so it
+    writes the name in).
     """
 
     name: str
@@ -466,7 +467,7 @@ class Backend(Protocol):
         (the local backend maps its folder to them).  The names are returned as the service
         sent them: whether one is safe to write is decided above the seam.  azureml-core's
         ``get_file_names`` is one paged listing, which it retries itself (so mlboot does not),
-        as is a v2 backend's (run history's artifact listing, or MLflow's ``list_artifacts``).
+        as is the v2 backend's (a blob listing of the job's folder in ``workspaceartifactstore``).
         """
         ...
 
@@ -483,8 +484,8 @@ class Backend(Protocol):
         ``destination`` exists and was checked; nothing is written through a link.  A named
         file gone meanwhile is left out where the service says so without an error.
         azureml-core downloads each by name (``download_file``); azure-ai-ml has no call for
-        one file of a job (``jobs.download`` fetches whole outputs), so a v2 backend downloads
-        each named artifact through MLflow (``download_artifacts``).
+        one file of a job (``jobs.download`` fetches whole outputs), so the v2 backend downloads
+        each named blob of the job's folder in the ``workspaceartifactstore`` datastore.
         """
         ...
 

@@ -22,8 +22,6 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for_futures
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +37,7 @@ from mlboot._auth import (
     resolve_default_auth,
     revealed,
 )
+from mlboot._backends._blob_files import run_file_target, upload_files
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
@@ -68,7 +67,7 @@ from mlboot._backends.azureml._data import SdkData, check_data_support, sdk_data
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import DeadlineReachedError, carried
 from mlboot._deadline import current as current_deadline
-from mlboot._links import check_destination, escaping_name
+from mlboot._links import check_destination
 from mlboot._localio import storage_error
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY
 from mlboot._warnings import warn
@@ -527,7 +526,7 @@ class AzureMLBackend:
         self._sdk_workspace(ref)
         doing = f"uploading {len(files)} file(s) to {target_path!r} in datastore {datastore!r}"
         container = self._blob_container(ref, datastore, f"{doing} of {ref}")
-        _data_upload(container, target_path, files, f"{doing} of {ref}")
+        upload_files(container, target_path, files, lambda: _translated(f"{doing} of {ref}"))
 
     def check_input_kinds(self, kinds: Mapping[str, str]) -> None:
         check_data_support(kinds)
@@ -694,7 +693,7 @@ class AzureMLBackend:
             names = [name for name in run.get_file_names() if name.startswith("outputs/")]
             # azureml-core writes each file by its path: refuse a link on the way first.
             check_destination(destination, names)
-            targets = [_run_output_target(destination, name) for name in names]
+            targets = [run_file_target(destination, name, fix=_RUN_FILE_FIX) for name in names]
             if names:
                 # Writes each artifact to output_directory/<artifact path>, as listed above.
                 run.download_files(prefix="outputs", output_directory=str(destination))
@@ -711,7 +710,7 @@ class AzureMLBackend:
     ) -> list[Path]:
         run = self._sdk_run(ref, run_id)
         # Checked again here, as download_run_outputs does: azureml-core writes by path.
-        targets = [_run_output_target(destination, name) for name in names]
+        targets = [run_file_target(destination, name, fix=_RUN_FILE_FIX) for name in names]
         check_destination(destination, list(names))
         for name, target in zip(names, targets, strict=True):
             doing = f"downloading file {name!r} of run {run_id!r} in {ref} to {target}"
@@ -749,48 +748,9 @@ def _check_file_dataset(found: Any, name: str, version: str | None) -> None:
     )
 
 
-# Parallel PUTs of one upload: the SDK's own TaskQueue runs as many; each is bounded by the
-# submit's deadline (requests' time-out is clamped to it, and a PUT is not sent after it).
-_DATA_UPLOAD_WORKERS = 8
-
-
-def _data_upload(
-    container: Any, target_path: str, files: Sequence[tuple[Path, str]], doing: str
-) -> None:
-    """One single-shot ``PUT`` per file (overwriting), from a bounded pool; the first failure
-    raises, translated, and the PUTs not yet started are not sent.
-
-    The datastore's own blob client (``datastore.blob_service``), the one its ``upload`` uses,
-    but with every failure raised: ``upload`` logs a failed ``PUT`` and returns as if all went
-    well (docs/dev/data-on-azureml-core.md).
-    """
-    prefix = target_path.strip("/")
-
-    def put(local: Path, name: str) -> None:
-        blob = f"{prefix}/{name}" if prefix else name
-        with local.open("rb") as handle:
-            container.get_blob_client(blob).upload_blob(
-                handle, blob_type="BlockBlob", overwrite=True
-            )
-
-    if not files:
-        return
-    pool = ThreadPoolExecutor(
-        max_workers=min(_DATA_UPLOAD_WORKERS, len(files)), thread_name_prefix="mlboot-upload"
-    )
-    try:
-        with _translated(doing):
-            futures = [pool.submit(carried(put), local, name) for local, name in files]
-            done, _pending = wait_for_futures(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                if future in done and future.exception() is not None:
-                    future.result()  # raises the first failure, in the files' order
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 # -- runs: helpers ---------------------------------------------------------------------------------
 
+_RUN_FILE_FIX = "download it yourself with run.to_azureml().download_file(...)."
 _RUN_ENVIRONMENT_STATUS = re.compile(r"Error retrieving the environment definition\. Code: (\d{3})")
 _RUN_PYTHON_DEFAULT_MESSAGE = "No Python version provided"
 
@@ -1064,20 +1024,6 @@ def _run_add_git_properties(run: Any, root: Path) -> None:
     properties = global_tracking_info_registry.gather_all(str(root))
     if properties:
         run.add_properties(properties)
-
-
-def _run_output_target(destination: Path, name: str) -> Path:
-    target = destination / name
-    why = escaping_name(name)
-    if why is None and not target.resolve().is_relative_to(destination.resolve()):
-        why = "it leads out of the folder"
-    if why is not None:
-        raise ServiceError(
-            f"the run has a file named {name!r}, which would be written outside "
-            f"{destination} ({why}); nothing was downloaded. Fix: download it yourself with "
-            "run.to_azureml().download_file(...)."
-        )
-    return target
 
 
 def _compute_kind(payload: Any) -> str:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from mlboot._backends._placeholders import PLACEHOLDER, unknown_placeholder
 from mlboot.exceptions import InvalidInputError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ __all__ = [
 
 DATASET_RUNTIME = "azureml-dataset-runtime"
 # The v2 command syntax, which RunRequest.arguments carry (the seam's docstring).
-_PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _INPUT_PREFIX = "MLBOOT_INPUT_"
 _OUTPUT_PREFIX = "MLBOOT_OUTPUT_"
 # azureml-core's own placeholders for what it moves out of arguments (azureml/data/constants.py).
@@ -172,18 +172,10 @@ def _substituted(argument: str, texts: dict[tuple[str, str], str]) -> str:
     def replace(match: re.Match[str]) -> str:
         key = (match.group(1), match.group(2))
         if key not in texts:
-            # Checked above the seam (an unknown name is refused before anything remote); a
-            # request built by hand can still get here.
-            kind = "input" if key[0] == "inputs" else "output"
-            raise InvalidInputError(
-                "arguments",
-                argument,
-                f"{match.group(0)} names no {kind} of the run",
-                f"add a {kind} named {key[1]!r}, or correct the name",
-            )
+            raise unknown_placeholder(argument, match)
         return texts[key]
 
-    return _PLACEHOLDER.sub(replace, argument)
+    return PLACEHOLDER.sub(replace, argument)
 
 
 def _data_reference(sdk_datastore: Any, item: DataInput, binding: str) -> Any:

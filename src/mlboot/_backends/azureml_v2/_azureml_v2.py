@@ -22,6 +22,10 @@ the same generated REST operations the SDK itself calls:
   then names that code version by its id.
 * **Logs** are read from run history's ``details`` (``jobs.stream`` only prints), and a
   cancel is sent with ``polling=False``.
+* **Data** goes as the job's own ``inputs``/``outputs`` (:func:`sdk_data`); a local input's
+  upload, the marker check and a run's files (its folder in ``workspaceartifactstore``) go
+  through a blob client of the datastore's lent credential, bounded by the call's deadline;
+  ``jobs.download`` is not used (it writes whatever the service lists, names unchecked).
 
 Metrics come through MLflow, floats only, with the tracking URI that ``workspaces.get``
 registered with this client's own credential: the backend refuses to read metrics through
@@ -40,10 +44,12 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from mlboot._auth import (
     AzureCliAuth,
@@ -54,9 +60,13 @@ from mlboot._auth import (
     resolve_default_auth,
     revealed,
 )
+from mlboot._backends._blob_files import run_file_target, upload_files
+from mlboot._backends._placeholders import PLACEHOLDER, unknown_placeholder
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
+    DataInput,
+    DatastoreInfo,
     Metrics,
     RunDetails,
     RunRequest,
@@ -76,9 +86,11 @@ from mlboot._backends._service_errors import (
     workspace_not_found,
 )
 from mlboot._backends._service_records import arm_errors, primary_log, run_error_message
+from mlboot._backends.azureml_v2._in_run import TRACKING_VARIABLE
 from mlboot._clock import Clock, SystemClock
 from mlboot._deadline import Deadline, DeadlineReachedError
 from mlboot._deadline import current as current_deadline
+from mlboot._links import check_destination
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY, TERMINAL_RUN_STATUSES
 from mlboot._warnings import warn
 from mlboot.exceptions import (
@@ -89,6 +101,7 @@ from mlboot.exceptions import (
     MlbootError,
     NetworkError,
     NotFoundError,
+    PermissionDeniedError,
     ServiceError,
 )
 
@@ -106,6 +119,7 @@ __all__ = [
     "install_deadline_hooks",
     "sdk_command_job",
     "sdk_credential",
+    "sdk_data",
     "translate_sdk_error",
     "upload_snapshot",
 ]
@@ -222,15 +236,56 @@ def install_deadline_hooks() -> None:
             original_sleep(self, settings, transport, response)
 
         RetryPolicy.sleep = sleep  # type: ignore[method-assign]  # the hook, see the docstring
+        _install_storage_sleep_hook()
         _hooks_installed = True
 
 
-def deadline_policy() -> Any:
+def _storage_retry_cause(settings: Any) -> BaseException | None:
+    """What made azure-storage-blob retry: the error being handled, else the last answer (a
+    503), from the retry settings' history of tries."""
+    from azure.core.exceptions import HttpResponseError  # noqa: PLC0415
+
+    cause = sys.exc_info()[1]
+    history = settings.get("history") if isinstance(settings, dict) else None
+    if cause is None and history:
+        last = history[-1]
+        cause = getattr(last, "error", None)
+        answer = getattr(last, "http_response", None)
+        if cause is None and answer is not None:
+            cause = HttpResponseError(
+                message=f"HTTP {answer.status_code} {answer.reason}", response=answer
+            )
+    return cause
+
+
+def _install_storage_sleep_hook() -> None:
+    """The same for azure-storage-blob's own retry loop (``StorageRetryPolicy``, not azure-core's).
+
+    Every blob request of the backend goes through it: azure-ai-ml's snapshot upload and the
+    data methods' container clients.
+    """
+    try:
+        from azure.storage.blob._shared.policies import (  # noqa: PLC0415  (no public name)
+            StorageRetryPolicy,
+        )
+    except ImportError:  # pragma: no cover  (azure-ai-ml depends on azure-storage-blob)
+        return
+    original_sleep: Any = StorageRetryPolicy.sleep  # untyped: azure-storage's policies
+
+    def sleep(self: Any, settings: Any, transport: Any) -> None:
+        deadline = current_deadline()
+        if deadline is not None:
+            transport = _DeadlineTransport(transport, deadline, _storage_retry_cause(settings))
+        original_sleep(self, settings, transport)
+
+    StorageRetryPolicy.sleep = sleep  # type: ignore[method-assign]  # the hook, see above
+
+
+def _deadline_policy(defaults: Mapping[str, float | None]) -> Any:
     """An azure-core policy that gives each request no more time than the deadline leaves.
 
-    Before the retry policy: the time left becomes that request's whole time-out (azure-core's
-    ``timeout`` option, across its retries, and its read time-out); a request due after the
-    deadline is not sent.
+    ``defaults``: the request options it sets (each to the time left, or less where the request
+    or ``defaults`` already says less).  A request due after the deadline is not sent.
     """
     from azure.core.pipeline.policies import SansIOHTTPPolicy  # noqa: PLC0415
 
@@ -244,9 +299,10 @@ def deadline_policy() -> Any:
                 deadline.trip(None)
                 raise DeadlineReachedError(deadline)
             options = request.context.options
-            for option in ("timeout", "read_timeout"):
+            for option, default in defaults.items():
                 given = options.get(option)
-                options[option] = left if not isinstance(given, int | float) else min(given, left)
+                limit = given if isinstance(given, int | float) else default
+                options[option] = left if limit is None else min(limit, left)
 
         def on_exception(self, request: Any) -> None:  # noqa: ARG002  (azure-core calls it so)
             deadline = current_deadline()
@@ -254,6 +310,31 @@ def deadline_policy() -> Any:
                 deadline.trip(sys.exc_info()[1])
 
     return DeadlinePolicy()
+
+
+def deadline_policy() -> Any:
+    """The deadline policy of every ``MLClient`` request, before the retry policy.
+
+    The time left becomes that request's whole time-out (azure-core's ``timeout`` option,
+    across its retries, and its read time-out).
+    """
+    return _deadline_policy({"timeout": None, "read_timeout": None})
+
+
+def storage_deadline_policy() -> Any:
+    """The deadline policy of mlboot's blob clients, run on each try (after storage's retry).
+
+    No try waits for a connection or an answer longer than the deadline leaves, nor longer than
+    azure-storage-blob's own time-outs (20 s to connect, 60 s to read).
+    """
+    from azure.storage.blob._shared.constants import (  # noqa: PLC0415  (the SDK's defaults)
+        CONNECTION_TIMEOUT,
+        READ_TIMEOUT,
+    )
+
+    return _deadline_policy(
+        {"connection_timeout": CONNECTION_TIMEOUT, "read_timeout": READ_TIMEOUT}
+    )
 
 
 # -- errors: the one translation -------------------------------------------------------------------
@@ -478,15 +559,133 @@ def run_status(value: Any) -> str:
     return _STATUSES.get(text.lower(), text)
 
 
-def command_line(script: str, arguments: tuple[str, ...]) -> str:
+_INPUT_VARIABLE = "MLBOOT_INPUT_"
+_OUTPUT_VARIABLE = "MLBOOT_OUTPUT_"
+
+
+def _literal(text: str) -> str:
+    """``text`` quoted for the shell, a ``${{`` in it split so azure-ai-ml sees no placeholder."""
+    return shlex.quote(text).replace("${{", "$''{{")
+
+
+def _argument(argument: str, known: set[tuple[str, str]]) -> str:
+    """One argument for the shell: its text quoted, each ``${{inputs.<name>}}`` of the run's
+    data left for the service to replace with the path (in double quotes, as one word)."""
+    pieces: list[str] = []
+    last = 0
+    for match in PLACEHOLDER.finditer(argument):
+        key = (match.group(1), match.group(2))
+        if key not in known:
+            raise unknown_placeholder(argument, match)
+        if match.start() > last:
+            pieces.append(_literal(argument[last : match.start()]))
+        pieces.append(f'"${{{{{key[0]}.{key[1]}}}}}"')
+        last = match.end()
+    if last < len(argument) or not pieces:
+        pieces.append(_literal(argument[last:]))
+    return "".join(pieces)
+
+
+def command_line(
+    script: str,
+    arguments: tuple[str, ...],
+    *,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+) -> str:
     """``python <script> <arguments>`` for the job, every part quoted for the shell.
 
-    azure-ai-ml reads ``${{...}}`` in a command as a placeholder for an input or output; a
-    literal ``${{`` in an argument is split into two quoted strings (``'$''{{'``), which the
-    shell joins back into the same text.
+    azure-ai-ml reads ``${{...}}`` in a command as a placeholder for an input or output.  An
+    argument's ``${{inputs.<name>}}`` / ``${{outputs.<name>}}`` of one of the run's ``inputs``
+    and ``outputs`` stays one, for the service to replace with the path on the compute; any
+    other literal ``${{`` is split into two quoted strings (``'$''{{'``), which the shell joins
+    back into the same text.  Each input and output also reaches the script as the variable
+    ``MLBOOT_INPUT_<name>`` / ``MLBOOT_OUTPUT_<name>``, set by the command itself (a job's
+    ``environment_variables`` are not expanded), as on every backend.
     """
-    parts = ["python", *(shlex.quote(part) for part in (script, *arguments))]
-    return " ".join(part.replace("${{", "$''{{") for part in parts)
+    known = {("inputs", name) for name in inputs} | {("outputs", name) for name in outputs}
+    variables = [
+        *(f'{_INPUT_VARIABLE}{name}="${{{{inputs.{name}}}}}"' for name in inputs),
+        *(f'{_OUTPUT_VARIABLE}{name}="${{{{outputs.{name}}}}}"' for name in outputs),
+    ]
+    words = [_literal(script), *(_argument(argument, known) for argument in arguments)]
+    return " ".join([*variables, "python", *words])
+
+
+# mlboot's input and output modes -> azure-ai-ml's.
+_INPUT_MODES = {"mount": "ro_mount", "download": "download"}
+_OUTPUT_MODES = {"upload": "upload", "mount": "rw_mount"}
+DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
+"""Where an output without a destination goes in the default datastore: azureml-core's own
+place for one, so a launcher reads its outputs back from the same path on both SDKs."""
+
+
+def datastore_uri(datastore: str, path: str) -> str:
+    """The ``azureml://`` URI of ``path`` in ``datastore``, the form both SDKs read."""
+    return f"azureml://datastores/{datastore}/paths/{path}"
+
+
+def sdk_data(
+    request: RunRequest,
+    *,
+    job: str,
+    default_datastore: str | None,
+    input_types: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's ``inputs`` and ``outputs`` (azure-ai-ml ``Input`` / ``Output``) for a request.
+
+    ``job`` is the job's name, which an output path's ``{run-id}`` becomes (mlboot names the
+    job, so it is known before the PUT); ``{output-name}`` becomes the output's name.
+    ``input_types`` gives each input's ``uri_file`` or ``uri_folder`` (``uri_folder`` if not
+    given); ``default_datastore`` is where outputs without a destination go
+    (:data:`DEFAULT_OUTPUT_PATH`).
+    """
+    from azure.ai.ml import Input, Output  # noqa: PLC0415  (the SDK loads only on use)
+
+    inputs: dict[str, Any] = {}
+    for item in request.inputs:
+        mode = _INPUT_MODES.get(item.mode)
+        path = _input_path(item)
+        if mode is None or path is None:
+            raise InvalidInputError(
+                "inputs",
+                item,
+                "an input's mode must be 'mount' or 'download' and its kind 'datastore', "
+                "'url' or 'dataset', with the fields of that kind",
+                "build the input with mlboot.Input",
+            )
+        kind = "uri_file" if item.kind == "url" else input_types.get(item.name, "uri_folder")
+        inputs[item.name] = Input(type=kind, path=path, mode=mode)
+    outputs: dict[str, Any] = {}
+    for output in request.outputs:
+        mode = _OUTPUT_MODES.get(output.mode)
+        store = output.datastore or default_datastore
+        if mode is None or store is None:
+            raise InvalidInputError(
+                "outputs",
+                output,
+                "an output's mode must be 'upload' or 'mount', and the workspace must have a "
+                "default datastore for an output without a destination",
+                "build the output with mlboot.Output, with a destination if there is no "
+                "default datastore",
+            )
+        path = output.path if output.datastore and output.path is not None else None
+        path = (path or DEFAULT_OUTPUT_PATH).replace("{run-id}", job)
+        path = path.replace("{output-name}", output.name)
+        outputs[output.name] = Output(type="uri_folder", path=datastore_uri(store, path), mode=mode)
+    return inputs, outputs
+
+
+def _input_path(item: DataInput) -> str | None:
+    if item.kind == "datastore" and item.datastore:
+        return datastore_uri(item.datastore, item.path or "")
+    if item.kind == "url" and item.url:
+        return item.url
+    if item.kind == "dataset" and item.dataset:
+        if item.version:
+            return f"azureml:{item.dataset}:{item.version}"
+        return f"azureml:{item.dataset}@latest"
+    return None
 
 
 def _pip_lines(path: Path) -> list[str]:
@@ -597,17 +796,37 @@ def job_name(experiment: str) -> str:
     return f"{stem}_{uuid.uuid4().hex[:12]}"
 
 
-def sdk_command_job(request: RunRequest, *, code: str, name: str) -> Any:
-    """The command job azure-ai-ml sends for ``request``; ``code`` names the uploaded snapshot."""
+def sdk_command_job(
+    request: RunRequest,
+    *,
+    code: str,
+    name: str,
+    default_datastore: str | None = None,
+    input_types: Mapping[str, str] | None = None,
+) -> Any:
+    """The command job azure-ai-ml sends for ``request``; ``code`` names the uploaded snapshot.
+
+    ``default_datastore`` and ``input_types`` are for the request's data (:func:`sdk_data`).
+    """
     from azure.ai.ml import command  # noqa: PLC0415  (the SDK loads only on use)
 
     environment = request.environment
-    variables = {} if environment is None else revealed(environment.variables)
+    # The script's mlboot.log_metric goes through MLflow in a v2 job (mlboot._script_api).
+    variables = {TRACKING_VARIABLE: "mlflow"}
+    if environment is not None:
+        variables.update(revealed(environment.variables))
+    inputs, outputs = sdk_data(
+        request, job=name, default_datastore=default_datastore, input_types=input_types or {}
+    )
     return command(
         code=code,
-        command=command_line(request.script, request.arguments),
+        command=command_line(
+            request.script, request.arguments, inputs=list(inputs), outputs=list(outputs)
+        ),
+        inputs=inputs or None,
+        outputs=outputs or None,
         environment=sdk_environment(environment),
-        environment_variables=variables or None,
+        environment_variables=variables,
         distribution=sdk_distribution(request.distribution),
         instance_count=request.node_count,
         compute=request.compute,
@@ -663,8 +882,10 @@ def upload_snapshot(client: Any, request: RunRequest) -> str:
     from azure.ai.ml._utils._asset_utils import IgnoreFile  # noqa: PLC0415  (no public name)
     from azure.ai.ml.entities._assets import Code  # noqa: PLC0415  (no public name)
 
+    from mlboot._backends.azureml_v2._quiet import silence_upload_reset  # noqa: PLC0415
     from mlboot._snapshot import materialize_snapshot  # noqa: PLC0415
 
+    silence_upload_reset()  # its storage helpers print a colour reset to stderr on each upload
     plan = request.snapshot_plan()  # decided above the seam, by submit_script
     with tempfile.TemporaryDirectory(prefix="mlboot-snapshot-") as staging:
         staged = Path(staging) / plan.root.name
@@ -674,6 +895,19 @@ def upload_snapshot(client: Any, request: RunRequest) -> str:
         code = Code(path=str(staged), ignore_file=IgnoreFile())
         created = client._code.create_or_update(code)  # noqa: SLF001  (MLClient's code operations have no public name)
     return str(created.id)
+
+
+ARTIFACT_STORE = "workspaceartifactstore"
+"""The datastore that holds every job's files (``ExperimentRun/dcid.<job>/``): its logs and its
+default output, which is where ``jobs.download`` reads them."""
+_RUN_FILE_FIX = (
+    "download it yourself from the workspaceartifactstore datastore, folder "
+    "ExperimentRun/dcid.<run id>/."
+)
+
+
+def _artifact_prefix(run_id: str) -> str:
+    return f"ExperimentRun/dcid.{run_id}/"
 
 
 # -- the backend -----------------------------------------------------------------------------------
@@ -703,6 +937,11 @@ class AzureMLV2Backend:
         self._client_options = dict(client_options or {})
         self._lock = threading.Lock()
         self._workspaces: dict[WorkspaceRef, _Workspace] = {}
+        # (workspace, name or None for the default) -> what the service said of the datastore
+        self._datastores: dict[tuple[WorkspaceRef, str | None], DatastoreInfo] = {}
+        # (workspace, name, version asked) -> a checked data asset's (type, version found), kept
+        # from check_registered_dataset for the submit that follows
+        self._datasets: dict[tuple[WorkspaceRef, str, str | None], tuple[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"AzureMLV2Backend(workspaces={len(self._workspaces)})"
@@ -837,6 +1076,178 @@ class AzureMLV2Backend:
                 raise environment_not_found(name, version) from exc
             raise translate_sdk_error(exc, doing) from exc
 
+    # -- data ------------------------------------------------------------------------------------
+
+    def get_datastore(self, ref: WorkspaceRef, name: str | None) -> DatastoreInfo | None:
+        client = self._client(ref)
+        which = "the default datastore" if name is None else f"datastore {name!r}"
+        doing = f"looking up {which} of {ref}"
+        try:
+            found = client.datastores.get_default() if name is None else client.datastores.get(name)
+        except StopIteration:  # get_default of a workspace without one: its listing was empty
+            return None
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise translate_sdk_error(exc, doing) from exc
+        info = DatastoreInfo(name=str(found.name), kind=_word(found.type) or "Unknown")
+        with self._lock:
+            self._datastores[(ref, name)] = info
+            self._datastores[(ref, info.name)] = info
+        return info
+
+    def _datastore(self, ref: WorkspaceRef, name: str) -> DatastoreInfo:
+        """The datastore get_datastore found, else looked up now (once)."""
+        with self._lock:
+            found = self._datastores.get((ref, name))
+        if found is None:
+            found = self.get_datastore(ref, name)
+        if found is None:
+            raise NotFoundError(
+                f"datastore {name!r} does not exist in {ref}. Fix: check the name in Azure ML "
+                "studio, Data, Datastores."
+            )
+        return found
+
+    def _container(self, ref: WorkspaceRef, datastore: str, doing: str) -> Any:
+        """A blob container client of ``datastore``, with the credential the service lends.
+
+        One ``listSecrets`` (a SAS token or the account key; an identity-based datastore gets
+        this client's own credential), as azure-ai-ml's own uploads do; the client's requests are
+        bounded by the calling thread's deadline (:func:`storage_deadline_policy`).
+        """
+        from azure.ai.ml._artifacts._artifact_utilities import (  # noqa: PLC0415  (no public name)
+            get_datastore_info,
+        )
+        from azure.storage.blob import ContainerClient  # noqa: PLC0415
+
+        info = self._datastore(ref, datastore)
+        if info.kind != "AzureBlob":
+            raise InvalidInputError(
+                "datastore",
+                datastore,
+                f"mlboot reads and writes files of blob datastores only, and {datastore!r} is "
+                f"{info.kind}",
+                "make an Azure Blob datastore the workspace's default, or give the input as an "
+                "azureml://datastores/<name>/paths/<path> URI of data already there",
+            )
+        client = self._client(ref)
+        with _translated(doing):
+            details = get_datastore_info(client.datastores, datastore)
+        if not details.get("credential"):
+            raise PermissionDeniedError(
+                f"datastore {datastore!r} of {ref} lent no account key, SAS token or identity "
+                f"while {doing}. Fix: give the datastore a credential, or upload the data "
+                "yourself and give its azureml://datastores/... URI."
+            )
+        credential = details["credential"]
+        if isinstance(credential, str) and "sig=" not in credential:
+            # An account key, not a SAS token: said with its account's name, which a URL that
+            # is not <account>.blob.<suffix> (a private endpoint, an emulator) does not give.
+            credential = {"account_name": details["storage_account"], "account_key": credential}
+        return ContainerClient(
+            details["account_url"],
+            details["container_name"],
+            credential=credential,
+            _additional_pipeline_policies=[storage_deadline_policy()],
+        )
+
+    def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:
+        doing = f"checking for {path!r} in datastore {datastore!r} of {ref}"
+        container = self._container(ref, datastore, doing)
+        with _translated(doing):
+            # One HEAD (Get Blob Properties): 404 is False, anything else but 200 raises.
+            return bool(container.get_blob_client(path).exists())
+
+    def upload_to_datastore(
+        self,
+        ref: WorkspaceRef,
+        datastore: str,
+        target_path: str,
+        files: Sequence[tuple[Path, str]],
+    ) -> None:
+        doing = (
+            f"uploading {len(files)} file(s) to {target_path!r} in datastore {datastore!r} of {ref}"
+        )
+        container = self._container(ref, datastore, doing)
+        upload_files(container, target_path, files, lambda: _translated(doing))
+
+    def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
+        client = self._client(ref)
+        which = f"version {version}" if version else "the latest version"
+        doing = f"looking up registered data asset {name!r} ({which}) in {ref}"
+        try:
+            found = (
+                client.data.get(name, version=version)
+                if version
+                else client.data.get(name, label="latest")
+            )
+        except Exception as exc:
+            if _is_not_found(exc):
+                shown = f" version {version}" if version else ""
+                raise NotFoundError(
+                    f"registered data asset {name!r}{shown} was not found in {ref}. Fix: check "
+                    "the name and version in Azure ML studio, Data, Data assets."
+                ) from exc
+            raise translate_sdk_error(exc, doing) from exc
+        kind = (_word(getattr(found, "type", None)) or "").lower()
+        if kind not in {"uri_file", "uri_folder"}:
+            raise InvalidInputError(
+                "source",
+                f"azureml:{name}:{version}" if version else f"azureml:{name}@latest",
+                f"registered data asset {name!r} is of type {kind or 'unknown'}, and mlboot "
+                "mounts or downloads uri_file and uri_folder data assets only",
+                "pass the datastore path of its files (azureml://datastores/<name>/paths/"
+                "<path>), or register them as a uri_folder data asset",
+            )
+        with self._lock:  # the submit that follows sends it as that type and version
+            self._datasets[(ref, name, version)] = (kind, str(found.version))
+
+    def _resolved_inputs(
+        self, ref: WorkspaceRef, request: RunRequest
+    ) -> tuple[RunRequest, dict[str, str]]:
+        """The request with each data asset's version pinned, and each input's type.
+
+        The type is ``uri_file`` or ``uri_folder``, as the job's inputs must say.  A datastore
+        path is a file when a blob of that name exists (one ``HEAD``; a local file input arrives
+        as the path of its one uploaded file).  A data asset has the type it was registered
+        with, and ``@latest`` becomes the version :meth:`check_registered_dataset` found, so the
+        job reads exactly what was checked (azure-ai-ml does not resolve the label of a job
+        input itself).
+        """
+        types: dict[str, str] = {}
+        inputs: list[DataInput] = []
+        for item in request.inputs:
+            if item.kind == "datastore" and item.datastore and item.path:
+                if self._datastore(ref, item.datastore).kind == "AzureBlob":
+                    is_file = self.datastore_file_exists(ref, item.datastore, item.path)
+                    types[item.name] = "uri_file" if is_file else "uri_folder"
+                # else not a blob store: a folder, azure-ai-ml's default type
+            elif item.kind == "dataset" and item.dataset:
+                key = (ref, item.dataset, item.version)
+                with self._lock:
+                    found = self._datasets.pop(key, None)
+                if found is None:
+                    self.check_registered_dataset(ref, item.dataset, item.version)
+                    with self._lock:
+                        found = self._datasets.pop(key)
+                types[item.name], version = found
+                item = attrs.evolve(item, version=version)  # noqa: PLW2901  (the pinned record)
+            inputs.append(item)
+        return attrs.evolve(request, inputs=tuple(inputs)), types
+
+    def _default_datastore_for(self, ref: WorkspaceRef, request: RunRequest) -> str | None:
+        if all(output.datastore for output in request.outputs):
+            return None
+        found = self.get_datastore(ref, None)
+        if found is None:
+            raise ServiceError(
+                f"{ref} has no default datastore for the outputs without a destination. Fix: "
+                "set one (Azure ML studio, Data, Datastores), or give each output a "
+                "destination=azureml://datastores/<name>/paths/<path>."
+            )
+        return found.name
+
     # -- runs ------------------------------------------------------------------------------------
 
     def submit_run(self, ref: WorkspaceRef, request: RunRequest) -> RunDetails:
@@ -854,9 +1265,17 @@ class AzureMLV2Backend:
                 "mlboot.Environment.from_pip_requirements(...) (or another Environment) to "
                 "choose your own."
             )
+        request, input_types = self._resolved_inputs(ref, request)
+        default_datastore = self._default_datastore_for(ref, request)
         with _translated(doing):
             code = upload_snapshot(client, request)
-            job = sdk_command_job(request, code=code, name=job_name(request.experiment))
+            job = sdk_command_job(
+                request,
+                code=code,
+                name=job_name(request.experiment),
+                default_datastore=default_datastore,
+                input_types=input_types,
+            )
             created = client.jobs.create_or_update(job)
             return run_details(created)
 
@@ -946,18 +1365,47 @@ class AzureMLV2Backend:
             }
 
     def download_run_outputs(self, ref: WorkspaceRef, run_id: str, destination: Path) -> list[Path]:
-        from mlboot._links import download_tree  # noqa: PLC0415
+        # The job's default output is its artifact-store folder's outputs/ (what jobs.download
+        # fetches, with a listing and writes of its own): listed, then fetched by name, every
+        # name checked, as for any of the run's files; it lands in destination/outputs/.
+        names = [name for name in self.list_run_files(ref, run_id) if name.startswith("outputs/")]
+        return self.download_run_files(ref, run_id, destination, names)
 
-        client = self._client(ref)
-        with (
-            _translated(f"downloading the outputs of run {run_id!r} in {ref}"),
-            tempfile.TemporaryDirectory(prefix="mlboot-outputs-") as scratch,
-        ):
-            # The default output lands in <path>/artifacts/outputs/; it is copied from there
-            # into destination/outputs/, link-free, through mlboot's own checked writes.
-            client.jobs.download(run_id, download_path=scratch)
-            done = download_tree(Path(scratch) / "artifacts" / "outputs", destination, "outputs")
-        return [path for path in done.written if path.is_file()]
+    def list_run_files(self, ref: WorkspaceRef, run_id: str) -> list[str]:
+        doing = f"listing the files of run {run_id!r} in {ref}"
+        container = self._container(ref, ARTIFACT_STORE, doing)
+        prefix = _artifact_prefix(run_id)
+        with _translated(doing):
+            # One paged List Blobs of the job's folder in the artifact store, where the service
+            # keeps a job's logs and its default output (what jobs.download reads).
+            listed = container.list_blobs(name_starts_with=prefix)
+            return sorted(str(blob.name)[len(prefix) :] for blob in listed)
+
+    def download_run_files(
+        self, ref: WorkspaceRef, run_id: str, destination: Path, names: Sequence[str]
+    ) -> list[Path]:
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        # Checked again here, as above the seam: the files are written by name.
+        targets = [run_file_target(destination, name, fix=_RUN_FILE_FIX) for name in names]
+        check_destination(destination, list(names))
+        if not names:
+            return []
+        doing = f"downloading the files of run {run_id!r} in {ref}"
+        container = self._container(ref, ARTIFACT_STORE, doing)
+        prefix = _artifact_prefix(run_id)
+        written: list[Path] = []
+        for name, target in zip(names, targets, strict=True):
+            with _translated(f"downloading file {name!r} of run {run_id!r} in {ref} to {target}"):
+                try:
+                    stream = container.get_blob_client(prefix + name).download_blob()
+                except ResourceNotFoundError:
+                    continue  # gone since it was listed: left out, as the seam says
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("wb") as handle:
+                    stream.readinto(handle)
+            written.append(target)
+        return written
 
     def cancel_run(self, ref: WorkspaceRef, run_id: str) -> None:
         client = self._client(ref)
