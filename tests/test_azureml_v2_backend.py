@@ -836,3 +836,37 @@ def test_the_sdk_prints_nothing_while_a_job_is_built(
     _rest_body(request)
 
     assert capfd.readouterr() == ("", "")
+
+
+# -- the upload helpers' counter wait ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("helper", v2.UPLOAD_HELPERS)
+def test_an_upload_helpers_endless_counter_wait_ends_with_the_calls_timeout(helper: str) -> None:
+    import importlib  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from mlboot._deadline import bounded  # noqa: PLC0415
+    from mlboot.exceptions import WaitTimeoutError  # noqa: PLC0415
+    from mlboot.testing import FakeClock  # noqa: PLC0415
+
+    v2.install_deadline_hooks()  # what every call of the backend's does first
+    module = importlib.import_module(helper)
+    assert module.time is not time, "the helper's sleep is not bounded"  # else the loop never ends
+    clock = FakeClock()
+    polls = 0
+
+    def wait_for_a_counter_that_lost_an_update() -> None:
+        # The helper's own loop, with a counter that never reaches the total.
+        nonlocal polls
+        with bounded(clock, 10, what="submitting", limit="timeout=10 s", fix="wait less."):
+            while True:
+                module.time.sleep(0.5)
+                polls += 1
+
+    with pytest.raises(WaitTimeoutError):
+        wait_for_a_counter_that_lost_an_update()
+
+    assert polls == 20  # 10 s of 0.5 s pauses, on the call's clock: none slept for real
+    assert clock.monotonic() == 10
+    assert module.time.monotonic is time.monotonic  # every other name is the real module's

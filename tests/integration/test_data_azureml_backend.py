@@ -30,11 +30,6 @@ from mlboot.exceptions import (
 
 pytestmark = [
     pytest.mark.sdk,
-    # azureml-core's dataset and output-dataset code calls datetime.utcnow(), deprecated since
-    # Python 3.12: the SDK's warning, not ours.
-    pytest.mark.filterwarnings(
-        "ignore:datetime.datetime.utcnow\\(\\) is deprecated:DeprecationWarning"
-    ),
 ]
 
 

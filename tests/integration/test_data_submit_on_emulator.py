@@ -19,11 +19,6 @@ from mlboot.exceptions import InvalidInputError, MissingExtraError, NotFoundErro
 
 pytestmark = [
     pytest.mark.sdk,
-    # azureml-core's dataset and output-dataset code calls datetime.utcnow(), deprecated since
-    # Python 3.12: the SDK's warning, not ours.
-    pytest.mark.filterwarnings(
-        "ignore:datetime.datetime.utcnow\\(\\) is deprecated:DeprecationWarning"
-    ),
 ]
 
 

@@ -264,8 +264,6 @@ def test_finalizing_then_failed_is_reported_as_a_failure(
         run.wait(timeout=60, poll_interval=FAST)
 
 
-# Run.cancel() in the SDK starts a metrics timer through the deprecated Thread.setDaemon.
-@pytest.mark.filterwarnings("ignore:setDaemon\\(\\) is deprecated:DeprecationWarning")
 def test_cancel_ends_canceled_and_reattach_by_id_sees_it(
     emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, cluster: str
 ) -> None:

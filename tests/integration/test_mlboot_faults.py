@@ -111,7 +111,6 @@ def _successes(emulator: Emulator, route: str) -> int:
     return sum(1 for r in emulator.requests_to(route) if r.fault is None)
 
 
-@pytest.mark.filterwarnings("ignore:setDaemon\\(\\) is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 @pytest.mark.parametrize("route", FLOW_ROUTES)
 def test_the_flow_survives_a_transient_fault_without_extra_requests(

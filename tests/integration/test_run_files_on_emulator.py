@@ -18,8 +18,6 @@ from mlboot.exceptions import ServiceError, WaitTimeoutError
 
 pytestmark = [
     pytest.mark.sdk,
-    # azureml-core's own warnings on its run paths (see emulator.sdk_run_warnings).
-    pytest.mark.filterwarnings(r"ignore:setDaemon\(\) is deprecated:DeprecationWarning"),
 ]
 
 LOG = "epoch 1\nepoch 2\n"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
+from mlboot._backends._sdk_warnings import ignore_sdk_deprecations
 from mlboot.exceptions import (
     AuthenticationError,
     ConflictError,
@@ -170,10 +171,15 @@ def error_for_status(  # noqa: PLR0911  (one return per status class reads best)
 def translated(
     translate: Callable[[BaseException, str], MlbootError], doing: str
 ) -> Iterator[None]:
-    """Raise ``translate(exc, doing)`` from any exception but mlboot's own, which pass as is."""
+    """Raise ``translate(exc, doing)`` from any exception but mlboot's own, which pass as is.
+
+    A warning the program's filters turned into an exception passes as is too: it is not the
+    service's failure (the SDKs' own deprecations are ignored, :mod:`._sdk_warnings`).
+    """
+    ignore_sdk_deprecations()
     try:
         yield
-    except MlbootError:
+    except (MlbootError, Warning):
         raise
     except Exception as exc:
         raise translate(exc, doing) from exc

@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -38,6 +37,7 @@ from mlboot._auth import (
     revealed,
 )
 from mlboot._backends._blob_files import run_file_target, upload_files
+from mlboot._backends._sdk_warnings import ignore_sdk_deprecations
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
@@ -220,10 +220,15 @@ def translate_sdk_error(exc: BaseException, doing: str) -> MlbootError:  # noqa:
 @contextlib.contextmanager
 def _translated(doing: str, *, writing: Path | None = None) -> Iterator[None]:
     """Translate what the block raises; ``writing``: a local file being written, whose disk
-    errors (a full disk, the file size limit) are the caller's, not the service's."""
+    errors (a full disk, the file size limit) are the caller's, not the service's.
+
+    A warning the program's filters turned into an exception passes as is: it is not the
+    service's failure (azureml-core's own deprecations are ignored, :mod:`.._sdk_warnings`).
+    """
+    ignore_sdk_deprecations()
     try:
         yield
-    except MlbootError:
+    except (MlbootError, Warning):
         raise
     except Exception as exc:
         if writing is not None and isinstance(exc, OSError) and _is_local_disk_error(exc):
@@ -259,6 +264,7 @@ def sdk_authentication(credential: Credential | None, *, cloud: str, tenant_id: 
 
     ``None`` runs the default chain; an azureml-core authentication object passes through.
     """
+    ignore_sdk_deprecations()
     from azureml.core import authentication  # noqa: PLC0415  (the SDK loads only on use)
 
     if credential is None:
@@ -322,6 +328,7 @@ class AzureMLBackend:
         return self._clock
 
     def _sdk_workspace(self, ref: WorkspaceRef) -> Any:
+        ignore_sdk_deprecations()
         install_deadline_hooks()
         with self._lock:
             found = self._workspaces.get(ref)
@@ -767,18 +774,16 @@ def _run_quiet_sdk() -> Iterator[None]:
     """Silence two SDK messages that do not apply to what mlboot builds.
 
     azureml-core's vendored ruamel.yaml warns (``PendingDeprecationWarning``) about its own
-    ``load`` functions every time an environment is built (an error under ``-W error``), and
-    ``from_conda_specification`` warns that it pins a Python version mlboot then replaces.
+    ``load`` functions every time an environment is built (an error under ``-W error``; ignored
+    with the SDK's other deprecations, :mod:`mlboot._backends._sdk_warnings`), and
+    ``from_conda_specification`` logs that it pins a Python version mlboot then replaces.
     """
+    ignore_sdk_deprecations()
     sdk_logger = logging.getLogger("azureml.core.environment")
     quiet = _RunDropPythonDefaultWarning()
     sdk_logger.addFilter(quiet)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=r"\s*\w+ will be removed, use", category=PendingDeprecationWarning
-            )
-            yield
+        yield
     finally:
         sdk_logger.removeFilter(quiet)
 

@@ -62,6 +62,7 @@ from mlboot._auth import (
 )
 from mlboot._backends._blob_files import run_file_target, upload_files
 from mlboot._backends._placeholders import PLACEHOLDER, unknown_placeholder
+from mlboot._backends._sdk_warnings import ignore_sdk_deprecations
 from mlboot._backends._seam import (
     ComputeInfo,
     ComputeSpec,
@@ -149,6 +150,7 @@ _JOB_NAME_PREFIX_LIMIT = 200
 
 def check_installed() -> None:
     """Raise :class:`~mlboot.exceptions.MissingExtraError` unless ``mlboot[v2]``'s SDKs import."""
+    ignore_sdk_deprecations()  # its schemas warn hundreds of times while they load
     try:
         import azure.ai.ml  # noqa: PLC0415  (the check is the import itself)
         import azure.identity  # noqa: PLC0415  (the check is the import itself)
@@ -237,7 +239,50 @@ def install_deadline_hooks() -> None:
 
         RetryPolicy.sleep = sleep  # type: ignore[method-assign]  # the hook, see the docstring
         _install_storage_sleep_hook()
+        _bound_upload_waits()
         _hooks_installed = True
+
+
+# azure-ai-ml's upload helpers; each ends an upload with `while uploaded < total: sleep(0.5)`.
+UPLOAD_HELPERS = (
+    "azure.ai.ml._artifacts._blob_storage_helper",
+    "azure.ai.ml._artifacts._gen2_storage_helper",
+)
+
+
+class _DeadlineTime:
+    """The ``time`` module for azure-ai-ml's upload helpers, whose ``sleep`` honours deadlines.
+
+    After its upload threads are done, a helper waits until its file counter (``+=`` from
+    several threads, which can lose an update) reaches the file total, with no time-out.  Under a
+    deadline each pause goes through it, so such a wait ends with the call's time-out instead of
+    never; outside one it is ``time.sleep``.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        import time  # noqa: PLC0415  (the real module, for every other name)
+
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            import time  # noqa: PLC0415
+
+            time.sleep(seconds)
+        else:
+            deadline.sleep(seconds, cause=None)
+
+
+def _bound_upload_waits() -> None:
+    import importlib  # noqa: PLC0415
+
+    for name in UPLOAD_HELPERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # pragma: no cover  (an azure-ai-ml without this helper)
+            continue
+        module.time = _DeadlineTime()  # type: ignore[attr-defined]  # shadows `time` there only
 
 
 def _storage_retry_cause(settings: Any) -> BaseException | None:

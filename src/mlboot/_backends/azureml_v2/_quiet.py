@@ -18,7 +18,7 @@ from typing import Any
 _HELPERS = (
     "azure.ai.ml._artifacts._blob_storage_helper",
     "azure.ai.ml._artifacts._gen2_storage_helper",
-)
+)  # the same two as _azureml_v2.UPLOAD_HELPERS (this module imports nothing of it)
 _MARK = "_mlboot_quiet_upload"
 
 
