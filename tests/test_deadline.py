@@ -11,6 +11,7 @@ import pytest
 import mlboot
 from mlboot._deadline import (
     CALL_BOUND_SECONDS,
+    Background,
     Deadline,
     DeadlineReachedError,
     bounded,
@@ -108,6 +109,57 @@ def test_work_handed_to_another_thread_carries_the_deadline() -> None:
         thread.join(timeout=10)
     assert seen == [deadline]
     assert carried(print) is print  # nothing to carry outside a deadline
+
+
+def test_background_work_runs_under_the_callers_deadline_and_hands_back_its_value() -> None:
+    clock = FakeClock()
+    with _bounded(clock, 5) as deadline:
+        task = Background(lambda: (current(), threading.current_thread().name), name="mlboot-t")
+        seen, thread_name = task.result()
+    assert seen is deadline
+    assert thread_name == "mlboot-t"
+
+
+def test_background_work_raises_its_own_error_to_the_caller() -> None:
+    def fail() -> None:
+        raise SdkError("the PUT was refused")
+
+    task = Background(fail, name="mlboot-t")
+    with pytest.raises(SdkError, match="refused"):
+        task.result()
+    task.settle()  # collecting it again ignores the outcome
+
+
+def test_background_work_still_running_at_the_deadline_is_the_calls_time_out() -> None:
+    clock = FakeClock()
+    release = threading.Event()
+
+    def collect_after_the_deadline() -> None:
+        with _bounded(clock, 5) as deadline:
+            task = Background(lambda: release.wait(10), name="mlboot-t")
+            clock.advance(5)  # nothing left: the join gives up at once
+            try:
+                task.result()
+            finally:
+                assert deadline.tripped
+                release.set()
+
+    with pytest.raises(WaitTimeoutError, match="doing it did not finish"):
+        collect_after_the_deadline()
+
+
+def test_background_work_outside_a_deadline_is_bounded_by_the_call_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("mlboot._deadline.CALL_BOUND_SECONDS", 0.0)
+    release = threading.Event()
+    task = Background(lambda: release.wait(10), name="the environment's creation")
+    try:
+        with pytest.raises(WaitTimeoutError, match="the environment's creation did not finish"):
+            task.result()
+        task.settle()  # returns at the bound too, the task still running
+    finally:
+        release.set()
 
 
 def test_mlboot_retries_stop_at_the_deadline_not_after_the_policy_total() -> None:

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -26,6 +26,7 @@ from mlboot.exceptions import MlbootError, WaitTimeoutError
 
 __all__ = [
     "CALL_BOUND_SECONDS",
+    "Background",
     "Deadline",
     "DeadlineReachedError",
     "bounded",
@@ -189,6 +190,58 @@ def carried(function: Callable[..., T]) -> Callable[..., T]:
             return function(*args, **kwargs)
 
     return run_under_deadline
+
+
+class Background(Generic[T]):
+    """``task`` run on a thread of its own, under the caller's deadline, for the caller to collect.
+
+    For the parts of one call that need not wait for each other (a v2 submit creates its
+    environment while its snapshot uploads).  Collecting it (:meth:`result`, :meth:`settle`)
+    waits no longer than the caller's deadline leaves, or :data:`CALL_BOUND_SECONDS` outside
+    one; the thread is a daemon, so one that overran never keeps the process alive.
+    """
+
+    def __init__(self, task: Callable[[], T], *, name: str, what: str | None = None) -> None:
+        """``name``: the thread's; ``what``: the task in words, for a time-out's message."""
+        self._what = what or name
+        self._deadline = current()
+        self._outcome: list[T] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(carried(task),), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, task: Callable[[], T]) -> None:
+        try:
+            self._outcome.append(task())
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller by result())
+            self._error = exc
+
+    def _joined(self) -> bool:
+        deadline = self._deadline
+        limit = CALL_BOUND_SECONDS if deadline is None else max(0.0, deadline.remaining())
+        self._thread.join(limit)
+        return not self._thread.is_alive()
+
+    def result(self) -> T:
+        """The task's value, or its error raised here; a task still running at the bound is a
+        time-out (the deadline's, or :class:`~mlboot.exceptions.WaitTimeoutError`)."""
+        if not self._joined():
+            if self._deadline is not None:
+                self._deadline.trip(None)
+                raise DeadlineReachedError(self._deadline)
+            raise WaitTimeoutError(
+                f"{self._what} did not finish within {CALL_BOUND_SECONDS:g} s. Fix: retry; if it "
+                "repeats, check the network connection to Azure."
+            )
+        if self._error is not None:
+            raise self._error
+        return self._outcome[0]
+
+    def settle(self) -> None:
+        """Wait (as :meth:`result` does) for the task to end, ignoring its outcome."""
+        self._joined()
 
 
 def _sdk_cause(exc: BaseException) -> BaseException | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -12,11 +15,12 @@ import pytest
 pytest.importorskip("azure.ai.ml", reason="the v2 extra (mlboot[v2]) is not installed")
 
 import mlboot
-from emulator import Emulator, StaticTokenCredential, isolate_v2_sdk
+from emulator import Emulator, StaticTokenCredential, isolate_v2_sdk, v2_client_kwargs
 from mlboot.exceptions import (
     ComputeMismatchError,
     NotFoundError,
     RunFailedError,
+    ServiceError,
     WorkspaceNotFoundError,
 )
 
@@ -42,14 +46,18 @@ def _rewrite(config: Path, **changes: str) -> Path:
     return config
 
 
-def _submit(workspace: mlboot.Workspace, source_dir: Path) -> mlboot.Run:
+def _submit(
+    workspace: mlboot.Workspace,
+    source_dir: Path,
+    environment: mlboot.Environment | None = None,
+) -> mlboot.Run:
     return mlboot.submit_script(
         workspace,
         "train.py",
         compute="cpu-cluster",
         experiment="exp",
         source_directory=source_dir,
-        environment=mlboot.Environment.from_docker_image("team/train:1"),
+        environment=environment or mlboot.Environment.from_docker_image("team/train:1"),
     )
 
 
@@ -182,6 +190,136 @@ def test_a_submitted_run_uploads_the_plan_and_reports_logs_and_metrics(
     assert shlex.split(properties["command"]) == ["python", "train.py", "--lr", "0.1", "$HOME"]
     assert run.logs() == "epoch 1\nepoch 2\n"
     assert run.metrics() == {"acc": [0.9], "loss": [0.5, 0.25]}
+
+
+def _git_repository(folder: Path, url: str) -> str:
+    """Make ``folder`` a git repository with one commit, remote ``url``; its commit id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text("project\n", encoding="utf-8")
+    for arguments in (
+        ["init", "-q", "-b", "main"],
+        ["remote", "add", "origin", url],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "1"],
+    ):
+        subprocess.run(["git", *arguments], cwd=folder, check=True, timeout=60)  # noqa: S603, S607  (git, fixed arguments)
+    out = subprocess.run(
+        ["git", "rev-parse", "HEAD"],  # noqa: S607  (git from the PATH)
+        cwd=folder,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+    return out.stdout.decode().strip()
+
+
+@pytest.fixture
+def launcher_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory: another git repository (azure-ai-ml alone would record it)."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    for name in [n for n in os.environ if n.startswith(("AZUREML_GIT_", "GIT_"))]:
+        monkeypatch.delenv(name)
+    checkout = tmp_path / "elsewhere"
+    _git_repository(checkout, "https://example.invalid/other/launcher.git")
+    monkeypatch.chdir(checkout)
+    return checkout
+
+
+def test_a_run_records_its_source_folders_git_details_not_the_working_directorys(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, launcher_checkout: Path
+) -> None:
+    emulator.add_compute("cpu-cluster")
+    commit = _git_repository(source_dir, "https://example.invalid/team/project.git")
+
+    run = _submit(workspace, source_dir)
+
+    recorded = emulator.job(run.id).body["properties"]["properties"]
+    assert recorded["mlflow.source.git.repoURL"] == "https://example.invalid/team/project.git"
+    assert recorded["mlflow.source.git.commit"] == commit
+    assert recorded["mlflow.source.git.branch"] == "main"
+    assert recorded["azureml.git.dirty"] == "False"
+
+
+def test_a_source_folder_outside_git_records_no_git_details_even_from_a_checkout(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path, launcher_checkout: Path
+) -> None:
+    emulator.add_compute("cpu-cluster")
+
+    run = _submit(workspace, source_dir)
+
+    recorded = emulator.job(run.id).body["properties"].get("properties") or {}
+    assert not [name for name in recorded if "git" in name]
+
+
+def test_the_environment_is_created_beside_the_upload_and_the_job_names_it(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path
+) -> None:
+    emulator.add_compute("cpu-cluster")
+
+    run = _submit(workspace, source_dir)
+
+    (environment,) = emulator.environment_versions
+    assert environment.properties["image"] == "team/train:1"
+    environment_id = emulator.job(run.id).body["properties"]["environmentId"]
+    assert environment_id.endswith(
+        f"/environments/{environment.name}/versions/{environment.version}"
+    )
+    routes = emulator.route_sequence(include_blob=False)
+    assert routes.count("v2.environment.put") == 1
+    assert routes[-1] == "v2.job.put"
+
+
+def test_a_registered_environment_is_named_by_the_job_and_not_created(
+    emulator: Emulator,
+    workspace: mlboot.Workspace,
+    source_dir: Path,
+    credential: StaticTokenCredential,
+) -> None:
+    from azure.ai.ml import MLClient  # noqa: PLC0415  (after the module's importorskip)
+    from azure.ai.ml.entities import Environment as SdkEnvironment  # noqa: PLC0415  (the same)
+
+    emulator.add_compute("cpu-cluster")
+    state = emulator.workspace
+    client = MLClient(
+        credential, state.subscription_id, state.resource_group, state.name, **v2_client_kwargs()
+    )
+    client.environments.create_or_update(
+        SdkEnvironment(name="train-env", version="3", image="team/train:1")
+    )
+    emulator.clear_requests()
+
+    run = _submit(workspace, source_dir, mlboot.Environment.from_registered("train-env", "3"))
+
+    assert emulator.count("v2.environment.put") == 0
+    environment_id = emulator.job(run.id).body["properties"]["environmentId"]
+    assert environment_id.endswith("/environments/train-env/versions/3")
+
+
+def test_a_failed_upload_waits_for_the_environment_and_raises_the_uploads_error(
+    emulator: Emulator,
+    workspace: mlboot.Workspace,
+    source_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlboot._backends.azureml_v2 import _azureml_v2 as v2  # noqa: PLC0415  (needs the v2 extra)
+
+    emulator.add_compute("cpu-cluster")
+
+    def refused(client: object, request: object) -> str:
+        raise ServiceError("the code upload was refused")
+
+    monkeypatch.setattr(v2, "upload_snapshot", refused)
+    before = {t.ident for t in threading.enumerate()}
+
+    with pytest.raises(ServiceError, match="upload was refused"):
+        _submit(workspace, source_dir)
+
+    assert emulator.count("v2.environment.put") == 1  # it ended before the error was raised
+    assert emulator.count("v2.job.put") == 0
+    assert [
+        t for t in threading.enumerate() if t.ident not in before and t.name == "mlboot-submit"
+    ] == []
 
 
 def test_a_failed_run_raises_with_the_services_error(

@@ -87,9 +87,11 @@ from mlboot._backends._service_errors import (
     workspace_not_found,
 )
 from mlboot._backends._service_records import arm_errors, primary_log, run_error_message
+from mlboot._backends.azureml_v2._git import git_properties, install_git_hook
+from mlboot._backends.azureml_v2._git import set_by_mlboot as git_set_by_mlboot
 from mlboot._backends.azureml_v2._in_run import TRACKING_VARIABLE
 from mlboot._clock import Clock, SystemClock
-from mlboot._deadline import Deadline, DeadlineReachedError
+from mlboot._deadline import Background, Deadline, DeadlineReachedError
 from mlboot._deadline import current as current_deadline
 from mlboot._links import check_destination
 from mlboot._spellings import CLUSTER_KIND, DEDICATED, LOW_PRIORITY, TERMINAL_RUN_STATUSES
@@ -162,6 +164,7 @@ def check_installed() -> None:
         ) from exc
     _quiet_sdk_logger(azure.ai.ml.__name__)
     install_deadline_hooks()
+    install_git_hook()
 
 
 def _quiet_sdk_logger(name: str) -> None:
@@ -848,10 +851,15 @@ def sdk_command_job(
     name: str,
     default_datastore: str | None = None,
     input_types: Mapping[str, str] | None = None,
+    environment_id: str | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> Any:
     """The command job azure-ai-ml sends for ``request``; ``code`` names the uploaded snapshot.
 
     ``default_datastore`` and ``input_types`` are for the request's data (:func:`sdk_data`).
+    ``environment_id``: the environment already created for the request's (its ARM id), instead
+    of :func:`sdk_environment`'s entity for azure-ai-ml to create.  ``properties``: the job's
+    properties (its source folder's git details, :func:`~._git.git_properties`).
     """
     from azure.ai.ml import command  # noqa: PLC0415  (the SDK loads only on use)
 
@@ -870,7 +878,7 @@ def sdk_command_job(
         ),
         inputs=inputs or None,
         outputs=outputs or None,
-        environment=sdk_environment(environment),
+        environment=environment_id or sdk_environment(environment),
         environment_variables=variables,
         distribution=sdk_distribution(request.distribution),
         instance_count=request.node_count,
@@ -880,7 +888,21 @@ def sdk_command_job(
         tags=dict(request.tags) or None,
         timeout=request.max_run_duration_seconds,
         name=name,
+        properties=dict(properties or {}) or None,
     )
+
+
+def created_environment(client: Any, environment: Any) -> str | None:
+    """Create the job's environment if it is an entity (not a registered reference); its id.
+
+    What azure-ai-ml's ``jobs.create_or_update`` would do first itself (an anonymous
+    environment's version is the hash of its definition, so creating it again is a no-op).
+    """
+    from azure.ai.ml.entities import Environment as SdkEnvironment  # noqa: PLC0415
+
+    if not isinstance(environment, SdkEnvironment):
+        return None
+    return str(client.environments.create_or_update(environment).id)
 
 
 def _iso(value: Any) -> str | None:
@@ -1312,16 +1334,33 @@ class AzureMLV2Backend:
             )
         request, input_types = self._resolved_inputs(ref, request)
         default_datastore = self._default_datastore_for(ref, request)
+        root = request.source_directory
         with _translated(doing):
-            code = upload_snapshot(client, request)
+            # The environment's PUT and the git details of the source folder, on a thread of
+            # their own while the snapshot uploads: none needs the others' answer.
+            environment = sdk_environment(request.environment)
+            alongside = Background(
+                lambda: (created_environment(client, environment), git_properties(root)),
+                name="mlboot-submit",
+                what=f"creating the environment of {request.script!r}",
+            )
+            try:
+                code = upload_snapshot(client, request)
+            except BaseException:
+                alongside.settle()  # ended, whatever its outcome, before this error is raised
+                raise
+            environment_id, properties = alongside.result()
             job = sdk_command_job(
                 request,
                 code=code,
                 name=job_name(request.experiment),
                 default_datastore=default_datastore,
                 input_types=input_types,
+                environment_id=environment_id,
+                properties=properties,
             )
-            created = client.jobs.create_or_update(job)
+            with git_set_by_mlboot():  # azure-ai-ml's own would read the working directory's
+                created = client.jobs.create_or_update(job)
             return run_details(created)
 
     def get_run_status(self, ref: WorkspaceRef, run_id: str) -> str:
