@@ -177,7 +177,20 @@ def test_a_git_that_fails_or_hangs_leaves_the_details_unknown(tmp_path: Path) ->
         return None  # what run_git answers for a failure or a time-out
 
     assert git_properties(tmp_path / "project", environ=_NO_GIT_VARIABLES, run=failing) == {}
-    assert [call[0] for call in asked] == ["status"]
+    assert [call[0] for call in asked] == ["status", "rev-parse", "symbolic-ref", "ls-remote"]
+
+
+def test_a_status_that_fails_still_records_the_branch_and_commit(tmp_path: Path) -> None:
+    commit = _repository(tmp_path / "project")
+
+    def status_fails(arguments: list[str], folder: Path) -> str | None:
+        if arguments[0] == "status":
+            return None  # e.g. past its time-out on a huge untracked tree
+        return git_module.run_git(arguments, folder)
+
+    properties = git_properties(tmp_path / "project", environ=_NO_GIT_VARIABLES, run=status_fails)
+
+    assert properties == {PROP_REPOSITORY_URI: URL, PROP_BRANCH: "main", PROP_COMMIT: commit}
 
 
 def test_run_git_never_waits_past_its_bound_nor_prompts(

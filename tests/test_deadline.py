@@ -162,6 +162,12 @@ def test_background_work_outside_a_deadline_is_bounded_by_the_call_bound(
         release.set()
 
 
+def test_background_work_under_a_far_deadline_is_collected() -> None:
+    clock = FakeClock()
+    with _bounded(clock, 1e10):  # past threading.TIMEOUT_MAX, which join() refuses
+        assert Background(lambda: 7, name="mlboot-t").result() == 7
+
+
 def test_mlboot_retries_stop_at_the_deadline_not_after_the_policy_total() -> None:
     clock = FakeClock()
     attempts: list[int] = []

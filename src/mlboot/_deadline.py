@@ -221,7 +221,7 @@ class Background(Generic[T]):
     def _joined(self) -> bool:
         deadline = self._deadline
         limit = CALL_BOUND_SECONDS if deadline is None else max(0.0, deadline.remaining())
-        self._thread.join(limit)
+        self._thread.join(min(limit, threading.TIMEOUT_MAX))  # a timeout=1e10 is allowed
         return not self._thread.is_alive()
 
     def result(self) -> T:

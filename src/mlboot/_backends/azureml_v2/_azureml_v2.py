@@ -1346,9 +1346,9 @@ class AzureMLV2Backend:
             )
             try:
                 code = upload_snapshot(client, request)
-            except BaseException:
+            except Exception:
                 alongside.settle()  # ended, whatever its outcome, before this error is raised
-                raise
+                raise  # (an interrupt, Ctrl-C, is raised at once: the thread is a daemon)
             environment_id, properties = alongside.result()
             job = sdk_command_job(
                 request,

@@ -118,8 +118,13 @@ def git_properties(
             branch = branch or (None if found_branch.startswith("(") else found_branch)
             changed = any(line and not line.startswith("#") for line in status.splitlines())
             dirty = dirty or str(changed)
-            if not url:
-                url = run(["ls-remote", "--get-url"], folder)
+        else:
+            # A status that failed or ran out of time (a huge untracked tree): the branch and
+            # commit from git's cheap reads, as azure-ai-ml has them; the changes stay unknown.
+            commit = commit or run(["rev-parse", "HEAD"], folder)
+            branch = branch or run(["symbolic-ref", "--short", "HEAD"], folder)
+        if not url:
+            url = run(["ls-remote", "--get-url"], folder)
     properties = {
         PROP_REPOSITORY_URI: _text(url),
         PROP_BRANCH: _text(branch),
@@ -166,12 +171,18 @@ def install_git_hook() -> None:
         from azure.ai.ml.operations import _job_operations  # noqa: PLC0415  (no public name)
 
         # The module's imported name, which jobs.create_or_update calls (not re-exported).
-        original: Callable[..., dict[str, str]] = _job_operations.get_git_properties  # type: ignore[attr-defined]
+        original: Callable[..., dict[str, str]] | None = getattr(
+            _job_operations, "get_git_properties", None
+        )
+        if original is None:  # pragma: no cover  (an azure-ai-ml that reads git elsewhere)
+            _hook_installed = True  # its own reading stays; the job carries mlboot's as well
+            return
+        sdk_reading: Callable[..., dict[str, str]] = original
 
         def get_git_properties(*args: Any, **kwargs: Any) -> dict[str, str]:
             if _set_by_mlboot.get():
                 return {}  # the job already carries its source folder's details
-            return original(*args, **kwargs)
+            return sdk_reading(*args, **kwargs)
 
         _job_operations.get_git_properties = get_git_properties  # type: ignore[attr-defined]  # the hook
         _hook_installed = True
