@@ -140,3 +140,34 @@ def test_inputs_that_need_no_runtime_or_have_it_pass(kinds: dict[str, str]) -> N
 
 def test_the_azureml_backend_asks_about_input_kinds_before_anything_remote() -> None:
     assert isinstance(AzureMLBackend(), InputKindCheck)
+
+
+def test_an_output_inside_a_longer_argument_becomes_the_variable_the_service_sets() -> None:
+    # The SDK's markers ("DatasetOutputConfig:<n>") are only ever whole arguments; inside a
+    # longer one the run reads the variable named after the output, as "$<n>".
+    model = DataOutput("model", "upload", datastore="models", path="m/{run-id}")
+
+    data, _ = _translate(
+        ("${{outputs.model}}", "--model=${{outputs.model}}", "--m=${{outputs.model}}_best"),
+        outputs=(model,),
+    )
+
+    assert data.arguments == [
+        "DatasetOutputConfig:MLBOOT_OUTPUT_model",
+        "--model=$MLBOOT_OUTPUT_model",
+        "--m=${MLBOOT_OUTPUT_model}_best",
+    ]
+
+
+@pytest.mark.parametrize("version", ["01", "1.0", "v2", "0"])
+def test_a_dataset_version_azureml_core_would_read_otherwise_is_refused_before_any_call(
+    version: str,
+) -> None:
+    from mlboot._backends._seam import WorkspaceRef  # noqa: PLC0415
+
+    ref = WorkspaceRef("00000000-0000-0000-0000-000000000000", "rg", "ws")
+    # No SDK workspace was ever made: the refusal comes before the lookup.
+    with pytest.raises(InvalidInputError) as caught:
+        AzureMLBackend().check_registered_dataset(ref, "images", version)
+    assert caught.value.value == f"azureml:images:{version}"
+    assert "reads the version as an int" in caught.value.rule

@@ -47,8 +47,10 @@ def test_the_values_are_frozen_and_compare_by_value() -> None:
     assert mlboot.Output is Output
 
 
-def test_uri_parts_are_read_back_without_slashes_at_either_end() -> None:
-    assert parse_datastore_uri("azureml://datastores/ds/paths/a/b/") == ("ds", "a/b")
+def test_uri_parts_keep_a_trailing_slash_which_says_folder() -> None:
+    # azureml-core downloads a path as a prefix of blob names: 'a/b' would also bring 'a/bc'.
+    assert parse_datastore_uri("azureml://datastores/ds/paths/a/b/") == ("ds", "a/b/")
+    assert parse_datastore_uri("azureml://datastores/ds/paths/a/b") == ("ds", "a/b")
     assert parse_datastore_uri("azureml://datastores/ds/paths/") == ("ds", "")
     assert parse_dataset("azureml:images:3") == ("images", "3")
     assert parse_dataset("azureml:images@latest") == ("images", None)
@@ -166,3 +168,69 @@ def test_something_else_in_place_of_an_input_says_how_to_wrap_it() -> None:
     assert error.rule == "it must be an mlboot.Input"
     assert "mlboot.Input('data/train')" in error.fix
     assert "mlboot.Output()" in _refused(lambda: check_output("outputs['y']", 3)).fix
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://alice:S3cr3t@example.com/a b.csv",
+        "https://alice:S3cr3t@example.com:80x/a.csv",
+        "https://alice:S3cr3t@[::1/a.csv",
+        "https://alice:S3cr3t@example.com\x07/a.csv",
+        "HTTPS://alice:S3cr3t@example.com/a.csv",
+        "https://alice:S3cr3t@example.com/a.csv",
+        "https://example.com/a b.csv?sv=1&sig=S3cr3t",
+    ],
+)
+def test_a_password_or_signature_in_a_refused_url_never_reaches_the_error(url: str) -> None:
+    error = _refused(lambda: Input(url, mode="download"))
+    assert "S3cr3t" not in str(error)
+    assert "S3cr3t" not in repr(error.value)
+
+
+def test_a_str_subclass_source_is_kept_as_the_text_that_was_checked() -> None:
+    class Sneaky(str):
+        __slots__ = ()
+
+        def __str__(self) -> str:
+            return "azureml://datastores/secret/paths/../other"
+
+    built = Input(Sneaky("azureml://datastores/workspaceblobstore/paths/images"))
+    assert type(built.source) is str
+    assert str(built.source) == "azureml://datastores/workspaceblobstore/paths/images"
+
+
+def test_a_path_like_source_is_read_once_into_a_path() -> None:
+    class Flaky:
+        calls = 0
+
+        def __fspath__(self) -> str:
+            Flaky.calls += 1
+            return "data" if Flaky.calls == 1 else "/etc"
+
+    built = Input(Flaky())  # type: ignore[arg-type]  # any os.PathLike
+    assert built.source == Path("data")
+
+
+@pytest.mark.parametrize(
+    ("source", "rule_part"),
+    [
+        ("azureml:images:latest", "written @latest"),
+        ("azureml://datastores/ds/paths/" + "x" * 256, "no folder or file name over 255 bytes"),
+        ("azureml://datastores/ds/paths/" + "a/" * 600, "at most 1,024 characters"),
+        ("azureml://datastores/ds/paths/a\udc80", "lone surrogates"),
+    ],
+)
+def test_sources_azure_ml_would_read_otherwise_are_refused_when_built(
+    source: str, rule_part: str
+) -> None:
+    assert rule_part in _refused(lambda: Input(source)).rule
+
+
+def test_a_path_like_whose_fspath_raises_is_refused_with_its_error() -> None:
+    class Broken:
+        def __fspath__(self) -> str:
+            raise OSError("not today")
+
+    error = _refused(lambda: Input(Broken()))  # type: ignore[arg-type]  # any os.PathLike
+    assert "OSError: not today" in error.rule

@@ -36,6 +36,11 @@ def data(tmp_path: Path) -> Path:
     return folder
 
 
+class _BrokenPath:
+    def __fspath__(self) -> str:
+        raise TypeError("not a path today")
+
+
 def submit(workspace: mlboot.Workspace, project: Path, **data: object) -> mlboot.Run:
     return mlboot.submit_script(
         workspace,
@@ -101,7 +106,7 @@ def test_named_inputs_and_outputs_may_be_placed_in_any_argument(
     request = fake.submitted[-1]
     assert request.arguments == ("--data=${{inputs.images}}", "--model=${{outputs.model}}/best")
     assert request.inputs == (
-        DataInput("images", "mount", "datastore", datastore="training_data", path="images"),
+        DataInput("images", "mount", "datastore", datastore="training_data", path="images/"),
     )
     assert request.outputs == (
         DataOutput("model", "mount", datastore="training_data", path="m/{run-id}"),
@@ -177,10 +182,32 @@ def test_a_missing_dataset_version_fails_before_the_submit(
                 }
             },
             "outputs['b'].destination",
-            "output 'a' has the same destination",
+            "output 'a' has the same folder",
+        ),
+        (
+            {
+                "outputs": {
+                    "a": Output("azureml://datastores/ds/paths/m/{output-name}"),
+                    "b": Output("azureml://datastores/ds/paths/m/a"),
+                }
+            },
+            "outputs['b'].destination",
+            "output 'a' has the same folder",
+        ),
+        (
+            {
+                "outputs": {
+                    "a": Output("azureml://datastores/ds/paths/m"),
+                    "b": Output("azureml://datastores/ds/paths/m/{run-id}/b"),
+                }
+            },
+            "outputs['b'].destination",
+            "output 'a' has a folder that overlaps it",
         ),
         ({"arguments": [True]}, "arguments[0]", "a bool would reach the script"),
         ({"arguments": [object()]}, "arguments[0]", "mlboot.Input or mlboot.Output"),
+        ({"arguments": {"--lr", "0.1"}}, "arguments", "a set has none"),
+        ({"arguments": [_BrokenPath()]}, "arguments[0]", "__fspath__() raised TypeError"),
     ],
 )
 def test_a_bad_name_or_placeholder_is_refused_before_anything_remote(  # noqa: PLR0917  (pytest passes fixtures and parameters by name)
@@ -324,7 +351,9 @@ def test_a_local_folder_is_uploaded_under_its_content_digest_with_the_marker_las
     digest = _digest({"a.csv": b"1,2\n", "sub/b.csv": b"3,4\n"})
     base = f"mlboot/inputs/sha256-{digest}"
     assert fake.submitted[-1].inputs == (
-        DataInput("input_0", "download", "datastore", datastore="workspaceblobstore", path=base),
+        DataInput(
+            "input_0", "download", "datastore", datastore="workspaceblobstore", path=base + "/"
+        ),
     )
     stored = fake.datastore_files("workspaceblobstore")
     assert stored[f"{base}/a.csv"] == b"1,2\n"
@@ -409,4 +438,65 @@ def test_a_file_changed_during_the_upload_is_not_marked_complete(
     assert caught.value.field == "inputs['d'].source"
     assert "changed while it was being uploaded" in caught.value.rule
     assert len(fake.calls_to("upload_to_datastore")) == 1
+    assert fake.submitted == []
+
+
+def test_an_explicit_output_where_a_default_one_goes_is_refused_before_the_submit(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        submit(
+            workspace,
+            project,
+            outputs={
+                "a": Output(),
+                "b": Output("azureml://datastores/workspaceblobstore/paths/dataset/{run-id}/a"),
+            },
+        )
+    assert caught.value.field == "outputs['b'].destination"
+    assert "where output 'a' (given no destination) goes" in caught.value.rule
+    assert fake.submitted == []
+
+
+def test_a_file_written_with_a_trailing_slash_is_refused(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path, data: Path
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        submit(workspace, project, arguments=[Input(f"{data / 'a.csv'}/")])
+    assert caught.value.field == "arguments[0].source"
+    assert "names a folder, but" in caught.value.rule
+    assert remote_calls(fake) == []
+
+
+def test_an_entry_that_cannot_be_read_is_said_so_not_missing(
+    fake: FakeBackend,
+    workspace: mlboot.Workspace,
+    project: Path,
+    data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mlboot._data_submit as data_submit  # noqa: PLC0415  (the walk's own stat, replaced)
+
+    real = data_submit._mode_and_identity
+
+    def refused(path: Path) -> tuple[int, tuple[int, int]]:
+        if path.name == "sub":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(data_submit, "_mode_and_identity", refused)
+    with pytest.raises(InvalidInputError) as caught:
+        submit(workspace, project, arguments=[Input(data)])
+    assert caught.value.rule == "its entry 'sub' cannot be read (Permission denied)"
+    assert remote_calls(fake) == []
+
+
+def test_a_missing_dataset_names_the_field_and_the_fix(
+    fake: FakeBackend, workspace: mlboot.Workspace, project: Path
+) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        submit(workspace, project, inputs={"images": Input("azureml:images:3")})
+    message = str(caught.value)
+    assert message.startswith("inputs['images'].source='azureml:images:3': ")
+    assert "Fix: add it first with FakeBackend.add_dataset('images')" in message
     assert fake.submitted == []

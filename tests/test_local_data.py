@@ -159,15 +159,25 @@ def test_a_local_folder_input_is_uploaded_then_copied_like_a_datastore_input(
 def test_a_missing_datastore_path_fails_the_submit_and_no_run_is_made(
     workspace: mlboot.Workspace, tmp_path: Path, store: Path, backend: LocalBackend
 ) -> None:
-    with pytest.raises(NotFoundError, match=r"input 'x': 'nothing/here' does not exist"):
+    data = tmp_path / "fresh"
+    data.mkdir()
+    (data / "x.csv").write_text("1,2", encoding="utf-8")
+    with pytest.raises(
+        NotFoundError,
+        match=r"^inputs\['x'\]\.source='azureml://datastores/training_data/paths/nothing/here': "
+        r"'nothing/here' does not exist",
+    ):
         run_script(
             workspace,
             tmp_path,
             "print('never')\n",
+            arguments=[Input(data)],
             inputs={"x": Input("azureml://datastores/training_data/paths/nothing/here")},
         )
     assert backend.run_ids() == []
-    assert list((backend.root / "incoming").iterdir()) == []
+    assert not (backend.root / "incoming").exists()  # the backend never started on the run
+    # Checked before the upload of the other input: nothing was written to the datastore.
+    assert not (backend.datastore_folder() / "mlboot").exists()
 
 
 def test_a_datastore_that_was_never_made_is_refused_above_the_seam(

@@ -24,6 +24,7 @@ is checked by :func:`mlboot.submit_script`, before anything is uploaded or submi
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import unicodedata
 import urllib.parse
@@ -49,6 +50,7 @@ __all__ = [
     "check_output",
     "datastore_uri",
     "input_kind",
+    "masked",
     "parse_dataset",
     "parse_datastore_uri",
 ]
@@ -86,10 +88,45 @@ OUTPUT_PLACEHOLDERS = ("{run-id}", "{output-name}")
 """What an output's path may hold, replaced by the run's id and the output's name."""
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", re.ASCII)
+_SIGNATURE = re.compile(r"([?&]sig=)[^&#]*", re.ASCII | re.IGNORECASE)
+# Azure Blob Storage's limit on a blob's name, and the file system's on one name in it.
+_MAX_DATASTORE_PATH = 1024
+_MAX_NAME_BYTES = 255
+_PATH_TYPES = (
+    pathlib.PurePosixPath,
+    pathlib.PureWindowsPath,
+    pathlib.PosixPath,
+    pathlib.WindowsPath,
+)
+
 _INPUT_SOURCE_FIX = (
     "pass a local path, 'azureml://datastores/<name>/paths/<path>', an 'https://...' URL, or "
     "'azureml:<dataset>:<version>' / 'azureml:<dataset>@latest'"
 )
+
+
+def _plain_source(value: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """``value`` as a plain ``str`` or :class:`pathlib.Path`, so that what was checked is used.
+
+    A ``str`` subclass could answer ``str()`` otherwise than its text, and an ``os.PathLike``
+    could answer each ``os.fspath()`` otherwise: mlboot reads them once, here.  A value that
+    cannot be read is kept, for the validator to refuse.
+    """
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, os.PathLike) and type(value) not in _PATH_TYPES:  # type: ignore[redundant-expr]  # a caller's object may be neither
+        try:
+            text = os.fspath(value)
+        except Exception:  # noqa: BLE001  (refused, with its error, by the validator)
+            return value
+        if isinstance(text, str):
+            return pathlib.Path(str.__str__(text))
+    return value
+
+
+def _plain_destination(value: str | None) -> str | None:
+    return str.__str__(value) if isinstance(value, str) else value
 
 
 @attrs.frozen
@@ -108,7 +145,9 @@ class Input:
     'datastore'
     """
 
-    source: str | os.PathLike[str] = attrs.field(validator=lambda _, __, v: _check_source(v))
+    source: str | os.PathLike[str] = attrs.field(
+        converter=_plain_source, validator=lambda _, __, v: _check_source(v)
+    )
     mode: InputMode = attrs.field(
         default="mount", validator=lambda i, __, v: _check_input_mode(i.source, v)
     )
@@ -137,7 +176,9 @@ class Output:
     """
 
     destination: str | None = attrs.field(
-        default=None, validator=lambda _, __, v: _check_destination(v)
+        default=None,
+        converter=_plain_destination,
+        validator=lambda _, __, v: _check_destination(v),
     )
     mode: OutputMode = attrs.field(
         default="upload", validator=lambda _, __, v: _check_output_mode(v)
@@ -145,7 +186,8 @@ class Output:
 
 
 def check_input(field: str, value: object) -> Input:
-    """``value`` if it is an :class:`Input` whose fields still pass (built, or evolved, right)."""
+    """A plain :class:`Input` equal to ``value``, if it is one whose fields still pass (built,
+    evolved or changed in place, a subclass's included)."""
     if not isinstance(value, Input):
         raise InvalidInputError(
             field,
@@ -155,11 +197,11 @@ def check_input(field: str, value: object) -> Input:
         )
     _check_source(value.source, field=f"{field}.source")
     _check_input_mode(value.source, value.mode, field=f"{field}.mode")
-    return value
+    return Input(value.source, value.mode)
 
 
 def check_output(field: str, value: object) -> Output:
-    """``value`` if it is an :class:`Output` whose fields still pass."""
+    """A plain :class:`Output` equal to ``value``, if it is one whose fields still pass."""
     if not isinstance(value, Output):
         raise InvalidInputError(
             field,
@@ -170,7 +212,7 @@ def check_output(field: str, value: object) -> Output:
         )
     _check_destination(value.destination, field=f"{field}.destination")
     _check_output_mode(value.mode, field=f"{field}.mode")
-    return value
+    return Output(value.destination, value.mode)
 
 
 def input_kind(source: str | os.PathLike[str]) -> InputKind:
@@ -189,12 +231,14 @@ def input_kind(source: str | os.PathLike[str]) -> InputKind:
 def parse_datastore_uri(uri: str) -> tuple[str, str]:
     """``(datastore, path)`` of a checked ``azureml://datastores/<name>/paths/<path>``.
 
-    ``path`` has no leading or trailing ``/``; ``""`` is the datastore's root.
+    ``path`` is as written (a checked one has no leading ``/``): a trailing ``/`` is kept, since
+    it says the path is a folder (azureml-core downloads a path as a prefix of blob names, so
+    ``images`` would also bring ``images.csv``); ``""`` is the datastore's root.
     """
     match = _DATASTORE_URI.fullmatch(uri)
     if match is None:  # pragma: no cover - only checked URIs reach here
         raise ValueError(uri)
-    return match.group(1), match.group(2).strip("/")
+    return match.group(1), match.group(2)
 
 
 def datastore_uri(datastore: str, path: str) -> str:
@@ -224,6 +268,11 @@ def _check_source(value: object, *, field: str = "source") -> None:
     path_text(field, value, what="local path", fix=_INPUT_SOURCE_FIX)
 
 
+def masked(value: str) -> str:
+    """``value`` with a URL's user name, password and SAS signature left out, for messages."""
+    return _SIGNATURE.sub(r"\1<signature>", _USERINFO.sub(r"\1<credentials>@", value))
+
+
 def _check_uri_source(field: str, value: str, scheme: str) -> None:
     if value.startswith("azureml://"):
         _check_datastore_uri(field, value, output=False)
@@ -234,7 +283,7 @@ def _check_uri_source(field: str, value: str, scheme: str) -> None:
     elif scheme in {"http", "https", "azureml"}:
         raise InvalidInputError(
             field,
-            value,
+            masked(value),
             f"a {scheme}: URI is read only in lower case and in the forms http(s)://<host>/..., "
             f"{_DATASTORE_URI_FORM} or azureml:<dataset>:<version>",
             _INPUT_SOURCE_FIX,
@@ -242,7 +291,7 @@ def _check_uri_source(field: str, value: str, scheme: str) -> None:
     else:
         raise InvalidInputError(
             field,
-            value,
+            masked(value),
             f"an input's source is a local path, {_DATASTORE_URI_FORM}, an http(s):// URL or "
             f"azureml:<dataset>:<version>; {scheme}: URIs are not read",
             "register the storage as a datastore of the workspace and pass "
@@ -273,11 +322,11 @@ def _check_datastore_uri(field: str, value: str, *, output: bool) -> None:
 
 def _check_datastore_path(field: str, value: str, path: str, *, output: bool) -> None:
     fix = "write the path in the datastore with '/' between folders, e.g. 'data/train'"
-    if any(_is_control(c) for c in path) or "\\" in path:
+    if any(_is_control(c) or unicodedata.category(c) == "Cs" for c in path) or "\\" in path:
         raise InvalidInputError(
             field,
             value,
-            "a datastore path cannot hold control characters or '\\'",
+            "a datastore path cannot hold control characters, lone surrogates or '\\'",
             fix,
         )
     if path.startswith("/") or "//" in path:
@@ -286,6 +335,17 @@ def _check_datastore_path(field: str, value: str, path: str, *, output: bool) ->
             value,
             "a datastore path cannot start with '/' or hold an empty folder name ('//')",
             fix,
+        )
+    if len(path) > _MAX_DATASTORE_PATH or any(
+        len(part.encode("utf-8")) > _MAX_NAME_BYTES for part in path.split("/")
+    ):
+        raise InvalidInputError(
+            field,
+            value,
+            f"a datastore path is at most {_MAX_DATASTORE_PATH:,} characters, with no folder or "
+            f"file name over {_MAX_NAME_BYTES} bytes (Azure Blob Storage's limit on a blob's "
+            "name, and a file system's on one name)",
+            "shorten the path or its longest name",
         )
     if any(part in {".", ".."} for part in path.split("/")):
         raise InvalidInputError(
@@ -354,6 +414,13 @@ def _check_dataset(field: str, value: str) -> None:
             "starting with a letter or digit",
             fix,
         )
+    if version is not None and version.lower() == "latest":
+        raise InvalidInputError(
+            field,
+            value,
+            "the latest version is written @latest: ':latest' would name a version called 'latest'",
+            f"write 'azureml:{name}@latest'",
+        )
     if version is not None and not _DATASET_VERSION.fullmatch(version):
         raise InvalidInputError(
             field,
@@ -366,10 +433,11 @@ def _check_dataset(field: str, value: str) -> None:
 
 def _check_url(field: str, value: str) -> None:
     fix = "pass the address as a browser shows it, e.g. 'https://example.com/data/train.csv'"
+    shown = masked(value)  # every message below: a password never reaches a log
     if any(c == " " or _is_control(c) for c in value):
         raise InvalidInputError(
             field,
-            value,
+            shown,
             "a URL cannot hold spaces or control characters",
             fix + " (%20 for a space)",
         )
@@ -377,13 +445,14 @@ def _check_url(field: str, value: str) -> None:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError as exc:
-        raise InvalidInputError(field, value, f"it is not a valid URL ({exc})", fix) from None
+        reason = masked(str(exc)) if shown == value else "its host or port cannot be read"
+        raise InvalidInputError(field, shown, f"it is not a valid URL ({reason})", fix) from None
     if not parts.hostname:
-        raise InvalidInputError(field, value, "a URL must name a host", fix)
+        raise InvalidInputError(field, shown, "a URL must name a host", fix)
     if parts.username is not None or parts.password is not None:
         raise InvalidInputError(
             field,
-            "<a URL with a user name or password>",
+            shown,
             "a URL with credentials would be stored with the run and shown in its definition",
             "make the file readable without them (e.g. a SAS URL of a blob, or a datastore)",
         )

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import attrs
 
-from mlboot._backends._seam import DataInput, DataOutput
+from mlboot._backends._seam import DataInput, DataOutput, DatastorePathCheck
 from mlboot._data import (
     DATA_NAME,
     DATA_NAME_RULE,
@@ -38,7 +38,6 @@ from mlboot._data import (
     Output,
     check_input,
     check_output,
-    datastore_uri,
     parse_dataset,
     parse_datastore_uri,
 )
@@ -48,12 +47,13 @@ from mlboot._retry import call_with_retries
 from mlboot._snapshot import LOCAL_WORKSPACE_MARKER, LOCAL_WORKSPACE_NAME, SnapshotPlan
 from mlboot._validate import absolute_path, probe
 from mlboot._warnings import warn
-from mlboot.exceptions import InvalidInputError, ServiceError
+from mlboot.exceptions import InvalidInputError, NotFoundError, ServiceError
 
 if TYPE_CHECKING:
     from mlboot._backends._seam import Backend, WorkspaceRef
 
 __all__ = [
+    "DEFAULT_OUTPUT_PATH",
     "INPUT_VARIABLE_PREFIX",
     "OUTPUT_VARIABLE_PREFIX",
     "UPLOAD_FOLDER",
@@ -61,6 +61,8 @@ __all__ = [
     "NamedData",
     "content_digest",
     "name_data",
+    "output_destination",
+    "overlapping_default",
     "placeholder",
     "resolve_data",
     "walk_local_input",
@@ -181,23 +183,58 @@ def _named(field: str, mapping: object, check: Callable[[str, object], T]) -> di
     return checked
 
 
+DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
+"""Where an output without a destination goes in the default datastore (azureml-core's place)."""
+
+
+def output_destination(name: str, output: Output) -> tuple[str | None, str]:
+    """``(datastore, path)`` of output ``name``, ``{output-name}`` filled in, ``{run-id}`` left;
+    ``None`` for the default datastore.  The path has no trailing ``/``."""
+    if output.destination is None:
+        store, path = None, DEFAULT_OUTPUT_PATH
+    else:
+        store, path = parse_datastore_uri(output.destination)
+    return store, path.replace("{output-name}", name).rstrip("/")
+
+
 def _check_destinations(outputs: Mapping[str, Output]) -> None:
-    seen: dict[str, str] = {}
+    """Refuse two outputs whose folders are the same, or one inside the other, once
+    ``{output-name}`` is filled in (``{run-id}`` is the same for both)."""
+    placed: list[tuple[str, str | None, str]] = []
     for name, output in outputs.items():
-        destination = output.destination
-        if destination is None:
-            continue
-        store, path = parse_datastore_uri(destination)
-        key = datastore_uri(store, path)
-        if key in seen and "{output-name}" not in path:
+        store, path = output_destination(name, output)
+        for other, other_store, other_path in placed:
+            if store != other_store or not _overlap(path, other_path):
+                continue
+            how = "the same folder" if path == other_path else "a folder that overlaps it"
             raise InvalidInputError(
                 f"outputs[{name!r}].destination",
-                destination,
-                f"output {seen[key]!r} has the same destination: the two would overwrite each "
-                "other's files",
-                "give each output its own path, e.g. with {output-name} in it",
+                output.destination,
+                f"output {other!r} has {how} ({other_path!r} in "
+                f"{other_store or 'the default datastore'}): the two would overwrite or mix "
+                "each other's files",
+                "give each output its own folder, e.g. with {output-name} in its path",
             )
-        seen[key] = name
+        placed.append((name, store, path))
+
+
+def overlapping_default(outputs: Mapping[str, Output], default: str) -> tuple[str, str] | None:
+    """``(name, other)`` of an output given ``default`` (the default datastore's name) by name
+    whose folder is, or overlaps, that of ``other``, an output without a destination."""
+    for name, output in outputs.items():
+        store, path = output_destination(name, output)
+        if store != default:
+            continue
+        for other, other_output in outputs.items():
+            if other_output.destination is None:
+                _, other_path = output_destination(other, other_output)
+                if _overlap(path, other_path):
+                    return name, other
+    return None
+
+
+def _overlap(path: str, other: str) -> bool:
+    return path == other or path.startswith(other + "/") or other.startswith(path + "/")
 
 
 def _check_placeholders(
@@ -265,6 +302,13 @@ def walk_local_input(field: str, source: object) -> LocalInput:
     if not exists:
         raise InvalidInputError(field, raw, f"it does not exist (looked for {path})", _LOCAL_FIX)
     if is_file:
+        if raw.endswith(("/", os.sep)):
+            raise InvalidInputError(
+                field,
+                raw,
+                f"it ends with '/', which names a folder, but {path} is a file",
+                f"drop the trailing '/': {raw.rstrip('/' + os.sep)!r}",
+            )
         info = path.stat()
         _check_readable(field, raw, path, path.name)
         return LocalInput(
@@ -358,8 +402,15 @@ def _visit(  # noqa: PLR0917  (one entry of the walk above, and all it needs)
             )
     try:
         mode, ident = _mode_and_identity(Path(real))
-    except OSError:
-        mode, ident = 0, (0, 0)
+    except FileNotFoundError:
+        mode, ident = 0, (0, 0)  # a broken link, or gone since it was listed: said below
+    except OSError as exc:
+        raise InvalidInputError(
+            field,
+            raw,
+            f"its entry {rel!r} cannot be read ({exc.strerror or exc})",
+            "make it readable (chmod u+rx on its folder), or leave it out",
+        ) from exc
     if stat.S_ISDIR(mode):
         if entry.name == LOCAL_WORKSPACE_NAME:
             return None
@@ -459,30 +510,29 @@ def resolve_data(
     named: NamedData,
     local: Mapping[str, LocalInput],
 ) -> tuple[tuple[DataInput, ...], tuple[DataOutput, ...]]:
-    """Look up every datastore and dataset named, upload the local inputs; the seam records."""
+    """Look up every datastore and dataset named, then upload the local inputs; the seam records.
+
+    Every check comes before the first upload, so a submit refused for its data has written
+    nothing.
+    """
     _check_datastores(backend, ref, named)
     for name, value in named.inputs.items():
         if value.kind == "dataset":
-            dataset, version = parse_dataset(str(value.source))
-            which = f"version {version}" if version else "the latest version"
-            call_with_retries(
-                functools.partial(backend.check_registered_dataset, ref, dataset, version),
-                clock=backend.clock,
-                what=f"looking up dataset {dataset!r} ({which}) for input {name!r}",
-            )
-    default = None
-    if local:
-        info = call_with_retries(
-            lambda: backend.get_datastore(ref, None),
-            clock=backend.clock,
-            what="looking up the workspace's default datastore",
+            _check_dataset(backend, ref, named, name, str(value.source))
+    needs_default = bool(local) or (
+        any(o.destination is None for o in named.outputs.values())
+        and any(o.destination is not None for o in named.outputs.values())
+    )
+    default = _default_datastore(backend, ref) if needs_default else None
+    if default is not None:
+        _check_default_destinations(named, default)
+    if local and default is None:
+        raise ServiceError(
+            f"{ref} has no default datastore to upload the local inputs to. Fix: set one "
+            "(Azure ML studio, Data, Datastores), or pass the inputs as datastore paths."
         )
-        if info is None:
-            raise ServiceError(
-                f"{ref} has no default datastore to upload the local inputs to. Fix: set one "
-                "(Azure ML studio, Data, Datastores), or pass the inputs as datastore paths."
-            )
-        default = info.name
+    if isinstance(backend, DatastorePathCheck):
+        _check_datastore_paths(backend, ref, named)
     inputs: list[DataInput] = []
     for name, value in named.inputs.items():
         inputs.append(
@@ -497,6 +547,63 @@ def resolve_data(
             store, path = parse_datastore_uri(output.destination)
         outputs.append(DataOutput(name=name, mode=output.mode, datastore=store, path=path))
     return tuple(inputs), tuple(outputs)
+
+
+def _check_datastore_paths(
+    backend: DatastorePathCheck, ref: WorkspaceRef, named: NamedData
+) -> None:
+    for name, value in named.inputs.items():
+        if value.kind == "datastore":
+            store, path = parse_datastore_uri(str(value.source))
+            backend.check_datastore_path(
+                ref, store, path, what=f"{named.field(name)}.source={value.source!r}"
+            )
+
+
+def _check_default_destinations(named: NamedData, default: str) -> None:
+    clash = overlapping_default(named.outputs, default)
+    if clash is not None:
+        name, other = clash
+        raise InvalidInputError(
+            f"{named.field(name)}.destination",
+            named.outputs[name].destination,
+            f"{default!r} is the workspace's default datastore, where output {other!r} (given "
+            f"no destination) goes to {DEFAULT_OUTPUT_PATH}: the two folders overlap, and the "
+            "outputs would overwrite or mix each other's files",
+            "give the output another path",
+        )
+
+
+def _default_datastore(backend: Backend, ref: WorkspaceRef) -> str | None:
+    info = call_with_retries(
+        lambda: backend.get_datastore(ref, None),
+        clock=backend.clock,
+        what="looking up the workspace's default datastore",
+    )
+    return None if info is None else info.name
+
+
+def _check_dataset(
+    backend: Backend, ref: WorkspaceRef, named: NamedData, name: str, source: str
+) -> None:
+    """Look the registered dataset up; a refusal names the field the input was given in."""
+    dataset, version = parse_dataset(source)
+    which = f"version {version}" if version else "the latest version"
+    field = f"{named.field(name)}.source"
+    try:
+        call_with_retries(
+            functools.partial(backend.check_registered_dataset, ref, dataset, version),
+            clock=backend.clock,
+            what=f"looking up dataset {dataset!r} ({which}) for input {name!r}",
+        )
+    except InvalidInputError as exc:
+        if exc.field == field:
+            raise
+        raise InvalidInputError(field, exc.value, exc.rule, exc.fix) from exc
+    except NotFoundError as exc:
+        if type(exc) is not NotFoundError:  # a missing workspace says so as it is
+            raise
+        raise NotFoundError(f"{field}={source!r}: {exc}") from exc
 
 
 def _check_datastores(backend: Backend, ref: WorkspaceRef, named: NamedData) -> None:
@@ -553,7 +660,9 @@ def upload_local_input(
     """Upload ``local`` unless its content is there already; its path in ``datastore``."""
     digest, manifest = content_digest(local)
     base = f"{UPLOAD_FOLDER}/sha256-{digest}"
-    path = f"{base}/{local.files[0][0]}" if local.is_file else base
+    # A folder's path ends in '/': read as a prefix of blob names, "sha256-<hex>" alone would
+    # also take its marker "sha256-<hex>.complete".
+    path = f"{base}/{local.files[0][0]}" if local.is_file else f"{base}/"
     marker = f"sha256-{digest}.complete"
     present = call_with_retries(
         lambda: backend.datastore_file_exists(ref, datastore, f"{UPLOAD_FOLDER}/{marker}"),

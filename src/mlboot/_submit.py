@@ -11,6 +11,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
@@ -271,6 +272,14 @@ def _check_argument_list(arguments: object) -> None:
             "it must be a list or tuple of arguments, not a single value",
             "pass e.g. ['--epochs', 10, '--lr', 0.001]",
         )
+    if isinstance(arguments, AbstractSet):
+        raise InvalidInputError(
+            "arguments",
+            arguments,
+            "it must be in order, and a set has none: the script would receive its values in "
+            "an order that changes from one run to the next",
+            "pass a list or tuple, e.g. ['--epochs', 10, '--lr', 0.001]",
+        )
 
 
 def _stringify_argument(position: int, value: object) -> str:
@@ -296,7 +305,15 @@ def _stringify_argument(position: int, value: object) -> str:
     elif isinstance(value, float):
         text = float.__repr__(value)
     elif isinstance(value, os.PathLike):
-        path = os.fspath(value)
+        try:
+            path = os.fspath(value)
+        except Exception as exc:
+            raise InvalidInputError(
+                field,
+                value,
+                f"its __fspath__() raised {type(exc).__name__}: {exc}",
+                "pass the path as a str or pathlib.Path",
+            ) from exc
         if not isinstance(path, str):
             raise InvalidInputError(
                 field, value, "a path argument must be a str path", "pass str(path) or a Path"

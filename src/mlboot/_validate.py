@@ -63,11 +63,19 @@ def path_text(field: str, value: object, *, fix: str, what: str = "path") -> str
         text = os.fspath(value)  # type: ignore[call-overload]  # checked at run time
     except TypeError:
         text = None
+    except Exception as exc:
+        raise InvalidInputError(
+            field,
+            value,
+            f"its __fspath__() raised {type(exc).__name__}: {exc}",
+            fix,
+        ) from exc
     if not isinstance(text, str):
         rule = f"it must be a {what} given as a str or pathlib.Path"
         if isinstance(text, bytes):
             rule += ", not bytes"
         raise InvalidInputError(field, value, rule, fix)
+    text = str.__str__(text)  # a str subclass's own __str__ or methods never change the path
     if not text:
         raise InvalidInputError(field, value, f"it must be a non-empty {what}", fix)
     if "\x00" in text:

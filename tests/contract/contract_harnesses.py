@@ -172,6 +172,7 @@ def _files_below(files: Mapping[str, bytes], path: str) -> dict[str, bytes]:
     """The files at ``path`` of a datastore, as a script would read them (a file: by its name)."""
     if path in files:
         return {path.rpartition("/")[2]: files[path]}
+    path = path.rstrip("/")  # a folder's path may end in '/'
     prefix = f"{path}/" if path else ""
     return {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -285,6 +286,7 @@ class SnapshotState:
 _DATA_REFERENCE_ARGUMENT = "$AZUREML_DATAREFERENCE_"
 _DATASET_ARGUMENT = "DatasetConsumptionConfig:"
 _OUTPUT_ARGUMENT = "DatasetOutputConfig:"
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -411,5 +413,22 @@ class RunData:
     def unresolved_arguments(self) -> list[str]:
         """Placeholders in the arguments that no data section defines (the run could not
         resolve them on the compute)."""
-        prefixes = (_DATA_REFERENCE_ARGUMENT, _DATASET_ARGUMENT, _OUTPUT_ARGUMENT)
-        return [a for a in self.arguments if a.startswith(prefixes) and self.resolve(a) is None]
+        unresolved = []
+        for argument in self.arguments:
+            if argument.startswith((_DATASET_ARGUMENT, _OUTPUT_ARGUMENT)):
+                if self.resolve(argument) is None:
+                    unresolved.append(argument)
+                continue
+            # The SDK's own markers are replaced only as whole arguments; inside a longer one a
+            # run reads the variable the service sets: $AZUREML_DATAREFERENCE_<n>, $<n>, ${<n>}.
+            if _DATASET_ARGUMENT in argument or _OUTPUT_ARGUMENT in argument:
+                unresolved.append(argument)
+                continue
+            for match in _VARIABLE.finditer(argument):
+                name = match.group(1) or match.group(2)
+                if name.startswith(_DATA_REFERENCE_ARGUMENT[1:]):
+                    reference = self.inputs.get(name.removeprefix(_DATA_REFERENCE_ARGUMENT[1:]))
+                    if reference is None or reference.kind != "data_reference":
+                        unresolved.append(argument)
+                        break
+        return unresolved

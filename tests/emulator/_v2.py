@@ -394,6 +394,11 @@ class V2Routes:
                 v for v in self._asset_versions.values() if isinstance(v, EnvironmentVersionState)
             ]
 
+    def set_blob_metadata(self, key: str, metadata: dict[str, str]) -> None:
+        """Set the metadata of blob ``container/name`` (e.g. a directory's ``hdi_isfolder``)."""
+        with self._lock:
+            self._blob_metadata[key] = dict(metadata)
+
     def blob_metadata(self, key: str) -> dict[str, str]:
         """The metadata (``x-ms-meta-*``) set on blob ``container/name``."""
         with self._lock:

@@ -372,7 +372,7 @@ def test_outputs_go_to_a_datastore_path_or_under_the_run(
 
     data = emulator.run_data(run_id)
     assert data.arguments == [
-        "--model=DatasetOutputConfig:MLBOOT_OUTPUT_model",
+        "--model=$MLBOOT_OUTPUT_model",
         "--scratch",
         "DatasetOutputConfig:MLBOOT_OUTPUT_scratch",
         "DatasetOutputConfig:MLBOOT_OUTPUT_logs",

@@ -84,7 +84,7 @@ def test_a_local_folder_is_uploaded_by_content_then_mounted_from_the_default_dat
         kind="data_reference",
         mode="mount",
         datastore="workspaceblobstore",
-        path=base,
+        path=base + "/",  # read as a prefix of blob names, base alone would take its marker too
     )
     assert emulator.datastore_files("workspaceblobstore", base + "/") == {
         f"{base}/a.csv": b"a,b\n1,2\n",
@@ -149,7 +149,7 @@ def test_datastore_inputs_in_each_mode_and_outputs_reach_the_run_definition(
         "MLBOOT_INPUT_labels": "data_reference",
     }
     assert data.outputs["MLBOOT_OUTPUT_output_0"].overwrite is True
-    assert data.arguments[-1] == "--scratch=DatasetOutputConfig:MLBOOT_OUTPUT_scratch"
+    assert data.arguments[-1] == "--scratch=$MLBOOT_OUTPUT_scratch"
     assert _where(data.outputs["MLBOOT_OUTPUT_scratch"]) == (
         "MLBOOT_OUTPUT_scratch",
         "mount",

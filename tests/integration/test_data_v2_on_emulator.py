@@ -9,6 +9,7 @@ credential, the refusals before the job PUT, and a submit that prints nothing.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ pytest.importorskip("azure.ai.ml", reason="the v2 extra (mlboot[v2]) is not inst
 import mlboot
 from emulator import Emulator, StaticTokenCredential, isolate_v2_sdk
 from mlboot import Input, Output
-from mlboot.exceptions import InvalidInputError, NotFoundError, WaitTimeoutError
+from mlboot.exceptions import InvalidInputError, MlbootWarning, NotFoundError, WaitTimeoutError
 from mlboot.testing import FakeClock
 
 pytestmark = pytest.mark.sdk
@@ -216,3 +217,55 @@ def test_a_local_input_upload_that_keeps_failing_ends_by_the_submits_timeout(
     assert emulator.count("blob.put") >= 2, "storage's own retry was not reached"
     assert emulator.jobs == {}
     assert caught.value.__cause__ is not None
+
+
+def test_a_path_ending_in_a_slash_is_a_folder_and_needs_no_storage_access(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path
+) -> None:
+    emulator.put_datastore_file("workspaceblobstore", "images/a.png", b"png")
+    emulator.clear_requests()
+    run = _submit(
+        workspace,
+        source_dir,
+        inputs={"x": Input("azureml://datastores/workspaceblobstore/paths/images/")},
+    )
+
+    assert _job_inputs(emulator, run)["x"]["jobInputType"] == "uri_folder"
+    assert _job_inputs(emulator, run)["x"]["uri"].endswith("/paths/images/")
+    heads = [r.params.get("blob_path", "") for r in emulator.requests_to("blob.head")]
+    assert [path for path in heads if path.startswith("images")] == []
+
+
+def test_a_directory_blob_of_a_hierarchical_namespace_is_a_folder(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path
+) -> None:
+    emulator.put_datastore_file("workspaceblobstore", "images", b"")
+    emulator.put_datastore_file("workspaceblobstore", "images/a.png", b"png")
+    container = emulator.datastore("workspaceblobstore").container_name
+    emulator.set_blob_metadata(f"{container}/images", {"hdi_isfolder": "true"})
+
+    run = _submit(
+        workspace,
+        source_dir,
+        inputs={"x": Input("azureml://datastores/workspaceblobstore/paths/images")},
+    )
+
+    assert _job_inputs(emulator, run)["x"]["jobInputType"] == "uri_folder"
+
+
+def test_a_datastore_this_login_cannot_read_still_submits_as_a_folder_with_a_warning(
+    emulator: Emulator, workspace: mlboot.Workspace, source_dir: Path
+) -> None:
+    emulator.fail("v2.datastore.secrets", 403, times=10)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", mlboot.exceptions.MlbootWarning)
+        run = _submit(
+            workspace,
+            source_dir,
+            inputs={"x": Input("azureml://datastores/workspaceblobstore/paths/images")},
+        )
+
+    said = [str(w.message) for w in caught if issubclass(w.category, MlbootWarning)]
+    assert [m for m in said if "end the path with '/'" in m] != []
+    assert _job_inputs(emulator, run)["x"]["jobInputType"] == "uri_folder"

@@ -127,9 +127,10 @@ class DataInput:
     ``kind`` says which of the other fields are set:
 
     - ``"datastore"``: ``datastore`` (a name the workspace has) and ``path`` in it, POSIX, with
-      no leading or trailing ``/`` (``""`` is the datastore's root).  A local file or folder
-      reaches the backend as this kind, after mlboot uploaded it (content addressed) to the
-      default datastore: a backend never sees a local input.
+      no leading ``/`` (``""`` is the datastore's root); a trailing ``/``, as the user wrote it,
+      says it is a folder, and is sent on.  A local file or folder reaches the backend as this
+      kind, after mlboot uploaded it (content addressed) to the default datastore, a folder's
+      path ending in ``/``: a backend never sees a local input.
     - ``"url"``: ``url``, an ``http(s)://`` address, ``mode`` always ``"download"``.
     - ``"dataset"``: a registered dataset (data asset) ``dataset`` at ``version``, ``None`` for
       the latest when the run is submitted; looked up first with
@@ -535,6 +536,25 @@ class InputKindCheck(Protocol):
 
     def check_input_kinds(self, kinds: Mapping[str, str]) -> None:
         """Raise a typed error for the first input this backend cannot take; else nothing."""
+        ...
+
+
+@runtime_checkable
+class DatastorePathCheck(Protocol):
+    """An optional extra of a backend that can tell, before any upload, whether a datastore
+    path exists.
+
+    :func:`mlboot.submit_script` asks it for every datastore input once the datastores are
+    looked up and before the first local input is uploaded, so an input that names no data
+    fails with nothing written.  The local backend has it (its datastores are folders); Azure ML
+    reads a path only when the run starts, as a hand-written launcher does.
+    """
+
+    def check_datastore_path(
+        self, ref: WorkspaceRef, datastore: str, path: str, *, what: str
+    ) -> None:
+        """Raise :class:`~mlboot.exceptions.NotFoundError`, naming ``what``, if ``path`` is not
+        a file or folder of ``datastore``; else nothing."""
         ...
 
 

@@ -100,6 +100,7 @@ _STATUS_PATTERNS = (
     re.compile(r"\bHTTP\s*(\d{3})\b"),
 )
 _STATUS_PHRASE = re.compile(r"invalid status code '([A-Za-z ]+)'")
+_DATASET_VERSION = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)  # azureml-core int()s it
 _STATUS_BY_PHRASE = {status.phrase.replace(" ", "").lower(): status.value for status in HTTPStatus}
 _NOT_FOUND_MESSAGES = (
     "ComputeTargetNotFound",
@@ -541,6 +542,15 @@ class AzureMLBackend:
     def check_registered_dataset(self, ref: WorkspaceRef, name: str, version: str | None) -> None:
         from azureml.core import Dataset  # noqa: PLC0415  (the SDK loads only on use)
 
+        if version is not None and not _DATASET_VERSION.fullmatch(version):
+            raise InvalidInputError(
+                "source",
+                f"azureml:{name}:{version}",
+                "azureml-core numbers a registered dataset's versions 1, 2, 3... (it reads "
+                "the version as an int, so '01' would be 1 and '1.0' is refused by the service)",
+                f"write the number Azure ML studio shows, e.g. 'azureml:{name}:2', or "
+                f"'azureml:{name}@latest'",
+            )
         workspace = self._sdk_workspace(ref)
         which = f"version {version}" if version else "the latest version"
         doing = f"looking up registered dataset {name!r} ({which}) in {ref}"

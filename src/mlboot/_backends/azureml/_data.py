@@ -141,7 +141,8 @@ def sdk_data(
     ``os.path.expandvars(os.environ["MLBOOT_INPUT_<name>"])``, which is the path either way.
     Dataset inputs and outputs need nothing: the service sets their variables itself.
     """
-    texts: dict[tuple[str, str], str] = {}
+    texts: dict[tuple[str, str], str] = {}  # a whole argument: the SDK's own text
+    variables_of: dict[tuple[str, str], str] = {}  # inside a longer one: the variable's name
     references: dict[str, Any] = {}
     consumed: dict[str, Any] = {}
     produced: dict[str, Any] = {}
@@ -152,15 +153,18 @@ def sdk_data(
             reference = _data_reference(datastore(item.datastore), item, binding)
             references[binding] = reference.to_config()
             texts[("inputs", item.name)] = variables[binding] = str(reference)
+            variables_of[("inputs", item.name)] = str(reference).removeprefix("$")
         else:
             consumed[binding] = _dataset_input(item, binding, dataset)
             texts[("inputs", item.name)] = _DATASET_ARGUMENT.format(binding)
+            variables_of[("inputs", item.name)] = binding
     for output in outputs:
         binding = output_binding(output.name)
         produced[binding] = _output(output, binding, datastore)
         texts[("outputs", output.name)] = _OUTPUT_ARGUMENT.format(binding)
+        variables_of[("outputs", output.name)] = binding
     return SdkData(
-        arguments=[_substituted(argument, texts) for argument in arguments],
+        arguments=[_substituted(argument, texts, variables_of) for argument in arguments],
         data_references=references,
         data=consumed,
         output_data=produced,
@@ -168,12 +172,33 @@ def sdk_data(
     )
 
 
-def _substituted(argument: str, texts: dict[tuple[str, str], str]) -> str:
+def _substituted(
+    argument: str, texts: dict[tuple[str, str], str], variables: dict[tuple[str, str], str]
+) -> str:
+    """``argument`` with its placeholders in azureml-core's words.
+
+    A whole argument becomes the SDK's own text (``DatasetConsumptionConfig:<n>``,
+    ``DatasetOutputConfig:<n>``, ``$AZUREML_DATAREFERENCE_<n>``), which the service replaces
+    with the path.  Inside a longer argument (``--data=${{inputs.x}}``) the SDK has no form of
+    its own; there it becomes ``$<variable>``, the variable the service sets to the path, the
+    way ``str(PipelineData)`` (``$AZUREML_DATAREFERENCE_<n>``) is used inside f-strings
+    (``${<variable>}`` when a name character follows, so the two do not run together).
+    """
+    whole = PLACEHOLDER.fullmatch(argument)
+    if whole is not None:
+        key = (whole.group(1), whole.group(2))
+        if key not in texts:
+            raise unknown_placeholder(argument, whole)
+        return texts[key]
+
     def replace(match: re.Match[str]) -> str:
         key = (match.group(1), match.group(2))
-        if key not in texts:
+        if key not in variables:
             raise unknown_placeholder(argument, match)
-        return texts[key]
+        following = argument[match.end() : match.end() + 1]
+        if following.isascii() and (following.isalnum() or following == "_"):
+            return "${" + variables[key] + "}"
+        return "$" + variables[key]
 
     return PLACEHOLDER.sub(replace, argument)
 

@@ -1226,6 +1226,37 @@ class AzureMLV2Backend:
             # One HEAD (Get Blob Properties): 404 is False, anything else but 200 raises.
             return bool(container.get_blob_client(path).exists())
 
+    def _probed_type(self, ref: WorkspaceRef, name: str, datastore: str, path: str) -> str:
+        """``uri_file`` if ``path`` is a blob that is not a directory's, else ``uri_folder``.
+
+        A directory of a hierarchical-namespace account is a blob too, with the metadata
+        ``hdi_isfolder=true``.  When the blob cannot be read (the user may submit jobs without
+        reading their data, which only the compute's identity may), the input goes as a folder,
+        with a warning saying how to say so and stop it.
+        """
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415
+
+        doing = f"checking for {path!r} in datastore {datastore!r} of {ref}"
+        try:
+            container = self._container(ref, datastore, doing)
+            with _translated(doing):
+                try:
+                    found = container.get_blob_client(path).get_blob_properties()  # one HEAD
+                except ResourceNotFoundError:
+                    return "uri_folder"
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            warn(
+                f"input {name!r}: mlboot could not read {path!r} in datastore {datastore!r} to "
+                f"tell a file from a folder ({type(exc).__name__}), so it is sent as a folder "
+                "(uri_folder). Fix: end the path with '/' to say it is a folder, or, for a file, "
+                "give this login read access to the datastore's storage."
+            )
+            return "uri_folder"
+        metadata = getattr(found, "metadata", None) or {}
+        return (
+            "uri_folder" if str(metadata.get("hdi_isfolder", "")).lower() == "true" else "uri_file"
+        )
+
     def upload_to_datastore(
         self,
         ref: WorkspaceRef,
@@ -1276,19 +1307,20 @@ class AzureMLV2Backend:
         """The request with each data asset's version pinned, and each input's type.
 
         The type is ``uri_file`` or ``uri_folder``, as the job's inputs must say.  A datastore
-        path is a file when a blob of that name exists (one ``HEAD``; a local file input arrives
-        as the path of its one uploaded file).  A data asset has the type it was registered
-        with, and ``@latest`` becomes the version :meth:`check_registered_dataset` found, so the
-        job reads exactly what was checked (azure-ai-ml does not resolve the label of a job
-        input itself).
+        path ending in ``/`` (an uploaded local folder's does) or the datastore's root is a
+        folder; another is a file when a blob of that name exists that is not a directory's
+        (one ``HEAD``; a local file input arrives as the path of its one uploaded file).  A data
+        asset has the type it was registered with, and ``@latest`` becomes the version
+        :meth:`check_registered_dataset` found, so the job reads exactly what was checked.
         """
         types: dict[str, str] = {}
         inputs: list[DataInput] = []
         for item in request.inputs:
             if item.kind == "datastore" and item.datastore and item.path:
-                if self._datastore(ref, item.datastore).kind == "AzureBlob":
-                    is_file = self.datastore_file_exists(ref, item.datastore, item.path)
-                    types[item.name] = "uri_file" if is_file else "uri_folder"
+                if item.path.endswith("/"):
+                    types[item.name] = "uri_folder"
+                elif self._datastore(ref, item.datastore).kind == "AzureBlob":
+                    types[item.name] = self._probed_type(ref, item.name, item.datastore, item.path)
                 # else not a blob store: a folder, azure-ai-ml's default type
             elif item.kind == "dataset" and item.dataset:
                 key = (ref, item.dataset, item.version)

@@ -707,7 +707,10 @@ class FakeBackend:
             versions = self._datasets.get(name)
         if versions is None or (version is not None and version not in versions):
             which = f"version {version}" if version else "any version"
-            raise NotFoundError(f"dataset {name!r} ({which}) was not found in {ref}")
+            raise NotFoundError(
+                f"registered dataset {name!r} ({which}) was not found in {ref}. Fix: add it "
+                f"first with FakeBackend.add_dataset({name!r}), or correct the name and version."
+            )
 
     def _details(
         self, run_id: str, experiment: str, status: str, program: _RunProgram

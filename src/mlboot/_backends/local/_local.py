@@ -73,6 +73,7 @@ from mlboot._backends.local._local_data import (
     DATASTORES_FOLDER,
     DEFAULT_DATASTORE,
     LocalData,
+    check_datastore_path,
     prepare_data,
     remove_tree,
     upload_records,
@@ -435,6 +436,14 @@ class LocalBackend:
         except FileNotFoundError:
             return None
         return DatastoreInfo(found, LOCAL_DATASTORE_KIND) if stat.S_ISDIR(info.st_mode) else None
+
+    @_on_disk("looking for a path in a local datastore")
+    def check_datastore_path(
+        self, ref: WorkspaceRef, datastore: str, path: str, *, what: str
+    ) -> None:
+        """A datastore input's file or folder exists (checked again when the run is made)."""
+        del ref
+        check_datastore_path(self._root, datastore, path, what=what)
 
     @_on_disk("looking for a file in a local datastore")
     def datastore_file_exists(self, ref: WorkspaceRef, datastore: str, path: str) -> bool:

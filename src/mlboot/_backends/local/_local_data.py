@@ -46,6 +46,7 @@ __all__ = [
     "OUTPUTS_UPLOAD_FOLDER",
     "URL_TIMEOUT_SECONDS",
     "LocalData",
+    "check_datastore_path",
     "expand_output_path",
     "make_read_only",
     "prepare_data",
@@ -66,6 +67,7 @@ DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
 URL_TIMEOUT_SECONDS = 60.0
 """How long an ``http(s)://`` input's server may stay silent before the download fails."""
 _URL_CHUNK = 1024 * 1024
+_MAX_FILE_NAME_BYTES = 255
 _RUN_ONLY_MODE = 0o555
 _READ_ONLY_FILE_MODE = 0o444
 
@@ -177,6 +179,11 @@ def _in_datastore(root: Path, store: str, path: str, *, what: str) -> Path:
     return target
 
 
+def check_datastore_path(root: Path, store: str, path: str, *, what: str) -> None:
+    """``NotFoundError`` unless ``path`` is a file or folder of local datastore ``store``."""
+    _in_datastore(root, store, path.rstrip("/"), what=what)
+
+
 def _prepare_input(root: Path, data_input: DataInput, prepared: Path) -> str:
     """Copy one input into ``prepared/inputs/<name>/``; its path relative to the run folder."""
     name = data_input.name
@@ -184,7 +191,8 @@ def _prepare_input(root: Path, data_input: DataInput, prepared: Path) -> str:
     inputs = prepared / INPUTS_FOLDER
     inputs.mkdir(exist_ok=True)
     if data_input.kind == "datastore":
-        source = _in_datastore(root, str(data_input.datastore), data_input.path or "", what=what)
+        path = (data_input.path or "").rstrip("/")
+        source = _in_datastore(root, str(data_input.datastore), path, what=what)
         if source.is_dir():
             download_tree(source, inputs, name)
             (inputs / name).mkdir(exist_ok=True)
@@ -209,7 +217,7 @@ def _prepare_input(root: Path, data_input: DataInput, prepared: Path) -> str:
 
 def _download_url(url: str, inputs: Path, name: str) -> str:
     """Download ``url`` to ``inputs/<name>/<its file name>``, every read bounded in time."""
-    file_name = posixpath.basename(urllib.parse.urlsplit(url).path) or "download"
+    file_name = _url_file_name(url)
     folder = inputs / name
     folder.mkdir()
     target = folder / file_name
@@ -232,6 +240,18 @@ def _download_url(url: str, inputs: Path, name: str) -> str:
     return f"{INPUTS_FOLDER}/{name}/{file_name}"
 
 
+def _url_file_name(url: str) -> str:
+    """The last name of ``url``'s path, if it can be a file's name here; else ``download``."""
+    name = posixpath.basename(urllib.parse.urlsplit(url).path)
+    try:
+        too_long = len(os.fsencode(name)) > _MAX_FILE_NAME_BYTES
+    except UnicodeError:  # pragma: no cover - a checked URL holds no lone surrogate
+        too_long = True
+    if name in {"", ".", ".."} or too_long:
+        return "download"
+    return name
+
+
 def _prepare_output(  # noqa: PLR0917  (one output, and where it goes)
     root: Path, output: DataOutput, prepared: Path, final: Path, run_id: str, data: LocalData
 ) -> str:
@@ -240,7 +260,7 @@ def _prepare_output(  # noqa: PLR0917  (one output, and where it goes)
         output.path if output.path is not None else DEFAULT_OUTPUT_PATH,
         run_id=run_id,
         name=output.name,
-    )
+    ).rstrip("/")
     folder = _datastore_folder(root, store)
     check_destination(folder, [path + "/"])  # never written through a link
     if output.mode == "mount":
