@@ -33,7 +33,7 @@ from typing import Literal, TypeAlias
 import attrs
 
 from mlboot._spellings import name_pattern
-from mlboot._validate import path_text
+from mlboot._validate import MAX_FILE_NAME_BYTES, path_text
 from mlboot.exceptions import InvalidInputError
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "check_output",
     "datastore_uri",
     "input_kind",
-    "masked",
     "parse_dataset",
     "parse_datastore_uri",
 ]
@@ -92,7 +91,6 @@ _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", re.ASCII)
 _SIGNATURE = re.compile(r"([?&]sig=)[^&#]*", re.ASCII | re.IGNORECASE)
 # Azure Blob Storage's limit on a blob's name, and the file system's on one name in it.
 _MAX_DATASTORE_PATH = 1024
-_MAX_NAME_BYTES = 255
 _PATH_TYPES = (
     pathlib.PurePosixPath,
     pathlib.PureWindowsPath,
@@ -268,7 +266,7 @@ def _check_source(value: object, *, field: str = "source") -> None:
     path_text(field, value, what="local path", fix=_INPUT_SOURCE_FIX)
 
 
-def masked(value: str) -> str:
+def _masked(value: str) -> str:
     """``value`` with a URL's user name, password and SAS signature left out, for messages."""
     return _SIGNATURE.sub(r"\1<signature>", _USERINFO.sub(r"\1<credentials>@", value))
 
@@ -283,7 +281,7 @@ def _check_uri_source(field: str, value: str, scheme: str) -> None:
     elif scheme in {"http", "https", "azureml"}:
         raise InvalidInputError(
             field,
-            masked(value),
+            _masked(value),
             f"a {scheme}: URI is read only in lower case and in the forms http(s)://<host>/..., "
             f"{_DATASTORE_URI_FORM} or azureml:<dataset>:<version>",
             _INPUT_SOURCE_FIX,
@@ -291,7 +289,7 @@ def _check_uri_source(field: str, value: str, scheme: str) -> None:
     else:
         raise InvalidInputError(
             field,
-            masked(value),
+            _masked(value),
             f"an input's source is a local path, {_DATASTORE_URI_FORM}, an http(s):// URL or "
             f"azureml:<dataset>:<version>; {scheme}: URIs are not read",
             "register the storage as a datastore of the workspace and pass "
@@ -337,13 +335,13 @@ def _check_datastore_path(field: str, value: str, path: str, *, output: bool) ->
             fix,
         )
     if len(path) > _MAX_DATASTORE_PATH or any(
-        len(part.encode("utf-8")) > _MAX_NAME_BYTES for part in path.split("/")
+        len(part.encode("utf-8")) > MAX_FILE_NAME_BYTES for part in path.split("/")
     ):
         raise InvalidInputError(
             field,
             value,
             f"a datastore path is at most {_MAX_DATASTORE_PATH:,} characters, with no folder or "
-            f"file name over {_MAX_NAME_BYTES} bytes (Azure Blob Storage's limit on a blob's "
+            f"file name over {MAX_FILE_NAME_BYTES} bytes (Azure Blob Storage's limit on a blob's "
             "name, and a file system's on one name)",
             "shorten the path or its longest name",
         )
@@ -433,7 +431,7 @@ def _check_dataset(field: str, value: str) -> None:
 
 def _check_url(field: str, value: str) -> None:
     fix = "pass the address as a browser shows it, e.g. 'https://example.com/data/train.csv'"
-    shown = masked(value)  # every message below: a password never reaches a log
+    shown = _masked(value)  # every message below: a password never reaches a log
     if any(c == " " or _is_control(c) for c in value):
         raise InvalidInputError(
             field,
@@ -445,7 +443,7 @@ def _check_url(field: str, value: str) -> None:
         parts = urllib.parse.urlsplit(value)
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError as exc:
-        reason = masked(str(exc)) if shown == value else "its host or port cannot be read"
+        reason = _masked(str(exc)) if shown == value else "its host or port cannot be read"
         raise InvalidInputError(field, shown, f"it is not a valid URL ({reason})", fix) from None
     if not parts.hostname:
         raise InvalidInputError(field, shown, "a URL must name a host", fix)

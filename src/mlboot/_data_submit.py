@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import attrs
 
-from mlboot._backends._seam import DataInput, DataOutput, DatastorePathCheck
+from mlboot._backends._seam import (
+    DEFAULT_OUTPUT_PATH,
+    DataInput,
+    DataOutput,
+    DatastorePathCheck,
+)
 from mlboot._data import (
     DATA_NAME,
     DATA_NAME_RULE,
@@ -53,16 +58,15 @@ if TYPE_CHECKING:
     from mlboot._backends._seam import Backend, WorkspaceRef
 
 __all__ = [
-    "DEFAULT_OUTPUT_PATH",
     "INPUT_VARIABLE_PREFIX",
     "OUTPUT_VARIABLE_PREFIX",
     "UPLOAD_FOLDER",
     "LocalInput",
     "NamedData",
+    "check_destinations",
     "content_digest",
     "name_data",
     "output_destination",
-    "overlapping_default",
     "placeholder",
     "resolve_data",
     "walk_local_input",
@@ -156,7 +160,7 @@ def name_data(
             "variables must say which is meant)",
             "rename the input or the output",
         )
-    _check_destinations(named_outputs)
+    check_destinations(named_outputs, lambda name: fields.get(name, f"outputs[{name!r}]"))
     for position, text in given:
         _check_placeholders(f"arguments[{position}]", text, named_inputs, named_outputs)
     return NamedData(tuple(strings), named_inputs, named_outputs, fields)
@@ -183,10 +187,6 @@ def _named(field: str, mapping: object, check: Callable[[str, object], T]) -> di
     return checked
 
 
-DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
-"""Where an output without a destination goes in the default datastore (azureml-core's place)."""
-
-
 def output_destination(name: str, output: Output) -> tuple[str | None, str]:
     """``(datastore, path)`` of output ``name``, ``{output-name}`` filled in, ``{run-id}`` left;
     ``None`` for the default datastore.  The path has no trailing ``/``."""
@@ -197,40 +197,39 @@ def output_destination(name: str, output: Output) -> tuple[str | None, str]:
     return store, path.replace("{output-name}", name).rstrip("/")
 
 
-def _check_destinations(outputs: Mapping[str, Output]) -> None:
+def check_destinations(
+    outputs: Mapping[str, Output], field: Callable[[str], str], default: str | None = None
+) -> None:
     """Refuse two outputs whose folders are the same, or one inside the other, once
-    ``{output-name}`` is filled in (``{run-id}`` is the same for both)."""
+    ``{output-name}`` is filled in (``{run-id}`` is the same for both).
+
+    An output without a destination is in the default datastore: ``default`` names it once it
+    is known (before that, only such outputs are compared with each other).
+    """
     placed: list[tuple[str, str | None, str]] = []
     for name, output in outputs.items():
         store, path = output_destination(name, output)
+        store = store or default
         for other, other_store, other_path in placed:
             if store != other_store or not _overlap(path, other_path):
                 continue
-            how = "the same folder" if path == other_path else "a folder that overlaps it"
+            if default is not None and outputs[other].destination is None:
+                rule = (
+                    f"{default!r} is the workspace's default datastore, where output {other!r} "
+                    f"(given no destination) goes to {DEFAULT_OUTPUT_PATH}: the two folders "
+                    "overlap"
+                )
+            else:
+                how = "the same folder" if path == other_path else "a folder that overlaps it"
+                where = other_store or "the default datastore"
+                rule = f"output {other!r} has {how} ({other_path!r} in {where})"
             raise InvalidInputError(
-                f"outputs[{name!r}].destination",
+                f"{field(name)}.destination",
                 output.destination,
-                f"output {other!r} has {how} ({other_path!r} in "
-                f"{other_store or 'the default datastore'}): the two would overwrite or mix "
-                "each other's files",
+                f"{rule}: the two would overwrite or mix each other's files",
                 "give each output its own folder, e.g. with {output-name} in its path",
             )
         placed.append((name, store, path))
-
-
-def overlapping_default(outputs: Mapping[str, Output], default: str) -> tuple[str, str] | None:
-    """``(name, other)`` of an output given ``default`` (the default datastore's name) by name
-    whose folder is, or overlaps, that of ``other``, an output without a destination."""
-    for name, output in outputs.items():
-        store, path = output_destination(name, output)
-        if store != default:
-            continue
-        for other, other_output in outputs.items():
-            if other_output.destination is None:
-                _, other_path = output_destination(other, other_output)
-                if _overlap(path, other_path):
-                    return name, other
-    return None
 
 
 def _overlap(path: str, other: str) -> bool:
@@ -525,7 +524,7 @@ def resolve_data(
     )
     default = _default_datastore(backend, ref) if needs_default else None
     if default is not None:
-        _check_default_destinations(named, default)
+        check_destinations(named.outputs, named.field, default)
     if local and default is None:
         raise ServiceError(
             f"{ref} has no default datastore to upload the local inputs to. Fix: set one "
@@ -558,20 +557,6 @@ def _check_datastore_paths(
             backend.check_datastore_path(
                 ref, store, path, what=f"{named.field(name)}.source={value.source!r}"
             )
-
-
-def _check_default_destinations(named: NamedData, default: str) -> None:
-    clash = overlapping_default(named.outputs, default)
-    if clash is not None:
-        name, other = clash
-        raise InvalidInputError(
-            f"{named.field(name)}.destination",
-            named.outputs[name].destination,
-            f"{default!r} is the workspace's default datastore, where output {other!r} (given "
-            f"no destination) goes to {DEFAULT_OUTPUT_PATH}: the two folders overlap, and the "
-            "outputs would overwrite or mix each other's files",
-            "give the output another path",
-        )
 
 
 def _default_datastore(backend: Backend, ref: WorkspaceRef) -> str | None:

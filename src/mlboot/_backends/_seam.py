@@ -151,6 +151,10 @@ class DataInput:
     version: str | None = None
 
 
+DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
+"""Where an output without a destination goes in the default datastore (azureml-core's place)."""
+
+
 @attrs.frozen
 class DataOutput:
     """One data output of a run, in mlboot's words; checked above the seam.

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from mlboot._backends._placeholders import PLACEHOLDER, unknown_placeholder
+from mlboot._backends._seam import DEFAULT_OUTPUT_PATH
 from mlboot.exceptions import InvalidInputError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ def output_path(output: DataOutput) -> str:
     mlboot's name, as on every backend.
     """
     if output.datastore is None or output.path is None:
-        return f"dataset/{{run-id}}/{output.name}"
+        return DEFAULT_OUTPUT_PATH.replace("{output-name}", output.name)
     return output.path.replace("{output-name}", output.name)
 
 

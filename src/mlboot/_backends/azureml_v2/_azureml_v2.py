@@ -64,6 +64,7 @@ from mlboot._backends._blob_files import run_file_target, upload_files
 from mlboot._backends._placeholders import PLACEHOLDER, unknown_placeholder
 from mlboot._backends._sdk_warnings import ignore_sdk_deprecations
 from mlboot._backends._seam import (
+    DEFAULT_OUTPUT_PATH,
     ComputeInfo,
     ComputeSpec,
     DataInput,
@@ -663,9 +664,6 @@ def command_line(
 # mlboot's input and output modes -> azure-ai-ml's.
 _INPUT_MODES = {"mount": "ro_mount", "download": "download"}
 _OUTPUT_MODES = {"upload": "upload", "mount": "rw_mount"}
-DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
-"""Where an output without a destination goes in the default datastore: azureml-core's own
-place for one, so a launcher reads its outputs back from the same path on both SDKs."""
 
 
 def datastore_uri(datastore: str, path: str) -> str:

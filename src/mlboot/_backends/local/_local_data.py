@@ -34,8 +34,9 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlboot._backends._seam import DataInput, DataOutput, RunRequest
+from mlboot._backends._seam import DEFAULT_OUTPUT_PATH, DataInput, DataOutput, RunRequest
 from mlboot._links import check_destination, copy_regular_file, download_tree
+from mlboot._validate import MAX_FILE_NAME_BYTES
 from mlboot.exceptions import InvalidInputError, NotFoundError, ServiceError
 
 __all__ = [
@@ -62,12 +63,9 @@ INPUTS_FOLDER = "inputs"
 """The folder of a local run that holds its inputs' copies."""
 OUTPUTS_UPLOAD_FOLDER = "data_outputs"
 """The folder of a local run where the script writes its upload-mode outputs."""
-DEFAULT_OUTPUT_PATH = "dataset/{run-id}/{output-name}"
-"""Where an output without a destination lands in the default datastore (azureml-core's place)."""
 URL_TIMEOUT_SECONDS = 60.0
 """How long an ``http(s)://`` input's server may stay silent before the download fails."""
 _URL_CHUNK = 1024 * 1024
-_MAX_FILE_NAME_BYTES = 255
 _RUN_ONLY_MODE = 0o555
 _READ_ONLY_FILE_MODE = 0o444
 
@@ -244,7 +242,7 @@ def _url_file_name(url: str) -> str:
     """The last name of ``url``'s path, if it can be a file's name here; else ``download``."""
     name = posixpath.basename(urllib.parse.urlsplit(url).path)
     try:
-        too_long = len(os.fsencode(name)) > _MAX_FILE_NAME_BYTES
+        too_long = len(os.fsencode(name)) > MAX_FILE_NAME_BYTES
     except UnicodeError:  # pragma: no cover - a checked URL holds no lone surrogate
         too_long = True
     if name in {"", ".", ".."} or too_long:
